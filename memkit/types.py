@@ -1,0 +1,176 @@
+"""Plain data types shared by every part of memkit.
+
+>>> Scope(namespace="acme", user="u1").contains(Scope(namespace="acme", user="u1", session="s9"))
+True
+>>> Scope(namespace="acme", user="u1").contains(Scope(namespace="acme", user="u2"))
+False
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from memkit.errors import InvalidInput
+
+SCOPE_FIELDS = ("namespace", "user", "agent", "session")
+_SCOPE_VALUE = re.compile(r"^[^\x00-\x1f]{1,200}$")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who a memory belongs to: namespace / user / agent / session.
+
+    As the scope of an item, ``None`` means "not set". As the scope of a read, ``None`` means
+    "any"; a read sees an item when every field the read sets equals the item's field. The
+    namespace is always set (default ``"default"``): it is the tenant boundary.
+    """
+
+    namespace: str = "default"
+    user: str | None = None
+    agent: str | None = None
+    session: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in SCOPE_FIELDS:
+            value = getattr(self, name)
+            if value is None and name != "namespace":
+                continue
+            if not isinstance(value, str) or not _SCOPE_VALUE.match(value):
+                raise InvalidInput(
+                    f"scope field {name!r} must be a non-empty string of at most 200 printable "
+                    f"characters, got {value!r}"
+                )
+
+    @classmethod
+    def coerce(cls, value: Scope | dict[str, Any] | str | None) -> Scope:
+        """Accept a Scope, a dict of scope fields, a namespace string, or None (default)."""
+        if value is None:
+            return cls()
+        if isinstance(value, Scope):
+            return value
+        if isinstance(value, str):
+            return cls(namespace=value)
+        if isinstance(value, dict):
+            unknown = set(value) - set(SCOPE_FIELDS)
+            if unknown:
+                raise InvalidInput(
+                    f"unknown scope field(s) {sorted(unknown)}; allowed: {list(SCOPE_FIELDS)}"
+                )
+            data = {k: v for k, v in value.items() if v is not None}
+            return cls(**data)
+        raise InvalidInput(f"scope must be a Scope, dict or namespace string, got {type(value)}")
+
+    def contains(self, other: Scope) -> bool:
+        """True when an item with scope ``other`` is visible to a read with this scope."""
+        return all(
+            getattr(self, f) is None or getattr(self, f) == getattr(other, f) for f in SCOPE_FIELDS
+        )
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class MemoryItem:
+    """One record in the system of record. ``id`` is a positive integer, unique for all time."""
+
+    id: int
+    text: str
+    scope: Scope
+    source: str | None
+    created_at: float
+    confidence: float
+    expires_at: float | None
+    metadata: dict[str, Any]
+    content_hash: str
+    version: int = 1
+    root_id: int | None = None  # first version of this item's chain (itself when version 1)
+    supersedes: int | None = None  # the previous version, if any
+    valid_from: float = 0.0
+    valid_until: float | None = None  # set when a newer version supersedes this one
+
+    @property
+    def is_current(self) -> bool:
+        return self.valid_until is None
+
+    def valid_at(self, t: float) -> bool:
+        """Was this version the valid one at time ``t`` (seconds since the epoch)?"""
+        return self.valid_from <= t and (self.valid_until is None or t < self.valid_until)
+
+
+@dataclass
+class Cost:
+    """What a read or answer cost."""
+
+    ms: float = 0.0
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    embed_calls: int = 0
+
+    def add(self, other: Cost) -> None:
+        self.ms += other.ms
+        self.llm_calls += other.llm_calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.embed_calls += other.embed_calls
+
+
+@dataclass
+class Hit:
+    """One retrieved item with its score, the backend that found it and the evidence for it."""
+
+    item: MemoryItem
+    score: float
+    backend: str
+    rank: int = 0
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> int:
+        return self.item.id
+
+    @property
+    def text(self) -> str:
+        return self.item.text
+
+
+@dataclass
+class ReadResult:
+    """The answer to ``Memory.read``: ranked hits plus what the read cost."""
+
+    query: str
+    hits: list[Hit]
+    cost: Cost = field(default_factory=Cost)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, i: int) -> Hit:
+        return self.hits[i]
+
+    @property
+    def ids(self) -> list[int]:
+        return [h.item.id for h in self.hits]
+
+
+@dataclass
+class WriteReport:
+    """What ``write_many`` / ingest did."""
+
+    added: list[int] = field(default_factory=list)
+    skipped_duplicates: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (what, reason)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": len(self.added),
+            "skipped_duplicates": self.skipped_duplicates,
+            "rejected": [{"what": w, "reason": r} for w, r in self.rejected],
+        }
