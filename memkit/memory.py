@@ -45,6 +45,9 @@ class Memory:
         self.progress = progress
         self._lock = RWLock()
         self._seen_seq = -1
+        # change-feed position each backend *in this process* has applied; the persisted
+        # watermark is shared by every process that opens the directory
+        self._applied: dict[str, int] = {}
         self._closed = False
         ctx_common = {"directory": directory, "store": store, "embedder": embedder, "llm": llm,
                       "progress": progress}
@@ -139,8 +142,12 @@ class Memory:
         return applied
 
     def _sync_backend(self, name: str, backend: Backend, batch_size: int) -> int:
-        changes = self.store.changes_since(self.store.watermark(name))
+        start = self._applied.get(name)
+        if start is None:
+            start = self.store.watermark(name)
+        changes = self.store.changes_since(start)
         if not changes:
+            self._applied[name] = start
             return 0
         touched = list(dict.fromkeys(c.item_id for c in changes))
         removed = {c.item_id for c in changes if c.op in _REMOVING_OPS}
@@ -155,8 +162,21 @@ class Memory:
             backend.add([present[i] for i in chunk if i in present])
             bar.update(len(chunk))
         bar.close()
-        self.store.set_watermark(name, changes[-1].seq)
+        last = changes[-1].seq
+        self._applied[name] = last
+        if last > self.store.watermark(name):
+            self.store.set_watermark(name, last)
         return len(changes)
+
+    def rebuild(self, backends: Sequence[str] | None = None) -> dict[str, int]:
+        """Drop the derived state of these backends (default: all) and rebuild it from the
+        record. The record itself is never touched."""
+        names = list(self.backends) if backends is None else list(backends)
+        with self._lock.write():
+            for name in names:
+                self.backends[name].reset()
+                self._applied[name] = 0
+        return self.sync()
 
     def _catch_up(self) -> None:
         """Another process may have written to this memory: index what it wrote."""

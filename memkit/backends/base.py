@@ -7,7 +7,9 @@ record - after a crash, or when it is added to an existing memory - catches up o
 
 Rules every backend follows:
 
-* ``add`` and ``remove`` are idempotent (a change may be replayed after a crash).
+* ``add`` and ``remove`` are idempotent: a change may be replayed after a crash, and when
+  several processes open one directory each replays the others' changes into its in-memory
+  state (so ``add`` of an item whose derived rows are already in SQLite must reuse them).
 * ``retrieve`` returns only ids in ``allowed`` (the facade filters again, but scope is a
   security boundary, so each backend enforces it too).
 * Derived state lives in the memory directory (``ctx.directory``) or in the memory's SQLite
@@ -130,7 +132,7 @@ class Backend(ABC):
 
     def reset(self) -> None:
         """Drop all derived state and set this backend's watermark to 0, so that the next
-        sync rebuilds it from the record."""
+        sync rebuilds it from the record. Call it through ``Memory.rebuild``."""
         self.ctx.store.set_watermark(self.name, 0)
 
     def close(self) -> None:

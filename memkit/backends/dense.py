@@ -114,17 +114,22 @@ class DenseBackend(Backend):
         todo = [it for it in items if it.id not in self.index]
         if not todo:
             return
-        t0 = time.perf_counter()
-        vecs = self.embedder.embed([it.text for it in todo], batch_size=self.batch_size)
-        self.last_embed_ms = (time.perf_counter() - t0) * 1000
+        # vectors another process (or a run killed before its index flush) already stored
+        stored = self.vectors([it.id for it in todo])
+        fresh = [it for it in todo if it.id not in stored]
+        if fresh:
+            t0 = time.perf_counter()
+            vecs = self.embedder.embed([it.text for it in fresh], batch_size=self.batch_size)
+            self.last_embed_ms = (time.perf_counter() - t0) * 1000
+            with self.ctx.store.transaction() as conn:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO dense_vectors (item_id, vec) VALUES (?, ?)",
+                    [(it.id, v.tobytes()) for it, v in zip(fresh, vecs)],
+                )
+                self._bump()
+            stored.update({it.id: v for it, v in zip(fresh, vecs)})
         ids = np.array([it.id for it in todo], dtype=np.int64)
-        with self.ctx.store.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO dense_vectors (item_id, vec) VALUES (?, ?)",
-                [(int(i), v.tobytes()) for i, v in zip(ids, vecs)],
-            )
-            self._bump()
-        self.index.add(ids, vecs)
+        self.index.add(ids, np.vstack([stored[it.id] for it in todo]))
         self.dirty = True
 
     def remove(self, ids: Sequence[int]) -> None:

@@ -34,6 +34,10 @@ class Embedder(ABC):
         bar.close()
         return np.vstack(out)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` occupies for this model (an estimate unless overridden)."""
+        return max(len(text) // 4, len(text.split()))
+
     def embed_queries(self, texts: Sequence[str], instruction: str | None = None) -> np.ndarray:
         """Embed queries; embedders that support instructions override this."""
         return self.embed(list(texts))
