@@ -29,7 +29,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar, overload
 
 import pydantic
@@ -147,6 +147,21 @@ def apply_stop(text: str, stop: Sequence[str]) -> str:
             if pos != -1:
                 cut = min(cut, pos)
     return text[:cut]
+
+
+PLAIN_STOPS = ("\nuser:", "\nsystem:")
+"""Stop sequences for :func:`render_plain` prompts: the model starting the next turn."""
+
+
+def render_plain(messages: list[Message]) -> str:
+    """Prompt for a base model without a chat template: ``role: content`` lines, then
+    ``assistant:``.
+
+    >>> render_plain([{"role": "system", "content": "Be brief."},
+    ...               {"role": "user", "content": "Hi"}])
+    'system: Be brief.\\nuser: Hi\\nassistant:'
+    """
+    return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
 
 
 def schema_json(schema: type[pydantic.BaseModel]) -> dict[str, Any]:

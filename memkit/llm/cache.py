@@ -188,7 +188,9 @@ class CachedLLM(LLM):
     def __len__(self) -> int:
         """Number of cached replies."""
         with self._lock:
-            return int(self._connection().execute(f"SELECT count(*) FROM {self.table}").fetchone()[0])
+            return int(
+                self._connection().execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
+            )
 
     def close(self) -> None:
         """Close the connections this cache opened (a shared connection is left open)."""
@@ -233,7 +235,11 @@ class CachedLLM(LLM):
                 continue
             text, prompt_tokens, completion_tokens, model = hit
             results[i] = Completion(
-                text, prompt_tokens, completion_tokens, model, cached=True,
+                text,
+                prompt_tokens,
+                completion_tokens,
+                model,
+                cached=True,
                 latency_ms=(time.perf_counter() - start) * 1000.0,
             )
         if misses:

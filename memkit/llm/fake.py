@@ -20,6 +20,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
 import pydantic
 
 from memkit.errors import LLMError

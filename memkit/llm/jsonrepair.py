@@ -4,14 +4,15 @@ Models wrap JSON in code fences, add prose around it, leave trailing commas, use
 single quotes and ``True``/``None``, or stop mid-object when they hit ``max_tokens``.
 :func:`parse_json_lenient` undoes those, in order of increasing invasiveness:
 
-1. strict ``json.loads`` of the whole text;
-2. for each fenced block, then for each ``{`` / ``[`` in the text: scan one JSON value,
-   dropping trailing prose, removing trailing commas, mapping ``True/False/None`` to JSON;
-   if the value was cut off, close the open string and containers;
-3. the same with single-quoted strings converted to double-quoted (only where a string can
-   start, so apostrophes inside double-quoted strings are left alone);
-4. for a truncated value that still does not parse, cut back to the last complete element
-   (a comma, or an inner ``{``/``[``) and close from there.
+1. strict ``json.loads`` (control characters inside strings allowed);
+2. for each fenced block, then the whole text: from each ``{`` / ``[``, scan one container,
+   dropping trailing prose, removing trailing commas and mapping ``True/False/None`` to JSON
+   -- once as is, once with single-quoted strings re-quoted (only where a string can start,
+   so apostrophes inside double-quoted strings are left alone);
+3. a container cut off by the end of the text gets its open string and containers closed;
+   if that does not parse, it is cut back to its last complete element (a comma, or an
+   inner ``{``/``[``) and closed from there;
+4. of the containers recovered, the one covering the most of the text wins.
 
 >>> parse_json_lenient('Sure! ```json\\n{"a": [1, 2,],}\\n``` Hope that helps.')
 {'a': [1, 2]}
@@ -45,6 +46,8 @@ class _Scan:
     stack: list[str]  # open containers at the end ("{" / "[")
     in_string: bool  # the text ended inside a string
     complete: bool  # the outermost container was closed
+    broken: bool  # a closer did not match its opener
+    consumed: int  # characters of the input scanned
     # (index into pieces, stack there): where the value could be cut and closed
     cuts: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
 
@@ -56,50 +59,70 @@ class _Scan:
 def parse_json_lenient(text: str) -> Any:
     """Parse JSON from model output, repairing common damage; raise LLMOutputError if hopeless.
 
-    The error's ``raw`` attribute holds ``text``.
+    Fenced blocks are tried first (in order). Within a text, the recoverable container that
+    covers the most characters wins -- so ``"see [1]: {...}"`` gives the object, and a cut-off
+    outer object beats the complete lists inside it. The error's ``raw`` holds ``text``.
     """
     if not isinstance(text, str):
         raise LLMOutputError(f"expected text, got {type(text).__name__}", raw=None)
     stripped = text.strip()
-    try:
-        return json.loads(stripped, strict=False)
-    except ValueError:
-        pass
-    for candidate in _candidates(stripped):
-        for single_quotes in (False, True):
-            ok, value = _repair_value(candidate, single_quotes)
+    sources = [m.group(1).strip() for m in _FENCE.finditer(stripped)] + [stripped]
+    for source in sources:
+        if source:
+            ok, value = _recover(source)
             if ok:
                 return value
     head = stripped[:80].replace("\n", " ")
     raise LLMOutputError(f"no JSON value could be recovered from reply {head!r}", raw=text)
 
 
-def _candidates(text: str) -> list[str]:
-    """Substrings that may start a JSON value: fenced blocks first, then each {/[ start."""
-    fenced = [m.group(1).strip() for m in _FENCE.finditer(text)]
-    out: list[str] = []
-    for source in [*fenced, text]:
-        if source and source not in out:
-            out.append(source)
-        starts = [i for i, ch in enumerate(source) if ch in "{["][:MAX_STARTS]
-        out.extend(source[i:] for i in starts if source[i:] not in out)
-    return out
+def _loads(text: str) -> tuple[bool, Any]:
+    try:
+        return True, json.loads(text, strict=False)
+    except ValueError:
+        return False, None
 
 
-def _repair_value(candidate: str, single_quotes: bool) -> tuple[bool, Any]:
-    """Try to recover the JSON value at the start of ``candidate``."""
-    attempts = [candidate]
-    if candidate[0] in "{[":
-        scan = scan_value(candidate, single_quotes=single_quotes)
-        attempts.append(_close(scan.text, list(scan.stack), scan.in_string))
-        if not scan.complete:
-            for idx, stack in reversed(scan.cuts[-MAX_CUTS:]):
-                attempts.append(_close("".join(scan.pieces[:idx]), list(stack), False))
-    for attempt in attempts:
-        try:
-            return True, json.loads(attempt, strict=False)
-        except ValueError:
+def _recover(source: str) -> tuple[bool, Any]:
+    """Recover a JSON value from one source text (a fenced block or the whole reply)."""
+    ok, value = _loads(source)
+    if ok:
+        return ok, value
+    starts = [i for i, ch in enumerate(source) if ch in "{["][:MAX_STARTS]
+    scans = [(i, scan_value(source[i:], single_quotes=sq)) for i in starts for sq in (False, True)]
+    best: tuple[int, Any] | None = None  # (characters of source covered, value)
+    for _, scan in scans:
+        if scan.complete and (best is None or scan.consumed > best[0]):
+            ok, value = _loads(scan.text)
+            if ok:
+                best = (scan.consumed, value)
+    for i, scan in scans:  # in order: the first cut-off container that closes covers the most
+        if scan.complete or scan.broken:
             continue
+        if best is not None and best[0] >= len(source) - i:
+            break
+        ok, value = _close_truncated(scan)
+        if ok:
+            return ok, value
+    if best is not None:
+        return True, best[1]
+    return False, None
+
+
+def _close_truncated(scan: _Scan) -> tuple[bool, Any]:
+    """Close a cut-off container, cutting back to earlier elements until it parses.
+
+    A cut-off container that recovers to nothing (``{}`` / ``[]``) counts as a failure.
+    """
+    attempts = [_close(scan.text, list(scan.stack), scan.in_string)]
+    attempts += [
+        _close("".join(scan.pieces[:idx]), list(stack), False)
+        for idx, stack in reversed(scan.cuts[-MAX_CUTS:])
+    ]
+    for attempt in attempts:
+        ok, value = _loads(attempt)
+        if ok:
+            return (False, None) if value in ({}, []) else (True, value)
     return False, None
 
 
@@ -162,11 +185,11 @@ def scan_value(text: str, *, single_quotes: bool = False) -> _Scan:
         elif ch in "}]":
             _drop_trailing_comma(out)
             if not stack or _CLOSERS[stack[-1]] != ch:
-                break  # mismatched closer: stop here, let the closing step decide
+                return _Scan(out, stack, False, False, True, i, cuts)
             stack.pop()
             out.append(ch)
             if not stack:
-                return _Scan(out, [], False, True, cuts)
+                return _Scan(out, [], False, True, False, i + 1, cuts)
         elif ch == ",":
             cuts.append((len(out), tuple(stack)))
             out.append(ch)
@@ -181,7 +204,7 @@ def scan_value(text: str, *, single_quotes: bool = False) -> _Scan:
         else:
             out.append(ch)
         i += 1
-    return _Scan(out, stack, bool(quote), False, cuts)
+    return _Scan(out, stack, bool(quote), False, False, n, cuts)
 
 
 def _value_may_start(out: list[str]) -> bool:

@@ -1,6 +1,10 @@
 """A local GGUF model through llama-cpp-python (extra ``[gguf]``).
 
-Chat formatting uses the template stored in the GGUF file. :meth:`complete_json` is
+Chat models (a ``tokenizer.chat_template`` in the GGUF metadata, or an explicit
+``chat_format``) go through ``create_chat_completion``. Base models -- such as the packaged
+Gemma-3-270M, which has no chat template -- get the plain rendering of
+:func:`~memkit.llm.base.render_plain` through ``create_completion``, stopped at the next
+``"\nuser:"`` line. :meth:`complete_json` is
 constrained by a grammar built from the pydantic schema
 (``llama_cpp.LlamaGrammar.from_json_schema``), so the reply is JSON of the right shape by
 construction; it is still validated (and repaired if cut off by ``max_tokens``).
@@ -22,7 +26,15 @@ import pydantic
 
 from memkit._deps import require
 from memkit.errors import LLMOutputError, NotFound
-from memkit.llm.base import LLM, Completion, GenParams, Message, schema_json
+from memkit.llm.base import (
+    LLM,
+    PLAIN_STOPS,
+    Completion,
+    GenParams,
+    Message,
+    render_plain,
+    schema_json,
+)
 
 
 def gemma3_270m_path(cache_dir: str | Path | None = None) -> str:
@@ -56,6 +68,7 @@ class LlamaCppLLM(LLM):
         n_threads: int | None = None,
         seed: int = 0,
         *,
+        chat_format: str | None = None,
         verbose: bool = False,
         **llama_kwargs: Any,
     ) -> None:
@@ -70,9 +83,12 @@ class LlamaCppLLM(LLM):
             n_ctx=n_ctx,
             n_threads=n_threads,
             seed=seed,
+            chat_format=chat_format,
             verbose=verbose,
             **llama_kwargs,
         )
+        metadata = getattr(self.llama, "metadata", None) or {}
+        self.chat = chat_format is not None or "tokenizer.chat_template" in metadata
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
 
@@ -88,19 +104,21 @@ class LlamaCppLLM(LLM):
 
     def _generate(self, messages: list[Message], params: GenParams, grammar: Any) -> Completion:
         kwargs: dict[str, Any] = {
-            "messages": messages,
             "temperature": params.temperature,
             "max_tokens": params.max_tokens,
-            "stop": list(params.stop),
+            "stop": list(params.stop) if self.chat else [*params.stop, *PLAIN_STOPS],
             "seed": params.seed,
         }
         if grammar is not None:
             kwargs["grammar"] = grammar
         with self._lock:
-            out = self.llama.create_chat_completion(**kwargs)
+            if self.chat:
+                out = self.llama.create_chat_completion(messages=messages, **kwargs)
+            else:
+                out = self.llama.create_completion(render_plain(messages), **kwargs)
         try:
             choice = out["choices"][0]
-            text = choice["message"]["content"] or ""
+            text = (choice["message"]["content"] if self.chat else choice["text"]) or ""
             usage = out["usage"]
         except (KeyError, IndexError, TypeError) as exc:
             raise LLMOutputError(f"unexpected llama.cpp response: {exc!r}", raw=str(out)) from exc

@@ -2,7 +2,8 @@
 
 Loads from a local directory only (``local_files_only=True``: nothing is downloaded), or takes
 an already-built model and tokenizer. The prompt is the tokenizer's chat template when it has
-one, else a plain rendering for base models (:func:`render_plain`). Greedy decoding at
+one, else a plain rendering for base models (:func:`~memkit.llm.base.render_plain`, cut at
+the next ``"\nuser:"`` / ``"\nsystem:"`` line). Greedy decoding at
 ``temperature == 0``; sampling otherwise, seeded inside ``torch.random.fork_rng`` so the
 global RNG is left as it was. Token counts are exact (the tokenizer's).
 """
@@ -14,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from memkit._deps import require
-from memkit.llm.base import LLM, Completion, GenParams, Message, apply_stop
+from memkit.llm.base import (
+    LLM,
+    PLAIN_STOPS,
+    Completion,
+    GenParams,
+    Message,
+    apply_stop,
+    render_plain,
+)
 
-
-def render_plain(messages: list[Message]) -> str:
-    """Prompt for a model without a chat template: ``role: content`` lines, then ``assistant:``.
-
-    >>> render_plain([{"role": "system", "content": "Be brief."},
-    ...               {"role": "user", "content": "Hi"}])
-    'system: Be brief.\\nuser: Hi\\nassistant:'
-    """
-    return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+__all__ = ["TransformersLLM", "render_plain"]
 
 
 class TransformersLLM(LLM):
@@ -110,7 +111,8 @@ class TransformersLLM(LLM):
         new_ids = out[0, input_ids.shape[1] :]
         finish = "stop" if eos is not None and int(new_ids[-1]) == eos else "length"
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
-        cut = apply_stop(text, params.stop)
+        stops = params.stop if has_template else (*params.stop, *PLAIN_STOPS)
+        cut = apply_stop(text, stops)
         if cut != text:
             finish = "stop"
         return Completion(
