@@ -1,0 +1,176 @@
+"""Pure functions behind the consolidation methods and the continual-learning metrics.
+
+Every formula the methods use lives here so it can be checked on a hand-sized example.
+
+>>> import torch
+>>> ewc_penalty({"w": torch.tensor([1.0, 3.0])}, {"w": torch.tensor([0.0, 1.0])},
+...             {"w": torch.tensor([2.0, 0.5])}, lam=0.1).item()  # 0.1/2 * (2*1 + 0.5*4)
+0.2
+>>> ema_update(torch.tensor([1.0]), torch.tensor([5.0]), a=0.25).item()  # 0.25*1 + 0.75*5
+4.0
+>>> replay_count(30, 0.25)  # 30 new + 10 replayed -> 10/40 = 25 % replay
+10
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- regularisers
+def ewc_penalty(
+    params: Mapping[str, torch.Tensor],
+    anchors: Mapping[str, torch.Tensor],
+    fisher: Mapping[str, torch.Tensor],
+    lam: float,
+) -> torch.Tensor:
+    """Elastic weight consolidation: ``lam / 2 * sum_i F_i * (theta_i - theta*_i) ** 2``.
+
+    Only names present in all three mappings contribute; an empty overlap gives 0.
+    """
+    total: torch.Tensor | None = None
+    for name, theta in params.items():
+        if name not in anchors or name not in fisher:
+            continue
+        term = (fisher[name] * (theta - anchors[name]) ** 2).sum()
+        total = term if total is None else total + term
+    if total is None:
+        return torch.zeros(())
+    return 0.5 * lam * total
+
+
+def ema_update(slow: torch.Tensor, fast: torch.Tensor, a: float) -> torch.Tensor:
+    """I-LoRA slow-learner update ``slow <- a * slow + (1 - a) * fast`` (returns a new tensor)."""
+    return a * slow + (1.0 - a) * fast
+
+
+def tm_margin_loss(
+    pred: torch.Tensor,
+    frozen: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """GeRe threshold-based margin loss on last-layer activations.
+
+    Each activation of the frozen model is labelled by the band it falls in, with bands
+    ``(-inf, mean - std]``, ``(mean - std, mean + std)``, ``[mean + std, inf)`` per hidden unit.
+    The trained model's activation is penalised (hinge, linearly) only for leaving that band.
+    The sum is divided by the number of penalised entries, so the loss is the mean violation
+    (0 when nothing leaves its band). ``mask`` (batch, length) drops padding positions.
+    """
+    lo = mean - std
+    hi = mean + std
+    neg = frozen <= lo
+    pos = frozen >= hi
+    neu = ~(neg | pos)
+    loss = (
+        neg * torch.relu(pred - lo)
+        + neu * (torch.relu(pred - hi) + torch.relu(lo - pred))
+        + pos * torch.relu(hi - pred)
+    )
+    if mask is not None:
+        loss = loss * mask.unsqueeze(-1).to(device=loss.device, dtype=loss.dtype)
+    violated = (loss != 0).sum()
+    return loss.sum() / (violated + 1e-8)
+
+
+def consistency_mse(fast_hidden: torch.Tensor, slow_hidden: torch.Tensor,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared difference of hidden states over unmasked positions (I-LoRA consistency)."""
+    diff = (fast_hidden - slow_hidden) ** 2
+    if mask is None:
+        return diff.mean()
+    m = mask.unsqueeze(-1).to(device=diff.device, dtype=diff.dtype)
+    return (diff * m).sum() / (m.sum() * diff.shape[-1] + 1e-8)
+
+
+# ---------------------------------------------------------------- replay
+def replay_count(n_new: int, ratio: float) -> int:
+    """How many replayed examples make ``ratio`` of a set that holds ``n_new`` new ones.
+
+    ``r = k / (n + k)``  =>  ``k = round(n * r / (1 - r))``.
+    """
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"replay ratio must be in [0, 1), got {ratio}")
+    return int(round(n_new * ratio / (1.0 - ratio)))
+
+
+def reservoir_offer(
+    buffer: list[T], item: T, seen: int, capacity: int, rng: random.Random
+) -> int:
+    """Algorithm R: offer ``item`` as the ``seen + 1``-th element of a stream.
+
+    Keeps ``buffer`` a uniform sample of everything offered so far (at most ``capacity``).
+    Returns the new ``seen`` count. Mutates ``buffer`` in place.
+    """
+    seen += 1
+    if len(buffer) < capacity:
+        buffer.append(item)
+    else:
+        j = rng.randrange(seen)
+        if j < capacity:
+            buffer[j] = item
+    return seen
+
+
+# ---------------------------------------------------------------- HFT
+def hft_frozen_units(units: Sequence[str], p: float, rng: random.Random) -> list[str]:
+    """Choose ``round(p * len(units))`` parameter matrices to freeze this round (sorted)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"HFT freeze fraction must be in [0, 1], got {p}")
+    k = int(round(p * len(units)))
+    return sorted(rng.sample(list(units), k))
+
+
+# ---------------------------------------------------------------- schedules
+def rewarm_cosine_factor(step: int, total: int, warmup_frac: float, min_factor: float) -> float:
+    """LR multiplier: linear re-warm from 0 over ``warmup_frac`` of the round, then cosine decay.
+
+    >>> rewarm_cosine_factor(0, 100, 0.1, 0.1), rewarm_cosine_factor(10, 100, 0.1, 0.1)
+    (0.1, 1.0)
+    >>> round(rewarm_cosine_factor(100, 100, 0.1, 0.1), 6)
+    0.1
+    """
+    warm = max(1, int(round(warmup_frac * total)))
+    if step < warm:
+        return max(min_factor, step / warm) if step > 0 else min_factor
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+# ---------------------------------------------------------------- metrics
+def average_accuracy(r: Sequence[Sequence[float]]) -> float:
+    """Mean accuracy over all tasks after the last round: ``mean_j R[T][j]``."""
+    last = r[-1]
+    return float(sum(last) / len(last))
+
+
+def backward_transfer(r: Sequence[Sequence[float]]) -> float:
+    """``BWT = mean_{j<T} (R[T][j] - R[j][j])``; negative means forgetting (Lopez-Paz 2017)."""
+    t = len(r) - 1
+    if t == 0:
+        return 0.0
+    return float(sum(r[t][j] - r[j][j] for j in range(t)) / t)
+
+
+def forward_transfer(r: Sequence[Sequence[float]], baseline: Sequence[float],
+                     first: int = 1) -> float:
+    """``FWT = mean_{j>=first} (R[j-1][j] - b_j)``, ``b_j`` the accuracy before any training."""
+    js = range(max(1, first), len(r))
+    if not js:
+        return 0.0
+    return float(sum(r[j - 1][j] - baseline[j] for j in js) / len(js))
+
+
+def new_task_accuracy(r: Sequence[Sequence[float]], first: int = 1) -> float:
+    """Plasticity: mean of the diagonal ``R[i][i]`` for rounds ``i >= first``."""
+    diag = [r[i][i] for i in range(first, len(r))]
+    return float(sum(diag) / len(diag)) if diag else 0.0
