@@ -1,0 +1,322 @@
+"""The Panini backend: QA-network memory read by beam search over QA chains.
+
+Write: each item becomes a workspace (entities + two-directional QA pairs) from the LLM
+writer (when the memory has an LLM) or the LLM-free parse writer; rows live in the memory's
+SQLite (``panini_*`` tables), vectors too, and the faiss/BM25 indexes are rebuilt from them on
+open. A workspace the writer botches is repaired or rejected with a recorded reason; the item
+itself stays in memory (and in the dense index).
+
+Read: decompose the question (LLM, or a single hop), run the beam search, map the surviving
+chains' QA pairs to their source items (scored by chain score), and hand the compact
+rendered evidence to the reader in ``hit.evidence["rendered"]``. No surviving chain: no hits
+(abstain), unless ``fill`` asks for fallback hits.
+
+Options (``backend_options={"panini": {...}}``): ``writer`` ("auto" | "llm" | "parse"),
+``decompose`` ("auto" | "llm" | "single"), ``entity_search`` ("hybrid" | "dense" | "bm25"),
+``entity_top_k`` (20), ``qa_top_k`` (15), ``rerank_top_k`` (15), ``beam_width`` (5),
+``join_threshold`` (0.3), ``single_hop_pairs`` (15), ``min_score`` (similarity below which a
+QA pair is no candidate; default 0.2), ``render_roles`` (True), ``fill`` ("none" | "qa" |
+"dense"), ``batch_size`` (embedding batch), ``query_instruction``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from memkit.backends.base import AllowedIds, Backend, BackendContext, Scored
+from memkit.backends.panini.chains import BeamParams, Chain, SearchResult, beam_search
+from memkit.backends.panini.decompose import (
+    Decomposition,
+    decompose_llm,
+    single_hop,
+    validate,
+)
+from memkit.backends.panini.extract_llm import LLMWriter
+from memkit.backends.panini.extract_parse import ParseWriter, split_title
+from memkit.backends.panini.gsw import RawWorkspace, WorkspaceRejected, normalize
+from memkit.backends.panini.render import NO_EVIDENCE, render_evidence, render_pair
+from memkit.backends.panini.retrieval import QACandidate, RetrievalParams, WorkspaceIndex
+from memkit.backends.panini.store import EntityRow, QARow, WorkspaceStore
+from memkit.errors import ConfigError
+from memkit.fusion import approx_tokens
+from memkit.types import MemoryItem
+
+log = logging.getLogger("memkit.panini")
+
+_WRITERS = ("auto", "llm", "parse")
+_DECOMPOSERS = ("auto", "llm", "single")
+_FILLS = ("none", "qa", "dense")
+
+
+class PaniniBackend(Backend):
+    """QA-network memory (Panini / generative semantic workspaces)."""
+
+    name = "panini"
+
+    def __init__(self, ctx: BackendContext, **options: Any) -> None:
+        super().__init__(ctx, **options)
+        self.writer_kind = str(options.get("writer", "auto"))
+        self.decompose_kind = str(options.get("decompose", "auto"))
+        self.fill = str(options.get("fill", "none"))
+        for value, allowed, what in ((self.writer_kind, _WRITERS, "writer"),
+                                     (self.decompose_kind, _DECOMPOSERS, "decompose"),
+                                     (self.fill, _FILLS, "fill")):
+            if value not in allowed:
+                raise ConfigError(f"panini option {what}={value!r}; use one of {allowed}")
+        self.retrieval = RetrievalParams(
+            entity_top_k=int(options.get("entity_top_k", 20)),
+            qa_top_k=int(options.get("qa_top_k", 15)),
+            rerank_top_k=int(options.get("rerank_top_k", 15)),
+            entity_search=str(options.get("entity_search", "hybrid")),
+            min_score=float(options.get("min_score", 0.2)),
+        )
+        if self.retrieval.entity_search not in ("hybrid", "dense", "bm25"):
+            raise ConfigError(f"panini entity_search={self.retrieval.entity_search!r}; use "
+                              "'hybrid', 'dense' or 'bm25'")
+        self.beam = BeamParams(
+            beam_width=int(options.get("beam_width", 5)),
+            join_threshold=float(options.get("join_threshold", 0.3)),
+            single_hop_pairs=int(options.get("single_hop_pairs", 15)),
+        )
+        self.render_roles = bool(options.get("render_roles", True))
+        self.batch_size = int(options.get("batch_size", 64))
+        self.query_instruction = options.get("query_instruction")
+        self.nlp = options.get("nlp")  # an injected spaCy pipeline (not saved in config)
+        self.writer_max_tokens = int(options.get("writer_max_tokens", 2048))
+        self.wstore = WorkspaceStore(ctx.store)
+        self.index = WorkspaceIndex(ctx.embedder)
+        self._parse_writer: ParseWriter | None = None
+        self._known: set[int] = set()
+        self._last_cost: dict[str, int] = {}
+        self.last_trace: dict[str, Any] = {}
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def open(self) -> None:
+        store = self.ctx.store
+        config = {"embedder": self.ctx.embedder.name, "dim": self.ctx.embedder.dim}
+        stored = store.get_meta("panini.config")
+        if stored is not None and json.loads(stored) != config:
+            with store.transaction() as conn:
+                conn.execute("DELETE FROM panini_vectors")
+        store.set_meta("panini.config", json.dumps(config))
+        ents, qas = self.wstore.entities(), self.wstore.qa_pairs()
+        self.index = WorkspaceIndex(self.ctx.embedder)
+        self.index.add_rows(ents, qas)
+        self._load_vectors(ents, qas)
+        self._known = self.wstore.known_items()
+        self._retry_pending()
+
+    def _load_vectors(self, ents: Sequence[EntityRow], qas: Sequence[QARow]) -> None:
+        evecs, qvecs = self.wstore.vectors("e"), self.wstore.vectors("q")
+        have_e = [e for e in ents if e.id in evecs]
+        have_q = [q for q in qas if q.id in qvecs and q.answers]
+        dim = self.ctx.embedder.dim
+        self.index.add_vectors(
+            [e.id for e in have_e],
+            np.vstack([evecs[e.id] for e in have_e]) if have_e else np.zeros((0, dim)),
+            [q.id for q in have_q],
+            np.vstack([qvecs[q.id] for q in have_q]) if have_q else np.zeros((0, dim)))
+        missing_e = [e for e in ents if e.id not in evecs]
+        missing_q = [q for q in qas if q.id not in qvecs and q.answers]
+        if missing_e or missing_q:
+            self._embed_rows(missing_e, missing_q)
+
+    def reset(self) -> None:
+        self.wstore.clear()
+        self.index = WorkspaceIndex(self.ctx.embedder)
+        self._known = set()
+        super().reset()
+
+    # ---- writing ------------------------------------------------------------------------
+    @property
+    def uses_llm_writer(self) -> bool:
+        if self.writer_kind == "llm" and self.ctx.llm is None:
+            raise ConfigError("panini writer='llm' needs an LLM: Memory.open(..., llm=...)")
+        return self.writer_kind == "llm" or (self.writer_kind == "auto" and
+                                             self.ctx.llm is not None)
+
+    def add(self, items: Sequence[MemoryItem]) -> None:
+        todo = [it for it in items if it.id not in self._known]
+        if todo:
+            self._write(todo)
+
+    def _write(self, items: Sequence[MemoryItem]) -> None:
+        docs = [split_title(it.text, it.metadata) for it in items]
+        if self.uses_llm_writer:
+            writer = LLMWriter(self.ctx.llm, max_tokens=self.writer_max_tokens)
+            outcomes = writer.write(docs)
+            for it, (title, _), out in zip(items, docs, outcomes):
+                if out.unavailable:
+                    self.wstore.mark(it.id, "pending", writer="llm", reason=out.error or "",
+                                     cost=out.cost)
+                elif out.raw is None:
+                    self._reject(it.id, "llm", out.error or "no workspace", [], out.cost)
+                else:
+                    self._store(it.id, out.raw, title, "llm", out.cost)
+        else:
+            if self._parse_writer is None:
+                self._parse_writer = ParseWriter(self.nlp)
+            for it, (title, _), raw in zip(items, docs, self._parse_writer.write(docs)):
+                self._store(it.id, raw, title, "parse", {})
+
+    def _store(self, item_id: int, raw: RawWorkspace, title: str | None, writer: str,
+               cost: dict[str, int]) -> None:
+        try:
+            ws, repairs = normalize(raw, title)
+        except WorkspaceRejected as exc:
+            self._reject(item_id, writer, exc.reason, [], cost)
+            return
+        old = self.wstore.delete([item_id])
+        self.index.remove(*old)
+        ents, qas = self.wstore.save(item_id, ws, writer=writer, repairs=repairs, cost=cost)
+        self.index.add_rows(ents, qas)
+        self._embed_rows(ents, qas)
+        self._known.add(item_id)
+
+    def _reject(self, item_id: int, writer: str, reason: str, repairs: list[str],
+                cost: dict[str, int]) -> None:
+        log.info("panini: item %s has no workspace: %s", item_id, reason)
+        self.index.remove(*self.wstore.delete([item_id]))
+        self.wstore.mark(item_id, "rejected", writer=writer, reason=reason, repairs=repairs,
+                         cost=cost)
+        self._known.add(item_id)
+
+    def _embed_rows(self, ents: Sequence[EntityRow], qas: Sequence[QARow]) -> None:
+        etexts, qtexts = self.index.texts_for(ents, qas)
+        texts = etexts + [t for _, t in qtexts]
+        if not texts:
+            return
+        vecs = self.ctx.embedder.embed(texts, batch_size=self.batch_size)
+        evecs, qvecs = vecs[:len(etexts)], vecs[len(etexts):]
+        qids = [i for i, _ in qtexts]
+        self.wstore.save_vectors("e", [e.id for e in ents], evecs)
+        self.wstore.save_vectors("q", qids, qvecs)
+        self.index.add_vectors([e.id for e in ents], evecs, qids, qvecs)
+
+    def _retry_pending(self) -> None:
+        pending = self.wstore.pending_items()
+        if not pending or self.ctx.llm is None:
+            return
+        items = self.ctx.store.get_many(pending)
+        self._write([items[i] for i in pending if i in items])
+
+    def remove(self, ids: Sequence[int]) -> None:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return
+        self.index.remove(*self.wstore.delete(ids))
+        self._known.difference_update(ids)
+
+    # ---- reading ------------------------------------------------------------------------
+    def decompose(self, query: str) -> Decomposition:
+        """The decomposition this backend uses for ``query`` (LLM, or a single hop)."""
+        use_llm = self.decompose_kind == "llm" or (self.decompose_kind == "auto" and
+                                                   self.ctx.llm is not None)
+        if use_llm:
+            if self.ctx.llm is None:
+                raise ConfigError("panini decompose='llm' needs an LLM")
+            return decompose_llm(self.ctx.llm, query)
+        return single_hop(query)
+
+    def retrieve(self, query: str, k: int, *, allowed: AllowedIds) -> list[Scored]:
+        return self.retrieve_with_decomposition(query, self.decompose(query), k,
+                                                allowed=allowed)
+
+    def retrieve_with_decomposition(
+            self, query: str, decomposition: Decomposition | Sequence[Any], k: int, *,
+            allowed: AllowedIds) -> list[Scored]:
+        """Read with a given decomposition: a :class:`Decomposition` (e.g. an *oracle* one
+        from :func:`~memkit.backends.panini.decompose.from_musique`) or a list of
+        sub-question strings / ``(text, requires_retrieval)`` pairs with ``<ENTITY_Qn>``."""
+        if not isinstance(decomposition, Decomposition):
+            decomposition = validate(list(decomposition), query)
+        allowed_ents, allowed_qas = self.index.allowed_rows(allowed)
+
+        def retrieve(text: str) -> list[QACandidate]:
+            q_vec = self.ctx.embedder.embed_query(text, self.query_instruction)
+            return self.index.dual_retrieve(text, q_vec, self.retrieval, allowed_ents,
+                                            allowed_qas)
+
+        result = beam_search(decomposition, retrieve, self.beam)
+        rendered = render_evidence(result.chains, self.render_roles)
+        scored = self._hits(result, rendered, decomposition, k, allowed)
+        if self.fill != "none" and len(scored) < k:
+            scored += self._fill(query, k - len(scored), allowed, {s.id for s in scored})
+        self._last_cost = dict(decomposition.cost)
+        self.last_trace = {
+            "decomposition": decomposition.as_dict(), "rendered": rendered,
+            "context_tokens": 0 if not result.chains else approx_tokens(rendered),
+            "chains": [c.as_dict() for c in result.chains], "hop_beams": result.hop_beams,
+            "retrievals": result.retrievals, "abstained": not result.chains,
+        }
+        return scored
+
+    def _hits(self, result: SearchResult, rendered: str, d: Decomposition, k: int,
+              allowed: AllowedIds) -> list[Scored]:
+        best: dict[int, Chain] = {}
+        order: list[int] = []
+        lines: dict[int, list[str]] = {}
+        for chain in result.chains:
+            for step in chain.steps:
+                iid = step.pair.item_id
+                if iid not in allowed:
+                    continue
+                if iid not in best:
+                    best[iid] = chain
+                    order.append(iid)
+                line = render_pair(step.pair, self.render_roles)
+                if line not in lines.setdefault(iid, []):
+                    lines[iid].append(line)
+        common = {"rendered": rendered, "decomposition": d.as_dict(), "mode": d.mode,
+                  "context_tokens": approx_tokens(rendered)}
+        return [Scored(iid, best[iid].score, {**common, "chain": best[iid].as_dict(),
+                                               "qa_pairs": lines[iid]})
+                for iid in order[:k]]
+
+    def _fill(self, query: str, n: int, allowed: AllowedIds, have: set[int]) -> list[Scored]:
+        q_vec = self.ctx.embedder.embed_query(query, self.query_instruction)
+        out: list[Scored] = []
+        if self.fill == "qa":
+            ents, qas = self.index.allowed_rows(allowed)
+            for p in self.index.dual_retrieve(query, q_vec, self.retrieval, ents, qas):
+                if p.item_id not in have and p.item_id in allowed:
+                    have.add(p.item_id)
+                    out.append(Scored(p.item_id, 0.0, {"fill": "qa", "rendered": NO_EVIDENCE,
+                                                       "qa_pairs": [render_pair(p)]}))
+        else:
+            conn = self.ctx.store.conn
+            ids = [i for i in allowed.ids.tolist() if i not in have]
+            rows = []
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                rows += conn.execute(
+                    "SELECT item_id, vec FROM dense_vectors WHERE item_id IN "
+                    f"({','.join('?' * len(chunk))})", chunk).fetchall()
+            if rows:
+                mat = np.vstack([np.frombuffer(b, dtype=np.float32) for _, b in rows])
+                sims = mat @ q_vec
+                for j in np.argsort(-sims, kind="stable")[:n]:
+                    out.append(Scored(int(rows[j][0]), 0.0, {"fill": "dense",
+                                                             "rendered": NO_EVIDENCE}))
+        return out[:n]
+
+    # ---- reporting ----------------------------------------------------------------------
+    def cost(self) -> dict[str, Any]:
+        return dict(self._last_cost)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.wstore.counts())
+        out["write_cost"] = self.wstore.write_cost()
+        out["writer"] = "llm" if self.writer_kind != "parse" and self.ctx.llm is not None \
+            else "parse"
+        return out
+
+    def status(self, item_id: int) -> dict[str, Any] | None:
+        """Why an item has (or has no) workspace: status, writer, reason, repairs, cost."""
+        s = self.wstore.status(item_id)
+        return None if s is None else s.__dict__.copy()
