@@ -68,7 +68,7 @@ def format_hit(hit: Hit) -> str:
     title = hit.item.metadata.get("title") if isinstance(hit.item.metadata, dict) else None
     text = hit.item.text
     if title:
-        body = text[len(title) + 1:] if text.startswith(f"{title}\n") else text
+        body = text[len(title) + 1 :] if text.startswith(f"{title}\n") else text
         return f"Wikipedia Title: {title}\n{body.strip()}"
     return text.strip()
 
@@ -88,17 +88,18 @@ def select_hits(hits: Sequence[Hit], max_context_tokens: int | None) -> list[Hit
     return out
 
 
-def build_prompt(question: str, hits: Sequence[Hit], *,
-                 one_shot: bool = True) -> list[dict[str, str]]:
+def build_prompt(
+    question: str, hits: Sequence[Hit], *, one_shot: bool = True
+) -> list[dict[str, str]]:
     """The chat messages for one reading call."""
     context = "\n\n".join(format_hit(h) for h in hits) or "(no passages)"
     user = f"{context}\n\nQuestion: {question.strip()}\nThought:"
     messages = [{"role": "system", "content": INSTRUCTION}]
     if one_shot:
-        messages += [{"role": "user", "content": ONE_SHOT.rsplit("\nThought:", 1)[0] +
-                      "\nThought:"},
-                     {"role": "assistant", "content": ONE_SHOT.rsplit("\nThought:", 1)[1]
-                      .strip()}]
+        messages += [
+            {"role": "user", "content": ONE_SHOT.rsplit("\nThought:", 1)[0] + "\nThought:"},
+            {"role": "assistant", "content": ONE_SHOT.rsplit("\nThought:", 1)[1].strip()},
+        ]
     messages.append({"role": "user", "content": user})
     return messages
 
@@ -113,7 +114,7 @@ def parse_answer(raw: str) -> tuple[str, bool]:
     text = raw.strip()
     match = list(re.finditer(r"answer\s*:", text, re.IGNORECASE))
     if match:
-        text = text[match[-1].end():]
+        text = text[match[-1].end() :]
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     if not lines:
         return "", True
@@ -123,9 +124,15 @@ def parse_answer(raw: str) -> tuple[str, bool]:
     return answer, bool(_ABSTAIN.match(answer)) or not answer
 
 
-def answer_from_hits(llm: Any, question: str, read_result: ReadResult, *,
-                     max_context_tokens: int | None = None, max_tokens: int = 128,
-                     one_shot: bool = True) -> Answer:
+def answer_from_hits(
+    llm: Any,
+    question: str,
+    read_result: ReadResult,
+    *,
+    max_context_tokens: int | None = None,
+    max_tokens: int = 128,
+    one_shot: bool = True,
+) -> Answer:
     """One reading call over the hits of ``read_result``. ``llm`` is a memkit LLM."""
     hits = select_hits(read_result.hits, max_context_tokens)
     messages = build_prompt(question, hits, one_shot=one_shot)
@@ -134,7 +141,17 @@ def answer_from_hits(llm: Any, question: str, read_result: ReadResult, *,
     completion = llm.complete(messages, temperature=0, max_tokens=max_tokens)
     ms = (time.perf_counter() - t0) * 1000
     text, abstained = parse_answer(completion.text)
-    cost = Cost(ms=ms, llm_calls=1, prompt_tokens=int(completion.prompt_tokens),
-                completion_tokens=int(completion.completion_tokens))
-    return Answer(text=text, abstained=abstained, cited_ids=[h.item.id for h in hits],
-                  context_tokens=context_tokens, cost=cost, raw=completion.text)
+    cost = Cost(
+        ms=ms,
+        llm_calls=1,
+        prompt_tokens=int(completion.prompt_tokens),
+        completion_tokens=int(completion.completion_tokens),
+    )
+    return Answer(
+        text=text,
+        abstained=abstained,
+        cited_ids=[h.item.id for h in hits],
+        context_tokens=context_tokens,
+        cost=cost,
+        raw=completion.text,
+    )

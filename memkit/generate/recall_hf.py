@@ -34,8 +34,8 @@ from memkit.generate.recall_result import (
 )
 from memkit.generate.recall_tokens import has_recall_tokens, recall_token_ids
 
-torch = require("torch", "llm", "recall (transformers)")
-transformers = require("transformers", "llm", "recall (transformers)")
+torch: Any = require("torch", "llm", "recall (transformers)")
+transformers: Any = require("transformers", "llm", "recall (transformers)")
 
 __all__ = ["RecallLogitsProcessor", "RecallStoppingCriteria", "generate_with_recall"]
 
@@ -139,6 +139,7 @@ def generate_with_recall(
     delimiters: Sequence[str] = ("\n",),
     closer_ids: Sequence[int] | None = None,
     stop_after_span: bool | None = None,
+    logits_processor: Sequence[Any] = (),
     **generate_kwargs: Any,
 ) -> RecallResult:
     """Generate from ``prompt`` with every recall span constrained to a verbatim copy.
@@ -150,7 +151,8 @@ def generate_with_recall(
     generation then stops unless ``stop_after_span=False``. Greedy unless ``generate_kwargs``
     say otherwise. A prompt longer than the model's window raises :class:`InvalidInput`;
     ``max_new_tokens`` is lowered to what the window leaves. A failure inside ``generate``
-    raises :class:`RecallInterrupted` carrying the partial result.
+    raises :class:`RecallInterrupted` carrying the partial result. ``logits_processor``:
+    your own processors; they run first and the recall mask last, so it always holds.
     """
     check_prompt(prompt)
     recall_ids = recall_token_ids(tokenizer) if has_recall_tokens(tokenizer) else None
@@ -184,7 +186,7 @@ def generate_with_recall(
             enc.to(device),
             attention_mask=torch.ones_like(enc).to(device),
             max_new_tokens=max_new,
-            logits_processor=transformers.LogitsProcessorList([proc]),
+            logits_processor=transformers.LogitsProcessorList([*logits_processor, proc]),
             stopping_criteria=transformers.StoppingCriteriaList([RecallStoppingCriteria(proc)]),
             **kwargs,
         )
@@ -236,4 +238,3 @@ def _finish(
         token_offsets=offsets,
         stop_reason=stop_reason,
     )
-

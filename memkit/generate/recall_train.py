@@ -89,22 +89,39 @@ def build_copy_tokenizer(n_keys: int = 50, n_values: int = 50) -> Any:
     tok.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
     tok.decoder = tokenizers.decoders.WordPiece(prefix="##")
     return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
         unk_token="<unk>",
     )
 
 
-def tiny_llama(vocab_size: int, *, hidden: int = 64, layers: int = 2, heads: int = 4,
-               window: int = 256, seed: int = 0) -> Any:
+def tiny_llama(
+    vocab_size: int,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    window: int = 256,
+    seed: int = 0,
+) -> Any:
     """A random-initialised small Llama (CPU-sized) for tests and the demo."""
     torch = require("torch", "llm", "recall training demo")
     transformers = require("transformers", "llm", "recall training demo")
     torch.manual_seed(seed)
     cfg = transformers.LlamaConfig(
-        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=4 * hidden,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-        max_position_embeddings=window, tie_word_embeddings=False,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=window,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
     )
     return transformers.LlamaForCausalLM(cfg)
 
@@ -192,12 +209,14 @@ def train_stage(
     try:
         for _ in bar:
             x, att, lab = next(batches)
-            out = model(input_ids=x.to(device), attention_mask=att.to(device), labels=lab.to(device))
+            out = model(
+                input_ids=x.to(device), attention_mask=att.to(device), labels=lab.to(device)
+            )
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
-            losses.append(float(out.loss))
+            losses.append(float(out.loss.detach()))
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     finally:
         for h in hooks:
@@ -222,8 +241,10 @@ def span_scores(raw_text: str, answer: str, context: str) -> tuple[bool, float, 
 
 def recall_reward(format_ok: bool, answer: float, recall: float) -> float:
     """RecaLLM's reward: 0.2·format + 0.4·(0.5·answer + 0.5·recall) + 0.4·√(answer·recall)."""
-    return 0.2 * float(format_ok) + 0.4 * (0.5 * answer + 0.5 * recall) + 0.4 * math.sqrt(
-        max(answer, 0.0) * max(recall, 0.0)
+    return (
+        0.2 * float(format_ok)
+        + 0.4 * (0.5 * answer + 0.5 * recall)
+        + 0.4 * math.sqrt(max(answer, 0.0) * max(recall, 0.0))
     )
 
 
@@ -250,16 +271,23 @@ def copy_exact_match(
     for ex in examples:
         if constrained:
             res = generate_with_recall(
-                model, tokenizer, ex.prompt, open_span=open_span, max_new_tokens=max_new_tokens,
+                model,
+                tokenizer,
+                ex.prompt,
+                open_span=open_span,
+                max_new_tokens=max_new_tokens,
                 closer_ids=[tokenizer.eos_token_id, recall_token_ids(tokenizer)[1]]
-                if open_span else None,
+                if open_span
+                else None,
             )
             got = res.spans[0].text.strip() if res.spans else None
         else:
             enc = tokenizer(ex.prompt, return_tensors="pt")
             with torch.no_grad():
                 out = model.generate(
-                    **enc, max_new_tokens=max_new_tokens, do_sample=False,
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
                     pad_token_id=tokenizer.pad_token_id,
                 )
             raw = tokenizer.decode(out[0, enc["input_ids"].shape[1] :].tolist())

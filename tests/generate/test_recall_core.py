@@ -178,3 +178,12 @@ def test_property_every_span_is_a_verbatim_context_subsequence(
         assert seq[span.sequence_start : span.sequence_start + len(span.token_ids)] == (
             span.token_ids
         )
+
+
+def test_public_namespace_resolves() -> None:
+    import memkit.generate as g
+
+    for name in g.__all__:
+        if name.endswith("llamacpp") or name.startswith("LlamaCpp"):
+            continue  # needs the [gguf] extra; covered in test_recall_llamacpp
+        assert getattr(g, name) is not None
