@@ -249,7 +249,7 @@ def delete(ids: tuple[int, ...], memory_dir: str, reason: str | None, as_json: b
 @main.command()
 @memory_option
 @click.option("--policy", type=click.Choice(["ttl", "superseded"]), default="ttl",
-              show_default=True)
+              show_default=True, help="ttl: expired items; superseded: old versions.")
 @json_option
 def forget(memory_dir: str, policy: str, as_json: bool) -> None:
     """Apply a forgetting policy (expired items, or superseded versions)."""
@@ -283,8 +283,8 @@ def index(memory_dir: str, rebuild: bool, as_json: bool) -> None:
 @click.argument("question")
 @memory_option
 @scope_options
-@click.option("-k", "k", default=5, show_default=True)
-@click.option("--backend", default=None)
+@click.option("-k", "k", default=5, show_default=True, help="Hits given to the reader.")
+@click.option("--backend", default=None, help="Backend(s) to read with, comma-separated.")
 @click.option("--llm", "llm_spec", required=True, help="LLM spec, e.g. gguf:/path.gguf")
 @json_option
 def ask(question: str, memory_dir: str, namespace: str | None, user: str | None,

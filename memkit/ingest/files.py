@@ -42,8 +42,8 @@ def discover(paths: list[Path]) -> Iterator[Path | Unreadable]:
         if p.is_dir():
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p)
-                if any(part.startswith(".") for part in rel.parts) or not f.is_file():
-                    continue
+                if any(part.startswith(".") for part in rel.parts) or f.is_dir():
+                    continue  # (a broken link is kept: reading it reports why it failed)
                 if f.suffix.lower() in SUPPORTED:
                     yield f
         elif p.is_file():
