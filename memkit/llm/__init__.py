@@ -45,6 +45,7 @@ __all__ = [
     "Message",
     "OpenAICompatible",
     "Prompt",
+    "SPEC_FORMS",
     "ScriptedCall",
     "ScriptedLLM",
     "TransformersLLM",

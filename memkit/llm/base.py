@@ -89,6 +89,23 @@ class Usage:
     completion_tokens: int = 0
     cached_calls: int = 0
 
+    def copy(self) -> Usage:
+        """A snapshot of the totals (subtract two snapshots to cost one operation)."""
+        return replace(self)
+
+    def __sub__(self, other: Usage) -> Usage:
+        """Totals accrued since the ``other`` snapshot.
+
+        >>> (Usage(3, 30, 9, 1) - Usage(1, 10, 4, 1))
+        Usage(calls=2, prompt_tokens=20, completion_tokens=5, cached_calls=0)
+        """
+        return Usage(
+            self.calls - other.calls,
+            self.prompt_tokens - other.prompt_tokens,
+            self.completion_tokens - other.completion_tokens,
+            self.cached_calls - other.cached_calls,
+        )
+
     def add(self, completion: Completion) -> None:
         """Count one completion (callers hold the owning LLM's lock)."""
         if completion.cached:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from memkit._deps import require
+from memkit.errors import NotFound
 from memkit.llm.base import (
     LLM,
     PLAIN_STOPS,
@@ -49,6 +50,8 @@ class TransformersLLM(LLM):
         self._torch = require("torch", "llm", "TransformersLLM")
         if isinstance(path_or_model, (str, Path)):
             path = str(path_or_model)
+            if not Path(path).exists():
+                raise NotFound(f"local model directory not found: {path} (nothing is downloaded)")
             kwargs: dict[str, Any] = {"local_files_only": True}
             if gguf_file is not None:
                 require("gguf", "llm", "TransformersLLM with a GGUF file")

@@ -8,7 +8,7 @@ import pydantic
 import pytest
 
 from memkit.errors import InvalidInput, LLMError, LLMOutputError
-from memkit.llm import GenParams, ScriptedLLM
+from memkit.llm import GenParams, ScriptedLLM, Usage
 from memkit.llm.base import (
     LLM,
     Completion,
@@ -52,7 +52,7 @@ def test_messages_pass_through_and_bad_roles_rejected() -> None:
     with pytest.raises(InvalidInput):
         llm.complete([])
     with pytest.raises(InvalidInput):
-        to_messages([{"role": "user", "content": 3}])  # type: ignore[list-item]
+        to_messages([{"role": "user", "content": 3}])  # type: ignore[dict-item]
 
 
 def test_params_reach_the_backend() -> None:
@@ -79,6 +79,10 @@ def test_usage_totals_use_the_documented_estimate() -> None:
     llm.complete_many(["q", "q"])
     assert (llm.usage.calls, llm.usage.prompt_tokens, llm.usage.completion_tokens) == (3, 15, 6)
     assert llm.usage.cached_calls == 0
+    before = llm.usage.copy()
+    llm.complete("q")
+    assert llm.usage - before == Usage(calls=1, prompt_tokens=5, completion_tokens=2)
+    assert before.calls == 3  # the snapshot did not move
     assert estimate_tokens("abcdefghi") == 3
     assert estimate_prompt_tokens([{"role": "user", "content": "abcd"}]) == 5
 

@@ -148,7 +148,7 @@ def test_duplicates_in_one_batch_cost_one_call(
 
 def test_shares_an_open_sqlite_utils_database(tmp_path: Path, inner: ScriptedLLM) -> None:
     db = sqlite_utils.Database(tmp_path / "memory.db")
-    db["items"].insert({"id": 1, "text": "x"}, pk="id")
+    db.table("items").insert({"id": 1, "text": "x"}, pk="id")
     llm = CachedLLM(inner, db)
     llm.complete("capital?")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
