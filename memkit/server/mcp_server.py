@@ -20,10 +20,11 @@ from pydantic import Field
 from memkit._deps import require
 from memkit.errors import MemkitError
 from memkit.server.auth import Principal
-from memkit.server.service import ScopedMemory, ServerState, answer_payload
+from memkit.server.service import RequestTimeout, ScopedMemory, ServerState, answer_payload
 
 _mcpserver = require("mcp.server.mcpserver", "server", "the MCP server")
 Context = _mcpserver.Context  # module level: tool annotations are resolved against globals
+ToolError = require("mcp.server.mcpserver.exceptions", "server", "the MCP server").ToolError
 
 log = logging.getLogger("memkit.server.mcp")
 
@@ -58,16 +59,16 @@ def build_mcp(state_of: Callable[[], ServerState], principal_of: PrincipalOf,
         state = state_of()
         principal = principal_of(ctx)
         if principal is None:
-            raise PermissionError("missing or invalid API key")
+            raise ToolError("missing or invalid API key")
         return state, ScopedMemory(state.memory, principal, state.default_namespace)
 
     async def call(ctx: Any, method: str, *args: Any, **kwargs: Any) -> Any:
         state, mem = scoped(ctx)
         try:
             return await state.call(getattr(mem, method), *args, **kwargs)
-        except MemkitError as exc:
+        except (MemkitError, RequestTimeout) as exc:
             # the model sees a short, actionable error (never a traceback)
-            raise ValueError(f"{type(exc).__name__}: {exc}") from None
+            raise ToolError(f"{type(exc).__name__}: {exc}") from None
 
     @server.tool(name="remember", title="Remember a fact")
     async def remember(
