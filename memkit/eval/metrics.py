@@ -49,8 +49,9 @@ def hit_at_k(ranked: Sequence[Iterable[str]], gold: Iterable[str], k: int) -> fl
 
 
 def ndcg_at_k(ranked: Sequence[Iterable[str]], gold: Iterable[str], k: int) -> float | None:
-    """Binary-relevance NDCG@k: an item's gain is 1 when it covers a gold key not covered by a
-    higher-ranked item; the ideal ranking puts min(|gold|, k) relevant items first."""
+    """Binary-relevance NDCG@k: an item's gain is the number of gold keys it covers that no
+    higher-ranked item covered (1 for ordinary items; more only for merged duplicates); the
+    ideal ranking puts min(|gold|, k) relevant items first; the result is capped at 1."""
     gold_set = set(gold)
     if not gold_set:
         return None
@@ -61,7 +62,7 @@ def ndcg_at_k(ranked: Sequence[Iterable[str]], gold: Iterable[str], k: int) -> f
     for rank, keys in enumerate(ranked[:k], start=1):
         new = {key for key in keys if key in gold_set} - seen
         if new:
-            dcg += 1.0 / math.log2(rank + 1)
+            dcg += len(new) / math.log2(rank + 1)
             seen |= new
     ideal = sum(1.0 / math.log2(r + 1) for r in range(1, min(len(gold_set), k) + 1))
     return min(1.0, dcg / ideal)

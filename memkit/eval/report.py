@@ -177,7 +177,7 @@ def write_report(run_dir: Path, metrics: dict[str, Any], config: Any, dataset: D
         parts.append("")
     parts += ["Files: `config.json` (exact config), `environment.json`, `metrics.json`, "
               "`predictions.jsonl` (per question).", ""]
-    pngs = write_plots(run_dir, metrics)
+    pngs = write_plots(run_dir, metrics) if getattr(config, "plots", True) else []
     parts += [f"![{p.stem}]({p.name})" for p in pngs]
     (run_dir / "report.md").write_text("\n".join(parts) + "\n", encoding="utf-8")
 

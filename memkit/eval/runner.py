@@ -33,7 +33,7 @@ from memkit.fusion import approx_tokens
 from memkit.memory import Memory
 
 #: config fields that do not change results (a resumed run may differ in these)
-_VOLATILE = ("progress", "out", "cache", "name", "overwrite", "recipe")
+_VOLATILE = ("progress", "out", "cache", "name", "overwrite", "recipe", "plots")
 
 
 @dataclass
@@ -56,6 +56,7 @@ class EvalConfig:
     out: str = "evals/results"
     cache: str = "evals/cache"
     progress: bool = True
+    plots: bool = True
     overwrite: bool = False
     recipe: str | None = None
 

@@ -36,7 +36,8 @@ FORMATS = ("musique", "hotpotqa", "2wikimultihopqa", "locomo", "longmemeval", "q
 KNOWN: dict[str, tuple[str, str, str]] = {
     "musique": ("musique_dev200.jsonl", "shared", "MuSiQue dev, 200 answerable questions, "
                 "3,141 passages (../shared/data)"),
-    "musique-sample": ("musique_sample.jsonl", "samples", "30 MuSiQue dev questions (committed sample)"),
+    "musique-sample": ("musique_sample.jsonl", "samples",
+                       "30 MuSiQue dev questions (committed sample)"),
     "locomo": ("locomo10.json", "shared", "LoCoMo, 10 conversations, 1,986 QA (../shared/data)"),
     "locomo-sample": ("locomo_sample.json", "samples", "LoCoMo conv-26, sessions 1-6 (108 turns), "
                       "38 QA (committed sample)"),
