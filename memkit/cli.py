@@ -231,7 +231,11 @@ def get(ids: tuple[int, ...], memory_dir: str, as_json: bool) -> None:
     data = [{"id": it.id, "text": it.text, "scope": it.scope.as_dict(), "source": it.source,
              "version": it.version, "valid_until": it.valid_until, "metadata": it.metadata}
             for it in items]
-    _emit(data, as_json, lambda: [click.echo(f"[{d['id']}] {d['text']}") for d in data])
+    def text() -> None:
+        for d in data:
+            click.echo(f"[{d['id']}] {d['text']}")
+
+    _emit(data, as_json, text)
 
 
 @main.command()

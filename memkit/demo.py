@@ -22,8 +22,7 @@ def sample_corpus() -> Path:
 
 def run_demo(memory_dir: Path, embedder: str | None = None, k: int = 2) -> None:
     docs = sample_corpus()
-    kwargs = {"embedder": embedder} if embedder else {}
-    with Memory.open(memory_dir, progress=True, **kwargs) as mem:
+    with Memory.open(memory_dir, progress=True, embedder=embedder) as mem:
         report = ingest_paths(mem, [docs], progress=True)
         click.echo(f"ingested {docs}: added {len(report.added)}, skipped "
                    f"{report.skipped_duplicates} duplicates, rejected {len(report.rejected)}")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from memkit.backends.base import Scored
 
 
-def reciprocal_rank_fusion(rankings: dict[str, Sequence[Scored]], k: int, c: float = 60.0,
+def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[Scored]], k: int, c: float = 60.0,
                            weights: dict[str, float] | None = None) -> list[Scored]:
     """Fuse rankings: score(id) = sum over backends of weight / (c + rank), rank from 1.
 

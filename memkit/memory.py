@@ -412,7 +412,8 @@ class Memory:
 
 
 def _trim_to_budget(hits: list[Hit], budget_tokens: int) -> list[Hit]:
-    out, used = [], 0
+    out: list[Hit] = []
+    used = 0
     for hit in hits:
         cost = approx_tokens(hit.item.text)
         if out and used + cost > budget_tokens:

@@ -112,7 +112,7 @@ class Backend(ABC):
         self.ctx = ctx
         self.options = options
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 - optional hook
         """Load persisted state; rebuild what is missing or corrupt from the record."""
 
     @abstractmethod
@@ -127,7 +127,7 @@ class Backend(ABC):
     def retrieve(self, query: str, k: int, *, allowed: AllowedIds) -> list[Scored]:
         """Up to ``k`` results among ``allowed``, best first, with score and evidence."""
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - optional hook
         """Persist in-memory state (atomic file replace)."""
 
     def reset(self) -> None:

@@ -124,10 +124,10 @@ class DenseBackend(Backend):
             with self.ctx.store.transaction() as conn:
                 conn.executemany(
                     "INSERT OR REPLACE INTO dense_vectors (item_id, vec) VALUES (?, ?)",
-                    [(it.id, v.tobytes()) for it, v in zip(fresh, vecs)],
+                    [(it.id, v.tobytes()) for it, v in zip(fresh, vecs, strict=True)],
                 )
                 self._bump()
-            stored.update({it.id: v for it, v in zip(fresh, vecs)})
+            stored.update({it.id: v for it, v in zip(fresh, vecs, strict=True)})
         ids = np.array([it.id for it in todo], dtype=np.int64)
         self.index.add(ids, np.vstack([stored[it.id] for it in todo]))
         self.dirty = True
@@ -152,7 +152,8 @@ class DenseBackend(Backend):
         if len(allowed) == 0:
             return []
         ids, scores = self.index.search(q, k, allowed.ids)
-        return [Scored(int(i), float(s)) for i, s in zip(ids, scores) if int(i) in allowed]
+        return [Scored(int(i), float(s))
+                for i, s in zip(ids, scores, strict=True) if int(i) in allowed]
 
     def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         """Stored vectors for these ids (missing ids left out)."""

@@ -82,8 +82,8 @@ class SentenceTransformerEmbedder(Embedder):
         kwargs: dict[str, Any] = {"device": device, "local_files_only": True}
         self.model = st.SentenceTransformer(str(path), **kwargs)
         self.model.max_seq_length = max_seq_length
-        getdim = getattr(self.model, "get_embedding_dimension", None) or getattr(
-            self.model, "get_sentence_embedding_dimension")
+        getdim = getattr(self.model, "get_embedding_dimension", None) or \
+            self.model.get_sentence_embedding_dimension
         self.dim = int(getdim() or 0)
         self.batch_size = batch_size
         self.small_batch = small_batch

@@ -12,11 +12,16 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
 
 from memkit.errors import InvalidInput, StoreCorrupt
+
+# faiss's bundled stubs describe the C++ API, not the Python wrapper (numpy overloads,
+# SearchParametersHNSW), so treat the module as untyped
+faiss: Any = _faiss
 
 # a filter that keeps fewer than this many ids is searched exactly over those ids
 _EXACT_SUBSET = 4096
@@ -39,7 +44,7 @@ class FaissIndex:
         self.index = self._new("flat")
         self.kind = "flat"
 
-    def _new(self, kind: str) -> faiss.IndexIDMap2:
+    def _new(self, kind: str) -> Any:
         if kind == "flat":
             inner = faiss.IndexFlatIP(self.dim)
         else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ __all__ = [
     "rows_units",
     "save_rows",
     "session_text",
+    "toy_examples",
 ]
 
 _EVIDENCE = re.compile(r"D:?(\d+):(\d+)")
@@ -254,3 +256,36 @@ def save_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
 
 def load_rows(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+_TOY_PLACES = (
+    "library museum harbour bakery stadium garden market cinema theatre airport castle "
+    "bridge river forest beach island temple school hospital factory station tower farm "
+    "lake mountain valley canyon desert village palace gallery studio arena zoo park "
+    "church prison mine port mall cafe"
+).split()
+_TOY_NAMES = ("Ann", "Bob", "Cai", "Dee", "Eli", "Fay")
+
+
+def toy_examples(n: int, n_units: int = 6, seed: int = 0,
+                 n_places: int = len(_TOY_PLACES)) -> list[SifterExample]:
+    """A small synthetic memory task for CPU proofs of the learning loop (not a benchmark).
+
+    Each example has ``n_units`` dated one-line sessions ("Ann: I went to the museum today .")
+    with distinct places; the question names one place ("When did I go to the museum ?") and
+    its session is the single gold unit; the answer is that session's date.
+    """
+    if not 1 <= n_units <= n_places <= len(_TOY_PLACES):
+        raise InvalidInput(f"need 1 <= n_units <= n_places <= {len(_TOY_PLACES)}")
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        places = rng.sample(_TOY_PLACES[:n_places], n_units)
+        units = [Unit(uid=f"toy{seed}-{i}:S{j}", date=f"day {j + 1}", order=float(j),
+                      text=f"{rng.choice(_TOY_NAMES)}: I went to the {p} today .")
+                 for j, p in enumerate(places)]
+        g = rng.randrange(n_units)
+        out.append(SifterExample(
+            qid=f"toy:{seed}:{i}", question=f"When did I go to the {places[g]} ?",
+            answers=[f"day {g + 1}"], units=units, gold=[g], source="toy"))
+    return out

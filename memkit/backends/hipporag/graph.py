@@ -1,0 +1,137 @@
+"""The graph as arrays: node maps, a symmetric CSR adjacency, per-phrase passage counts.
+
+Nodes ``0..P-1`` are phrases (``phrase_ids`` sorted), ``P..P+N-1`` passages (``passage_ids``
+sorted). Edge weights: relation edges subject↔object = number of (fact, passage) supports
+(the predicates stay on the fact rows), context edges passage↔phrase = 1, synonymy edges =
+cosine similarity. Built from the ``hipporag_*`` tables in one pass (vectorised), saved as
+``graph.npz`` (CSR arrays + generation) with a temporary name and an atomic rename, and
+loaded back only if its generation matches the tables'.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from memkit.backends.hipporag.store import GraphStore
+from memkit.errors import StoreCorrupt
+
+
+@dataclass
+class GraphArrays:
+    phrase_ids: np.ndarray
+    passage_ids: np.ndarray
+    adj: sp.csr_matrix
+    phrase_passages: np.ndarray  # per phrase node: how many passages mention it
+    fact_ids: np.ndarray  # sorted fact ids
+    fact_nodes: np.ndarray  # (F, 2) subject and object phrase nodes of each fact
+    generation: int
+
+    @property
+    def n_phrases(self) -> int:
+        return len(self.phrase_ids)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.phrase_ids) + len(self.passage_ids)
+
+    def phrase_nodes(self, ids: np.ndarray) -> np.ndarray:
+        """Node index of each phrase id (ids must exist)."""
+        return np.searchsorted(self.phrase_ids, np.asarray(ids, dtype=np.int64))
+
+    def passage_nodes(self, ids: np.ndarray) -> np.ndarray:
+        return self.n_phrases + np.searchsorted(self.passage_ids, np.asarray(ids, np.int64))
+
+    def passage_phrases(self, item_id: int) -> np.ndarray:
+        """Phrase nodes a passage mentions (its context edges)."""
+        node = int(self.passage_nodes(np.array([item_id]))[0])
+        row = self.adj.indices[self.adj.indptr[node]:self.adj.indptr[node + 1]]
+        return row[row < self.n_phrases]
+
+    def stats(self) -> dict[str, int]:
+        return {"phrases": self.n_phrases, "passages": len(self.passage_ids),
+                "facts": len(self.fact_ids), "edges": int(self.adj.nnz // 2)}
+
+    # ---- persistence ----------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, phrase_ids=self.phrase_ids, passage_ids=self.passage_ids,
+                 indptr=self.adj.indptr, indices=self.adj.indices, data=self.adj.data,
+                 phrase_passages=self.phrase_passages, fact_ids=self.fact_ids,
+                 fact_nodes=self.fact_nodes, generation=np.int64(self.generation))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> GraphArrays:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                n = len(z["phrase_ids"]) + len(z["passage_ids"])
+                adj = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=(n, n))
+                return cls(z["phrase_ids"], z["passage_ids"], adj, z["phrase_passages"],
+                           z["fact_ids"], z["fact_nodes"], int(z["generation"]))
+        except Exception as exc:  # zip, key or shape errors: the file is not usable
+            raise StoreCorrupt(f"graph file {path} is unreadable: {exc}") from exc
+
+
+def build_arrays(gs: GraphStore) -> GraphArrays:
+    """Assemble the graph from the tables (one scan of each)."""
+    conn = gs.conn
+    generation = gs.generation()
+    phrase_ids = np.array([r[0] for r in conn.execute(
+        "SELECT id FROM hipporag_phrases ORDER BY id")], dtype=np.int64)
+    passage_ids = np.array([r[0] for r in conn.execute(
+        "SELECT item_id FROM hipporag_passages ORDER BY item_id")], dtype=np.int64)
+    P, N = len(phrase_ids), len(passage_ids)
+    n = P + N
+
+    def arr(sql: str, cols: int) -> np.ndarray:
+        rows = conn.execute(sql).fetchall()
+        return np.array(rows, dtype=np.float64).reshape(-1, cols)
+
+    rel = arr("SELECT f.subj, f.obj, COUNT(*) FROM hipporag_facts f JOIN hipporag_support s "
+              "ON s.fact_id = f.id GROUP BY f.subj, f.obj", 3)
+    ctx = arr("SELECT item_id, phrase_id FROM hipporag_mentions", 2)
+    syn = arr("SELECT a, b, sim FROM hipporag_synonyms", 3)
+    facts = arr("SELECT id, subj, obj FROM hipporag_facts ORDER BY id", 3).astype(np.int64)
+
+    rows, cols, vals = [], [], []
+    if len(rel):
+        s = np.searchsorted(phrase_ids, rel[:, 0].astype(np.int64))
+        o = np.searchsorted(phrase_ids, rel[:, 1].astype(np.int64))
+        rows += [s, o]
+        cols += [o, s]
+        vals += [rel[:, 2], rel[:, 2]]
+    if len(ctx):
+        pn = P + np.searchsorted(passage_ids, ctx[:, 0].astype(np.int64))
+        ph = np.searchsorted(phrase_ids, ctx[:, 1].astype(np.int64))
+        ones = np.ones(len(ctx))
+        rows += [pn, ph]
+        cols += [ph, pn]
+        vals += [ones, ones]
+        counts = np.bincount(ph, minlength=P).astype(np.int64)
+    else:
+        counts = np.zeros(P, dtype=np.int64)
+    if len(syn):
+        a = np.searchsorted(phrase_ids, syn[:, 0].astype(np.int64))
+        b = np.searchsorted(phrase_ids, syn[:, 1].astype(np.int64))
+        rows += [a, b]
+        cols += [b, a]
+        vals += [syn[:, 2], syn[:, 2]]
+    if rows:
+        adj = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
+                                                    np.concatenate(cols))), shape=(n, n))
+    else:
+        adj = sp.csr_matrix((n, n))
+    adj.sum_duplicates()
+    adj.sort_indices()
+    fact_nodes = np.stack([np.searchsorted(phrase_ids, facts[:, 1]),
+                           np.searchsorted(phrase_ids, facts[:, 2])], axis=1) \
+        if len(facts) else np.zeros((0, 2), dtype=np.int64)
+    return GraphArrays(phrase_ids, passage_ids, adj, counts,
+                       facts[:, 0].copy() if len(facts) else np.zeros(0, np.int64),
+                       fact_nodes.astype(np.int64), generation)

@@ -1,0 +1,176 @@
+"""One HippoRAG query over the graph arrays: seeds, reset vector, PPR, ranking, evidence.
+
+Kept apart from the backend so the benchmark can run retrieval variants on one built graph.
+PPR operators are cached per graph generation and per scope: when ``allowed`` leaves out
+some passages of the graph, the walk runs on the graph without them (their nodes lose all
+edges), so nothing outside the caller's scope shapes the ranking, and only allowed passages
+are ranked.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from memkit.backends.base import AllowedIds, Scored
+from memkit.backends.hipporag.graph import GraphArrays
+from memkit.backends.hipporag.ppr import PPROperator
+from memkit.backends.hipporag.push import LocalPPR
+from memkit.backends.hipporag.retriever import (
+    FilterResult,
+    RetrievalOptions,
+    filter_prompt,
+    link_query_phrases,
+    match_facts,
+    minmax,
+    seed_weights,
+    weighted_rrf,
+)
+from memkit.errors import LLMError
+
+if TYPE_CHECKING:
+    from memkit.backends.hipporag.backend import HippoRAGBackend
+
+
+class GraphSearch:
+    """Retrieval with cached PPR operators (LRU over (generation, scope))."""
+
+    def __init__(self, cache_size: int = 4) -> None:
+        self.cache: OrderedDict[tuple[int, int, bytes], Any] = OrderedDict()
+        self.cache_size = cache_size
+
+    def operator(self, g: GraphArrays, allowed_mask: np.ndarray | None, method: str) -> Any:
+        key = (g.generation, id(g), b"" if allowed_mask is None
+               else np.packbits(allowed_mask).tobytes())
+        key = (key[0], key[1], key[2] + method.encode())
+        if key in self.cache:
+            self.cache.move_to_end(key)
+            return self.cache[key]
+        adj = g.adj
+        if allowed_mask is not None:
+            keep = np.ones(g.n_nodes)
+            keep[g.n_phrases:] = allowed_mask
+            d = sp.diags(keep)
+            adj = (d @ adj @ d).tocsr()
+            adj.eliminate_zeros()
+        op = LocalPPR(adj) if method == "push" else PPROperator(adj)
+        self.cache[key] = op
+        while len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        return op
+
+    def run(self, be: HippoRAGBackend, g: GraphArrays, query: str, k: int,
+            allowed: AllowedIds, o: RetrievalOptions) -> list[Scored]:
+        emb = be.embedder
+        qvec = emb.embed_query(query)
+        # dense passage scores over the allowed passages (the fallback and the passage seeds)
+        n_dense = min(len(allowed), o.dense_candidates, be.passage_index.ntotal)
+        d_ids, d_scores = be.passage_index.search(qvec, n_dense, allowed.ids)
+        dense = [Scored(int(i), float(s), {"dense": float(s), "mode": "dense"})
+                 for i, s in zip(d_ids, d_scores, strict=True)]
+        if len(d_ids) == 0:
+            return []
+        in_graph = np.isin(d_ids, g.passage_ids)
+        seeds: dict[int, float] = {}
+        seed_facts: list[tuple[int, str, float]] = []
+        if o.use_facts and be.fact_index.ntotal:
+            seed_facts = self._fact_seeds(be, g, query, qvec, o)
+            if o.use_filter and not seed_facts:
+                return self._fallback(dense, k, "no fact survived the recognition filter")
+            rows = np.searchsorted(g.fact_ids, [f for f, _, _ in seed_facts])
+            triples = [(int(g.fact_nodes[r, 0]), int(g.fact_nodes[r, 1]), s)
+                       for r, (_, _, s) in zip(rows, seed_facts, strict=True)]
+            seeds = seed_weights(triples, g.phrase_passages, o.linking_top_k)
+        extra: dict[int, float] = {}
+        if o.query_phrase_weight > 0:
+            for pid in link_query_phrases(query, be.lookup_phrase):
+                node = int(g.phrase_nodes(np.array([pid]))[0])
+                if node < g.n_phrases and g.phrase_ids[node] == pid:
+                    extra[node] = extra.get(node, 0.0) + o.query_phrase_weight / max(
+                        1, int(g.phrase_passages[node]))
+        if o.dense_seed_passages > 0:
+            top = [i for i, ok in zip(d_ids[:o.dense_seed_passages], in_graph, strict=False)
+                   if ok]
+            norm = minmax(d_scores[:len(top)]) if len(top) > 1 else np.ones(len(top))
+            for iid, s in zip(top, norm, strict=True):
+                for node in g.passage_phrases(int(iid)).tolist():
+                    extra[node] = extra.get(node, 0.0) + o.dense_seed_weight * max(
+                        float(s), 0.1) / max(1, int(g.phrase_passages[node]))
+        for node, w in extra.items():
+            seeds[node] = seeds.get(node, 0.0) + w
+        if not seeds:
+            return self._fallback(dense, k, "no seed phrase")
+        # reset vector: phrase seeds + dense passage weights
+        reset = np.zeros(g.n_nodes)
+        for node, w in seeds.items():
+            reset[node] += w
+        gi = d_ids[in_graph]
+        reset[g.passage_nodes(gi)] += minmax(d_scores[in_graph]) * o.passage_node_weight
+        allowed_mask = allowed.mask(g.passage_ids)
+        op = self.operator(g, None if allowed_mask.all() else allowed_mask, o.ppr_method)
+        if o.ppr_method == "push":
+            nz = np.flatnonzero(reset)
+            scores = op.run(dict(zip(nz.tolist(), reset[nz].tolist(), strict=True)),
+                            o.damping, o.push_eps)[0]
+        else:
+            scores = op.run(reset, o.damping, o.tol).scores
+        pscores = scores[g.n_phrases:]
+        pscores = np.where(allowed_mask, pscores, -1.0)
+        order = np.argsort(-pscores, kind="stable")
+        order = order[pscores[order] > 0]
+        graph_rank = [int(g.passage_ids[i]) for i in order[:max(k, 100)]]
+        ppr_of = {int(g.passage_ids[i]): float(pscores[i]) for i in order[:max(k, 100)]}
+        dense_of = {int(i): float(s) for i, s in zip(d_ids, d_scores, strict=True)}
+        if o.fusion == "rrf":
+            fused = weighted_rrf([(graph_rank, o.graph_rrf_weight),
+                                  ([int(i) for i in d_ids[:max(k, 100)]], 1.0)], o.rrf_k)
+        else:
+            fused = [(i, ppr_of[i]) for i in graph_rank]
+            fused += [(int(i), 0.0) for i in d_ids if int(i) not in ppr_of]
+        seed_text = {node: be.phrase_text.get(int(g.phrase_ids[node]), "")
+                     for node in seeds}
+        out = []
+        for iid, score in fused[:k]:
+            if iid not in allowed:
+                continue
+            mentioned = set(g.passage_phrases(iid).tolist()) if iid in ppr_of else set()
+            out.append(Scored(iid, float(score), {
+                "mode": "graph", "ppr": ppr_of.get(iid, 0.0), "dense": dense_of.get(iid),
+                "seed_phrases": sorted(seed_text[n] for n in seeds if n in mentioned),
+                "facts": [t for _, t, _ in seed_facts],
+            }))
+        return out
+
+    def _fallback(self, dense: list[Scored], k: int, why: str) -> list[Scored]:
+        for s in dense[:k]:
+            s.evidence["fallback"] = why
+        return dense[:k]
+
+    def _fact_seeds(self, be: HippoRAGBackend, g: GraphArrays, query: str, qvec: np.ndarray,
+                    o: RetrievalOptions) -> list[tuple[int, str, float]]:
+        """Top facts (id, text, normalised score), after the LLM filter when enabled."""
+        n = min(be.fact_index.ntotal, o.fact_candidates)
+        f_ids, f_scores = be.fact_index.search(qvec, n)
+        if len(f_ids) == 0:
+            return []
+        norm = minmax(f_scores)
+        top = list(zip(f_ids[:o.fact_top_k].tolist(), norm[:o.fact_top_k].tolist(),
+                       strict=True))
+        rows = be.ctx.store.conn.execute(
+            f"SELECT f.id, s.surface, f.pred, o.surface FROM hipporag_facts f "
+            f"JOIN hipporag_phrases s ON s.id = f.subj JOIN hipporag_phrases o ON o.id = f.obj "
+            f"WHERE f.id IN ({','.join('?' * len(top))})", [f for f, _ in top]).fetchall()
+        triple = {r[0]: (r[1], r[2], r[3]) for r in rows}
+        top = [(f, s) for f, s in top if f in triple and f in set(g.fact_ids.tolist())]
+        if o.use_filter and be.llm is not None and top:
+            cands = [triple[f] for f, _ in top]
+            try:
+                res = be.llm.complete_json(filter_prompt(query, cands), FilterResult)
+                keep = match_facts(res.fact, cands)
+                top = [top[i] for i in keep]
+            except LLMError:
+                pass  # filter unavailable: keep the unfiltered top facts
+        return [(f, " ".join(triple[f]), s) for f, s in top]

@@ -1,0 +1,474 @@
+"""Train a MemSifter proxy with GRPO through TRL (extra ``[train]``).
+
+The policy reads a row's prompt (prefiltered units + question) and writes
+``<think>…</think><ranking>…</ranking>``. :class:`SifterReward` scores each completion:
+
+- the *answer* reward (:func:`~memkit.backends.sifter.reward.outcome_reward`): the working LLM
+  answers from the top k of the ranking at each cut-off k ∈ {0, 1, 2, 3, 5, 8, …, N}; token F1
+  gives s_k; R = −s₀ + Σ wₙ s_{kₙ}. Answers are memoised per (question, units shown).
+- the *retrieval* (warm-up) reward: DCG of the gold units' positions / number of gold units.
+- mixed as ``(1 − λ)·answer + λ·retrieval`` with λ annealed linearly from
+  ``retrieval_weight_start`` to 0 over the first ``anneal_epochs`` epoch(s) (the cold start).
+
+Defaults are the paper's: 6 rollouts per prompt, clip ε 0.2 / ε_high 0.28 (DAPO), no KL
+(β = 0), lr 1e-6, temperature 1.0, DAPO token-mean loss. :func:`average_checkpoints` takes the
+fp32 mean of several checkpoints (the paper seeds the next round with it).
+
+For CPU proofs, :func:`build_tiny_policy` makes a random-initialised small Llama with a
+word-level tokenizer built from the rows (nothing downloaded) and :func:`format_warmup` teaches
+it the output format on *random* permutations (no relevance signal), so every gain in NDCG
+afterwards comes from the reward.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from memkit._deps import require
+from memkit.backends.sifter.data import rows_units
+from memkit.backends.sifter.parse import parse_ranking
+from memkit.backends.sifter.reward import (
+    cold_start_weight,
+    format_gate,
+    marginal_utility_reward,
+    mixed_reward,
+    ndcg_at_k,
+    recall_at_k,
+    retrieval_reward,
+    reward_cutoffs,
+    token_f1,
+)
+from memkit.backends.sifter.working import WorkingAgent
+from memkit.errors import InvalidInput
+
+__all__ = [
+    "SifterReward",
+    "TrainSettings",
+    "average_checkpoints",
+    "build_tiny_policy",
+    "completion_text",
+    "evaluate_policy",
+    "format_warmup",
+    "train_grpo",
+]
+
+TAGS = ("<think>", "</think>", "<ranking>", "</ranking>", "<answer>", "</answer>", "<date>",
+        "</date>", "</session>", "<|system|>", "<|user|>", "<|assistant|>")
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} {% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+@dataclass
+class TrainSettings:
+    """Everything a run needs; saved as ``sifter_train.json`` in ``output_dir``."""
+
+    model: str
+    output_dir: str
+    seed: int = 0
+    num_generations: int = 6
+    epsilon: float = 0.2
+    epsilon_high: float = 0.28
+    beta: float = 0.0
+    learning_rate: float = 1e-6
+    weight_decay: float = 0.1
+    max_grad_norm: float = 1.0
+    temperature: float = 1.0
+    loss_type: str = "dapo"
+    prompts_per_step: int = 16
+    gradient_accumulation_steps: int = 1
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    max_completion_length: int = 2048
+    top_n: int = 10
+    retrieval_weight_start: float = 1.0
+    anneal_epochs: float = 1.0
+    logging_steps: int = 1
+    save_steps: int = 50
+    save_total_limit: int = 5
+    eval_steps: int = 0
+    eval_max_new_tokens: int = 0  # 0: max_completion_length
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    use_vllm: bool = False
+    use_cpu: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # passed to GRPOConfig as is
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainSettings:
+        data = json.loads(Path(path).read_text())
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def completion_text(completion: Any) -> str:
+    """Text of a TRL completion (a string, or conversational ``[{"role", "content"}]``)."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        return "".join(str(m.get("content", "")) for m in completion if isinstance(m, dict))
+    return str(completion)
+
+
+class SifterReward:
+    """TRL reward function (``reward_funcs=[SifterReward(...)]``); see the module docstring.
+
+    Reads the row columns ``units``, ``gold``, ``question``, ``answers``, ``n_candidates``,
+    ``top_n`` (from :func:`memkit.backends.sifter.data.build_rows`). ``steps_per_epoch``
+    converts the trainer's step into epochs when its ``epoch`` is unknown.
+    """
+
+    __name__ = "sifter_reward"
+
+    def __init__(self, agent: WorkingAgent, *, retrieval_weight_start: float = 1.0,
+                 anneal_epochs: float = 1.0, top_n: int = 10) -> None:
+        self.agent = agent
+        self.retrieval_weight_start = retrieval_weight_start
+        self.anneal_epochs = anneal_epochs
+        self.top_n = top_n
+        self.history: list[dict[str, float]] = []
+
+    def weight(self, trainer_state: Any) -> float:
+        epoch = float(getattr(trainer_state, "epoch", 0.0) or 0.0)
+        return cold_start_weight(epoch, self.retrieval_weight_start, self.anneal_epochs)
+
+    def score_completions(self, texts: Sequence[str], rows: Sequence[dict[str, Any]],
+                          weight: float) -> tuple[list[float], dict[str, float]]:
+        """Mixed rewards of ``texts`` (one row each) and batch metrics."""
+        plans: list[tuple[list[int], list[int]] | None] = []
+        requests: list[tuple[str, Any]] = []
+        for text, row in zip(texts, rows, strict=True):
+            n = int(row["n_candidates"])
+            top_n = int(row.get("top_n", self.top_n))
+            if not format_gate(text, n, top_n):
+                plans.append(None)
+                continue
+            ranking = parse_ranking(text, n).ranked
+            units = rows_units(row)
+            ks = reward_cutoffs(len(ranking))
+            plans.append((ranking, ks))
+            requests.extend((row["question"], [units[i] for i in ranking[:k]]) for k in ks)
+        answers = iter(self.agent.answer_many(requests)) if requests else iter(())
+        rewards: list[float] = []
+        ans_r, ret_r, n1, n10, ok = [], [], [], [], []
+        for text, row, plan in zip(texts, rows, plans, strict=True):
+            gold = list(row["gold"])
+            if plan is None:
+                a = r = 0.0
+                order = parse_ranking(text, int(row["n_candidates"])).order
+            else:
+                ranking, ks = plan
+                scores = {k: token_f1(next(answers), list(row["answers"])) for k in ks}
+                a = marginal_utility_reward(scores)
+                r = retrieval_reward(text, int(row["n_candidates"]), gold,
+                                     int(row.get("top_n", self.top_n)))
+                order = ranking
+            rewards.append(mixed_reward(a, r, weight))
+            ans_r.append(a)
+            ret_r.append(r)
+            ok.append(float(plan is not None))
+            n1.append(ndcg_at_k(order, gold, 1) if plan is not None else 0.0)
+            n10.append(ndcg_at_k(order, gold, 10) if plan is not None else 0.0)
+        m = len(texts) or 1
+        metrics = {"answer_reward": sum(ans_r) / m, "retrieval_reward": sum(ret_r) / m,
+                   "format_ok": sum(ok) / m, "ndcg@1": sum(n1) / m, "ndcg@10": sum(n10) / m,
+                   "retrieval_weight": weight}
+        return rewards, metrics
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
+        keys = ("units", "gold", "question", "answers", "n_candidates", "top_n")
+        rows = [{k: kwargs[k][i] for k in keys if k in kwargs} for i in range(len(completions))]
+        weight = self.weight(kwargs.get("trainer_state"))
+        rewards, metrics = self.score_completions(
+            [completion_text(c) for c in completions], rows, weight)
+        log_metric: Callable[[str, float], None] | None = kwargs.get("log_metric")
+        if log_metric is not None:
+            for name, value in metrics.items():
+                log_metric(f"sifter/{name}", value)
+        self.history.append(metrics)
+        return rewards
+
+
+# ----- tiny policy for CPU proofs --------------------------------------------------------------
+
+
+def _word_vocab(texts: Sequence[str]) -> list[str]:
+    tokenizers = require("tokenizers", "train", "the tiny word-level tokenizer")
+    pre = tokenizers.pre_tokenizers.Whitespace()
+    words: set[str] = set()
+    for t in texts:
+        for tag in TAGS:
+            t = t.replace(tag, " ")
+        words.update(w for w, _ in pre.pre_tokenize_str(t))
+    return sorted(words | {str(i) for i in range(100)} | {","})
+
+
+def build_tiny_policy(rows: Sequence[dict[str, Any]], out_dir: str | Path, *, seed: int = 0,
+                      hidden: int = 128, layers: int = 2, heads: int = 4,
+                      max_positions: int = 1024) -> Path:
+    """A random-initialised Llama + word-level tokenizer (with a chat template) from ``rows``.
+
+    Saved with ``save_pretrained`` under ``out_dir`` so it loads like any local model.
+    """
+    tokenizers = require("tokenizers", "train", "build_tiny_policy")
+    transformers = require("transformers", "train", "build_tiny_policy")
+    torch = require("torch", "train", "build_tiny_policy")
+    texts = [m["content"] for r in rows for m in r["prompt"]]
+    texts += [a for r in rows for a in r["answers"]]
+    specials = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
+    sessions = [f"<session{i}>" for i in range(max(int(r["n_candidates"]) for r in rows) + 1)]
+    vocab = {w: i for i, w in enumerate(specials + list(TAGS) + sessions + _word_vocab(texts))}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tok.add_special_tokens(specials)
+    tok.add_tokens([tokenizers.AddedToken(t, normalized=False) for t in (*TAGS, *sessions)])
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]",
+        eos_token="[EOS]")
+    fast.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    config = transformers.LlamaConfig(
+        vocab_size=len(fast), hidden_size=hidden, intermediate_size=2 * hidden,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+        max_position_embeddings=max_positions, tie_word_embeddings=True,
+        bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id)
+    model = transformers.LlamaForCausalLM(config)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    fast.save_pretrained(out)
+    return out
+
+
+def format_warmup(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, steps: int,
+                  batch_size: int = 16, lr: float = 1e-3, seed: int = 0,
+                  progress: bool = True) -> list[float]:
+    """Teach the output format with a short SFT on *random* permutations (no relevance signal).
+
+    Targets are ``<think> </think> <ranking> p₁ , p₂ , … </ranking>`` + EOS over
+    ``min(top_n, N)`` random distinct ids; loss on the target tokens only. Returns the losses.
+    """
+    torch = require("torch", "train", "format_warmup")
+    tqdm = require("tqdm.auto", "train", "format_warmup").tqdm
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    losses = []
+    for _ in tqdm(range(steps), desc="format warm-up", disable=not progress):
+        batch = rng.sample(list(rows), min(batch_size, len(rows)))
+        seqs, masks = [], []
+        for r in batch:
+            n = int(r["n_candidates"])
+            perm = rng.sample(range(n), min(int(r.get("top_n", 10)), n))
+            target = "<think> </think> <ranking> " + " , ".join(map(str, perm)) + " </ranking>"
+            p_ids = tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True,
+                                                  tokenize=True)
+            if isinstance(p_ids, dict) or hasattr(p_ids, "input_ids"):
+                p_ids = p_ids["input_ids"]
+            t_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + \
+                [tokenizer.eos_token_id]
+            seqs.append(list(p_ids) + t_ids)
+            masks.append([0] * len(p_ids) + [1] * len(t_ids))
+        width = max(map(len, seqs))
+        ids = torch.full((len(seqs), width), tokenizer.pad_token_id)
+        labels = torch.full((len(seqs), width), -100)
+        attn = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, (s, m) in enumerate(zip(seqs, masks, strict=True)):
+            ids[i, : len(s)] = torch.tensor(s)
+            attn[i, : len(s)] = 1
+            labels[i, : len(s)] = torch.tensor([t if k else -100 for t, k in zip(s, m,
+                                                                                 strict=True)])
+        loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss))
+    model.eval()
+    return losses
+
+
+# ----- evaluation --------------------------------------------------------------------------------
+
+
+def evaluate_policy(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]],
+                    agent: WorkingAgent, *, max_new_tokens: int = 64, batch_size: int = 16,
+                    top_n: int = 10) -> dict[str, float]:
+    """Greedy-decode each row's prompt; mean answer reward, NDCG@1/@10, Recall@5, format rate.
+
+    Ranking metrics use the parsed order (a malformed reply falls back to prefilter order), so
+    they are comparable with the embedding prefilter's own ranking (``prefilter_ndcg@1``).
+    """
+    torch = require("torch", "train", "evaluate_policy")
+    was_training = model.training
+    model.eval()
+    texts: list[str] = []
+    tokenizer.padding_side = "left"
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        prompts = [tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True,
+                                                 tokenize=False) for r in chunk]
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids",
+                                                                        "attention_mask")}
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id,
+                                 eos_token_id=tokenizer.eos_token_id)
+        new = out[:, enc["input_ids"].shape[1]:]
+        texts.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+    if was_training:
+        model.train()
+    reward = SifterReward(agent, retrieval_weight_start=0.0, top_n=top_n)
+    answer_rewards, metrics = reward.score_completions(texts, rows, 0.0)
+    out_m: dict[str, float] = {"answer_reward": sum(answer_rewards) / max(len(rows), 1),
+                               "format_ok": metrics["format_ok"]}
+    n1, n10, r5, p1 = [], [], [], []
+    for text, row in zip(texts, rows, strict=True):
+        order = parse_ranking(text, int(row["n_candidates"]),
+                              fallback=row.get("prefilter_ranking")).order
+        n1.append(ndcg_at_k(order, row["gold"], 1))
+        n10.append(ndcg_at_k(order, row["gold"], 10))
+        r5.append(recall_at_k(order, row["gold"], 5))
+        p1.append(ndcg_at_k(row.get("prefilter_ranking", []), row["gold"], 1))
+    m = max(len(rows), 1)
+    out_m.update({"ndcg@1": sum(n1) / m, "ndcg@10": sum(n10) / m, "recall@5": sum(r5) / m,
+                  "prefilter_ndcg@1": sum(p1) / m, "n": float(len(rows))})
+    out_m["sample"] = texts[0] if texts else ""  # type: ignore[assignment]
+    return out_m
+
+
+# ----- checkpoint averaging ----------------------------------------------------------------------
+
+
+def average_checkpoints(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
+    """Save the fp32 mean of the floating-point parameters of ``paths`` (same architecture).
+
+    The tokenizer and config of the first checkpoint are copied alongside.
+    """
+    if not paths:
+        raise InvalidInput("need at least one checkpoint to average")
+    torch = require("torch", "train", "average_checkpoints")
+    transformers = require("transformers", "train", "average_checkpoints")
+    base = transformers.AutoModelForCausalLM.from_pretrained(
+        str(paths[0]), dtype=torch.float32, local_files_only=True)
+    names = [n for n, _ in base.named_parameters()]
+    total = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in base.named_parameters()}
+    for path in paths:
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=torch.float32, local_files_only=True)
+        params = dict(model.named_parameters())
+        if set(params) != set(names):
+            raise InvalidInput(f"checkpoint {path} has different parameters than {paths[0]}")
+        for n in names:
+            total[n] += params[n].detach().float()
+        del model
+    with torch.no_grad():
+        for n, p in base.named_parameters():
+            p.copy_(total[n] / len(paths))
+    out = Path(out_dir)
+    base.save_pretrained(out)
+    try:
+        transformers.AutoTokenizer.from_pretrained(str(paths[0]),
+                                                   local_files_only=True).save_pretrained(out)
+    except (OSError, ValueError):
+        pass  # a checkpoint without a tokenizer: the caller keeps its own
+    return out
+
+
+# ----- GRPO ----------------------------------------------------------------------------------------
+
+
+def _eval_callback(trl_module: Any, evaluate: Callable[[], dict[str, Any]], every: int,
+                   log_path: Path) -> Any:
+    transformers = require("transformers", "train", "train_grpo")
+
+    class EvalCallback(transformers.TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if every > 0 and state.global_step % every == 0:
+                metrics = evaluate()
+                metrics.update({"step": state.global_step, "time": time.time()})
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None,
+                   **kw: Any) -> None:
+            if logs:
+                with open(log_path.with_name("train_log.jsonl"), "a") as f:
+                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+    return EvalCallback()
+
+
+def train_grpo(settings: TrainSettings, train_rows: Sequence[dict[str, Any]],
+               agent: WorkingAgent, *, eval_rows: Sequence[dict[str, Any]] = (),
+               model: Any = None, tokenizer: Any = None, resume: bool = True) -> dict[str, Any]:
+    """Run GRPO; returns the trainer's log history and the eval history.
+
+    ``model``/``tokenizer`` default to loading ``settings.model`` from a local directory.
+    With ``resume`` and a ``checkpoint-*`` in ``output_dir``, training resumes from the last
+    one. Eval metrics (greedy) go to ``output_dir/eval_log.jsonl`` every ``eval_steps``.
+    """
+    trl = require("trl", "train", "MemSifter GRPO training")
+    datasets = require("datasets", "train", "MemSifter GRPO training")
+    transformers = require("transformers", "train", "MemSifter GRPO training")
+    if not train_rows:
+        raise InvalidInput("no training rows")
+    out = Path(settings.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings.save(out / "sifter_train.json")
+    transformers.set_seed(settings.seed)
+    if model is None:
+        model = transformers.AutoModelForCausalLM.from_pretrained(settings.model,
+                                                                  local_files_only=True)
+    if tokenizer is None:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(settings.model,
+                                                               local_files_only=True)
+    g = settings.num_generations
+    config = trl.GRPOConfig(
+        output_dir=str(out), seed=settings.seed, num_generations=g,
+        per_device_train_batch_size=settings.prompts_per_step * g,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        epsilon=settings.epsilon, epsilon_high=settings.epsilon_high, beta=settings.beta,
+        learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm, temperature=settings.temperature,
+        loss_type=settings.loss_type, num_train_epochs=settings.num_train_epochs,
+        max_steps=settings.max_steps, max_completion_length=settings.max_completion_length,
+        logging_steps=settings.logging_steps, save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit, bf16=settings.bf16,
+        gradient_checkpointing=settings.gradient_checkpointing, use_vllm=settings.use_vllm,
+        use_cpu=settings.use_cpu, report_to=[], remove_unused_columns=False,
+        **settings.extra,
+    )
+    reward = SifterReward(agent, retrieval_weight_start=settings.retrieval_weight_start,
+                          anneal_epochs=settings.anneal_epochs, top_n=settings.top_n)
+    eval_log = out / "eval_log.jsonl"
+    max_new = settings.eval_max_new_tokens or settings.max_completion_length
+
+    def run_eval() -> dict[str, Any]:
+        return evaluate_policy(model, tokenizer, list(eval_rows), agent,
+                               max_new_tokens=max_new, top_n=settings.top_n)
+
+    callbacks = []
+    if eval_rows and settings.eval_steps > 0:
+        callbacks.append(_eval_callback(trl, run_eval, settings.eval_steps, eval_log))
+    trainer = trl.GRPOTrainer(model=model, reward_funcs=[reward], args=config,
+                              train_dataset=datasets.Dataset.from_list(list(train_rows)),
+                              processing_class=tokenizer, callbacks=callbacks)
+    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints
+                  else None)
+    trainer.save_model(str(out / "final"))
+    tokenizer.save_pretrained(str(out / "final"))
+    return {"log_history": trainer.state.log_history, "reward_history": reward.history,
+            "steps": trainer.state.global_step}
