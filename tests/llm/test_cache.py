@@ -13,8 +13,8 @@ import pydantic
 import pytest
 import sqlite_utils
 
-from memkit.errors import InvalidInput
-from memkit.llm import CachedLLM, GenParams, ScriptedLLM, cache_key
+from memkit.errors import ConfigError, InvalidInput
+from memkit.llm import CachedLLM, Completion, GenParams, ScriptedLLM, cache_key
 
 
 class Entities(pydantic.BaseModel):
@@ -211,3 +211,32 @@ def test_bad_arguments(tmp_path: Path, inner: ScriptedLLM) -> None:
         CachedLLM(inner, tmp_path / "c.db", table="x; DROP TABLE y")
     with pytest.raises(InvalidInput):
         CachedLLM(inner, 42)
+
+
+def _in_thread(fn: Callable[[], object]) -> object:
+    box: list[object] = []
+
+    def run() -> None:
+        try:
+            box.append(fn())
+        except BaseException as exc:
+            box.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    return box[0]
+
+
+def test_in_memory_databases_across_threads(inner: ScriptedLLM) -> None:
+    # a path of ":memory:" gives the cache its own cross-thread connection
+    with CachedLLM(inner, ":memory:") as own:
+        own.complete("capital?")
+        got = _in_thread(lambda: own.complete("capital?"))
+        assert isinstance(got, Completion) and got.cached
+    # a caller's same-thread-only in-memory database cannot be shared with other threads
+    db = sqlite_utils.Database(memory=True)
+    shared = CachedLLM(inner, db)
+    err = _in_thread(lambda: shared.complete("capital?"))
+    assert isinstance(err, ConfigError) and "check_same_thread" in str(err)
+    db.close()

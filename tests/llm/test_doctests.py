@@ -14,12 +14,10 @@ MODULES = [
     "memkit.llm.fake",
     "memkit.llm.jsonrepair",
     "memkit.llm.openai_compat",
-    "memkit.llm.transformers_llm",
-    "memkit.llm.llamacpp",
 ]
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
+    assert result.attempted > 0 and result.failed == 0
