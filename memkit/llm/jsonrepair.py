@@ -84,29 +84,39 @@ def _loads(text: str) -> tuple[bool, Any]:
 
 
 def _recover(source: str) -> tuple[bool, Any]:
-    """Recover a JSON value from one source text (a fenced block or the whole reply)."""
+    """Recover a JSON value from one source text (a fenced block or the whole reply).
+
+    Starts are visited left to right; a start inside a container already recovered is
+    nested in it (and shorter), so it is skipped -- one big object costs one scan.
+    """
     ok, value = _loads(source)
     if ok:
         return ok, value
-    starts = [i for i, ch in enumerate(source) if ch in "{["][:MAX_STARTS]
-    scans = [(i, scan_value(source[i:], single_quotes=sq)) for i in starts for sq in (False, True)]
     best: tuple[int, Any] | None = None  # (characters of source covered, value)
-    for _, scan in scans:
-        if scan.complete and (best is None or scan.consumed > best[0]):
-            ok, value = _loads(scan.text)
-            if ok:
-                best = (scan.consumed, value)
-    for i, scan in scans:  # in order: the first cut-off container that closes covers the most
-        if scan.complete or scan.broken:
+    covered_until = 0
+    tried = 0
+    for i, ch in enumerate(source):
+        if ch not in "{[" or i < covered_until:
             continue
-        if best is not None and best[0] >= len(source) - i:
+        tried += 1
+        if tried > MAX_STARTS:
             break
-        ok, value = _close_truncated(scan)
-        if ok:
-            return ok, value
-    if best is not None:
-        return True, best[1]
-    return False, None
+        for single_quotes in (False, True):
+            scan = scan_value(source[i:], single_quotes=single_quotes)
+            if scan.complete:
+                ok, value = _loads(scan.text)
+                span = scan.consumed
+            elif not scan.broken:
+                ok, value = _close_truncated(scan)
+                span = len(source) - i
+            else:
+                ok = False
+            if ok:
+                if best is None or span > best[0]:
+                    best = (span, value)
+                covered_until = i + span
+                break
+    return (False, None) if best is None else (True, best[1])
 
 
 def _close_truncated(scan: _Scan) -> tuple[bool, Any]:
