@@ -82,6 +82,7 @@ class ServeSettings:
     max_body_bytes: int = 16 * 2**20
     request_timeout_s: float = 30.0
     max_threads: int = 40
+    faiss_threads: int = 1
     default_namespace: str = "default"
     embedder: str | None = None
     backends: list[str] | None = None
@@ -247,7 +248,8 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
             state = ServerState(mem, keys, auth_required=required,
                                 default_namespace=settings.default_namespace,
                                 request_timeout_s=settings.request_timeout_s,
-                                max_threads=settings.max_threads)
+                                max_threads=settings.max_threads,
+                                faiss_threads=settings.faiss_threads)
             app.state.memkit = state
             if mcp_server is not None and mem.llm is None:
                 mcp_server.remove_tool("answer")

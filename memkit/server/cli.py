@@ -50,13 +50,17 @@ def _fail(exc: Exception) -> click.ClickException:
               help="Worker threads for memory calls (reads run in parallel).")
 @click.option("--graceful-timeout", default=30.0, show_default=True, type=float,
               help="Seconds to let in-flight requests finish on SIGTERM/SIGINT.")
+@click.option("--faiss-threads", default=1, show_default=True, type=int,
+              help="OpenMP threads per faiss search (the server parallelises across requests; "
+                   "more threads per single-query search only contend). 0 = faiss default.")
 @click.option("--no-mcp", is_flag=True, help="Do not mount the MCP endpoint at /mcp.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve_cmd(memory_dir: str, host: str, port: int, transport: str, key: str | None,
               namespace: str, auth: str, embedder: str | None, backends: tuple[str, ...],
               llm_spec: str | None, max_body_mb: float, request_timeout: float, threads: int,
-              graceful_timeout: float, no_mcp: bool, log_level: str) -> None:
+              graceful_timeout: float, faiss_threads: int, no_mcp: bool,
+              log_level: str) -> None:
     """Serve a memory directory: REST API (OpenAPI at /docs) and MCP, with API keys."""
     from memkit.server.middleware import configure_logging
 
@@ -73,7 +77,8 @@ def serve_cmd(memory_dir: str, host: str, port: int, transport: str, key: str | 
         settings = ServeSettings(
             memory_dir=Path(memory_dir), host=host, port=port, auth=auth,
             max_body_bytes=int(max_body_mb * 2**20), request_timeout_s=request_timeout,
-            max_threads=threads, default_namespace=namespace, embedder=embedder,
+            max_threads=threads, faiss_threads=faiss_threads, default_namespace=namespace,
+            embedder=embedder,
             backends=list(backends) or None, llm=llm, mcp=not no_mcp,
             graceful_timeout_s=graceful_timeout)
         keys = KeyStore.open(memory_dir, create=True)
@@ -129,7 +134,8 @@ def _serve_stdio(settings: Any, key: str | None) -> None:
         state = ServerState(mem, keys, auth_required=True,
                             default_namespace=settings.default_namespace,
                             request_timeout_s=settings.request_timeout_s,
-                            max_threads=settings.max_threads)
+                            max_threads=settings.max_threads,
+                            faiss_threads=settings.faiss_threads)
         anyio.run(run_stdio, state, principal)
     finally:
         mem.close()

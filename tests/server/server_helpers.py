@@ -45,6 +45,9 @@ def start_server(directory: Path, **settings: Any) -> Served:
     """Serve ``directory`` from a uvicorn thread; returns when it answers /health."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted connections inherit this; without it a passed-in socket pays Nagle + delayed
+    # ACK (~40 ms) on every response
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     opts = {"embedder": "hash", **settings}
