@@ -75,16 +75,19 @@ class CachedEmbedder(Embedder):
         keys = [self._key(t, kind) for t in texts]
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
+            chunk = keys[start : start + 500]
             q = f"SELECT k, vec FROM v WHERE k IN ({','.join('?' * len(chunk))})"
             for k, blob in self.conn.execute(q, chunk):
                 found[k] = np.frombuffer(blob, dtype=np.float32)
-        todo = sorted({i for i, k in enumerate(keys) if k not in found},
-                      key=lambda i: len(texts[i]))
+        todo = sorted(
+            {i for i, k in enumerate(keys) if k not in found}, key=lambda i: len(texts[i])
+        )
         if todo:
             vecs = embed([texts[i] for i in todo])  # type: ignore[operator]
-            rows = [(keys[i], np.asarray(v, dtype=np.float32).tobytes())
-                    for i, v in zip(todo, vecs, strict=False)]
+            rows = [
+                (keys[i], np.asarray(v, dtype=np.float32).tobytes())
+                for i, v in zip(todo, vecs, strict=False)
+            ]
             self.conn.executemany("INSERT OR REPLACE INTO v VALUES (?, ?)", rows)
             self.conn.commit()
             for (k, _), v in zip(rows, vecs, strict=False):
@@ -96,15 +99,24 @@ class CachedEmbedder(Embedder):
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         return self._lookup(texts, "doc", self.inner.embed_batch)
 
-    def embed(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False,
-              desc: str = "embedding") -> np.ndarray:
-        return self._lookup(list(texts), "doc", lambda t: self.inner.embed(
-            t, batch_size=batch_size, progress=progress or len(t) > 500, desc=desc))
+    def embed(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        progress: bool = False,
+        desc: str = "embedding",
+    ) -> np.ndarray:
+        return self._lookup(
+            list(texts),
+            "doc",
+            lambda t: self.inner.embed(
+                t, batch_size=batch_size, progress=progress or len(t) > 500, desc=desc
+            ),
+        )
 
     def embed_queries(self, texts: Sequence[str], instruction: str | None = None) -> np.ndarray:
         kind = f"query:{instruction or ''}"
-        return self._lookup(list(texts), kind,
-                            lambda t: self.inner.embed_queries(t, instruction))
+        return self._lookup(list(texts), kind, lambda t: self.inner.embed_queries(t, instruction))
 
 
 def minilm_cached() -> CachedEmbedder:

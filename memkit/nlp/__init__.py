@@ -6,7 +6,7 @@ without optional dependencies except :func:`load_spacy`, which needs the ``[nlp]
 """
 
 from memkit.nlp.spacy_pipeline import DEFAULT_SPACY_MODEL, load_spacy, spacy_available
-from memkit.nlp.text import alnum_count, normalise_phrase, split_sentences
+from memkit.nlp.text import alnum_count, normalise_phrase, split_sentences, split_title
 
 __all__ = ["DEFAULT_SPACY_MODEL", "alnum_count", "load_spacy", "normalise_phrase",
-           "spacy_available", "split_sentences"]
+           "spacy_available", "split_sentences", "split_title"]

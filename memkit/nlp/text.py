@@ -126,3 +126,22 @@ def _ends_sentence(before: str, nxt: str) -> bool:
     if nxt and not (nxt.isupper() or nxt.isdigit() or nxt in "\"'“‘(["):
         return False
     return True
+
+
+def split_title(text: str, max_title_chars: int = 120) -> tuple[str | None, str]:
+    """Split a leading title line off a document: ``"Title\\nBody..."`` -> (title, body).
+
+    The first line counts as a title when the text has more lines, the line is short and does
+    not end like a sentence; otherwise (None, text).
+
+    >>> split_title("Port Blair\\nPort Blair is the capital.")
+    ('Port Blair', 'Port Blair is the capital.')
+    >>> split_title("Just one sentence.")
+    (None, 'Just one sentence.')
+    """
+    head, sep, body = text.partition("\n")
+    head = head.strip()
+    if not sep or not body.strip() or not head or len(head) > max_title_chars \
+            or head[-1] in ".!?。:;":
+        return None, text.strip()
+    return head, body.strip()

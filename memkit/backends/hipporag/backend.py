@@ -188,11 +188,11 @@ class HippoRAGBackend(Backend):
 
     # ---- indexing -------------------------------------------------------------------------
     def add(self, items: Sequence[MemoryItem]) -> None:
+        self._retry_failed()  # failures of earlier passes first, then the new items
         status = self.gs.passage_status([it.id for it in items])
         todo = [it for it in items if it.id not in status]
         for start in range(0, len(todo), self.batch_size):
             self._index_batch(todo[start:start + self.batch_size])
-        self._retry_failed()
 
     def _retry_failed(self) -> None:
         """Re-extract passages whose extraction failed earlier (bounded attempts)."""
@@ -297,7 +297,7 @@ class HippoRAGBackend(Backend):
         try:
             up.synonyms = synonym_edges(self.phrase_index, p_ids[long_mask],
                                         p_vecs[long_mask],
-                                        [n for n, m in zip(p_norms, long_mask) if m],
+                                        [n for n, m in zip(p_norms, long_mask, strict=False) if m],
                                         threshold=self.syn_threshold,
                                         max_neighbors=self.syn_max)
             up.new_phrases = [(int(i), n, new_phrase[n][1], v)

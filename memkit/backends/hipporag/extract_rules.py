@@ -19,8 +19,9 @@ parser at all.
 ...                                "Islands. It was founded in 1789."])[0]
 >>> ex.entities
 ['Port Blair', 'Andaman Islands', '1789']
->>> ex.triples
-[('Port Blair', 'is the capital of the', 'Andaman Islands'), ('Port Blair', 'was founded in', '1789')]
+>>> ex.triples  # doctest: +NORMALIZE_WHITESPACE
+[('Port Blair', 'is the capital of the', 'Andaman Islands'),
+ ('Port Blair', 'was founded in', '1789')]
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ FILTER_SYSTEM = (
     '{"fact": [[subject, predicate, object], ...]} listing at most 4 of the given facts, '
     "copied exactly; an empty list if none is relevant."
 )
-_FILTER_EXAMPLE_Q = "Are Imperial River (Florida) and Amaradia (Dolj) both located in the same country?"
+_FILTER_EXAMPLE_Q = ("Are Imperial River (Florida) and Amaradia (Dolj) both located in the "
+                     "same country?")
 _FILTER_EXAMPLE_FACTS = [["imperial river", "is located in", "florida"],
                          ["imperial river", "is a river in", "united states"],
                          ["amaradia", "is located in", "romania"],
@@ -103,7 +104,8 @@ def seed_weights(facts: Sequence[tuple[int, int, float]], passages_per_phrase: n
     return dict(best[:top] if top > 0 else best)
 
 
-def weighted_rrf(rankings: Sequence[tuple[Sequence[int], float]], k: int = 60) -> list[tuple[int, float]]:
+def weighted_rrf(rankings: Sequence[tuple[Sequence[int], float]],
+                 k: int = 60) -> list[tuple[int, float]]:
     """Weighted reciprocal-rank fusion: score(id) = Σ weight / (k + rank), rank from 1.
 
     >>> weighted_rrf([([1, 2], 2.0), ([2, 3], 1.0)], k=0)
@@ -133,7 +135,8 @@ def filter_prompt(query: str, facts: Sequence[Sequence[str]]) -> list[dict[str, 
     import json
 
     def user(q: str, fs: Sequence[Sequence[str]]) -> str:
-        return f"Question: {q}\nFacts: {json.dumps({'fact': [list(f) for f in fs]}, ensure_ascii=False)}"
+        facts = json.dumps({"fact": [list(f) for f in fs]}, ensure_ascii=False)
+        return f"Question: {q}\nFacts: {facts}"
 
     return [
         {"role": "system", "content": FILTER_SYSTEM},

@@ -76,6 +76,7 @@ class GraphSearch:
         in_graph = np.isin(d_ids, g.passage_ids)
         seeds: dict[int, float] = {}
         seed_facts: list[tuple[int, str, float]] = []
+        fact_ends: list[tuple[str, tuple[int, int]]] = []
         if o.use_facts and be.fact_index.ntotal:
             seed_facts = self._fact_seeds(be, g, query, qvec, o)
             if o.use_filter and not seed_facts:
@@ -84,6 +85,8 @@ class GraphSearch:
             triples = [(int(g.fact_nodes[r, 0]), int(g.fact_nodes[r, 1]), s)
                        for r, (_, _, s) in zip(rows, seed_facts, strict=True)]
             seeds = seed_weights(triples, g.phrase_passages, o.linking_top_k)
+            fact_ends = [(t, (s, ob)) for (_, t, _), (s, ob, _) in
+                         zip(seed_facts, triples, strict=True)]
         extra: dict[int, float] = {}
         if o.query_phrase_weight > 0:
             for pid in link_query_phrases(query, be.lookup_phrase):
@@ -140,7 +143,7 @@ class GraphSearch:
             out.append(Scored(iid, float(score), {
                 "mode": "graph", "ppr": ppr_of.get(iid, 0.0), "dense": dense_of.get(iid),
                 "seed_phrases": sorted(seed_text[n] for n in seeds if n in mentioned),
-                "facts": [t for _, t, _ in seed_facts],
+                "facts": [t for t, (a, b) in fact_ends if a in mentioned or b in mentioned],
             }))
         return out
 
