@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa
 from starlette.routing import Route  # noqa: E402
 
 from memkit import __version__  # noqa: E402
+from memkit.config import CONFIG_NAME, MemoryConfig  # noqa: E402
 from memkit.errors import (  # noqa: E402
     ConfigError,
     InvalidInput,
@@ -48,6 +49,7 @@ from memkit.server.auth import KeyStore, Principal  # noqa: E402
 from memkit.server.mcp_server import build_mcp, request_principal  # noqa: E402
 from memkit.server.middleware import ServingMiddleware  # noqa: E402
 from memkit.server.service import (  # noqa: E402
+    NotConfigured,
     RequestTimeout,
     ScopedMemory,
     ServerState,
@@ -60,7 +62,8 @@ STATUS: list[tuple[type[BaseException], int, str]] = [  # most specific first
     (NotFound, 404, "not_found"),
     (ScopeViolation, 403, "forbidden"),
     (MissingDependency, 501, "missing_dependency"),
-    (ConfigError, 501, "not_configured"),
+    (NotConfigured, 501, "not_configured"),
+    (ConfigError, 400, "config_error"),
     (InvalidInput, 400, "invalid_input"),
     (StoreCorrupt, 500, "store_corrupt"),
     (LLMUnavailable, 503, "llm_unavailable"),
@@ -113,6 +116,22 @@ def check_bind(settings: ServeSettings, active_keys: int) -> bool:
             "127.0.0.1)"
         )
     return settings.auth == "required" or public or (settings.auth == "auto" and active_keys > 0)
+
+
+def _has_llm(settings: ServeSettings, memory: Memory | None) -> bool:
+    """Whether the served memory will have an LLM (then ``/v1/answer`` is documented; without
+    one it answers 501 and is left out of the OpenAPI spec)."""
+    if memory is not None:
+        return memory.llm is not None
+    if settings.llm is not None:
+        return True
+    if settings.memory_dir is None:
+        return False
+    path = Path(settings.memory_dir) / CONFIG_NAME
+    try:
+        return path.exists() and MemoryConfig.load(path).llm is not None
+    except ConfigError:
+        return False
 
 
 def _error(status: int, type_: str, code: str, message: str, request: Request,
@@ -330,7 +349,8 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
                                   budget_tokens=body.budget_tokens, rerank=body.rerank)
         return m.ReadResponse.of(result)
 
-    @app.post("/v1/answer", response_model=m.AnswerResponse, tags=["read"])
+    @app.post("/v1/answer", response_model=m.AnswerResponse, tags=["read"],
+              include_in_schema=_has_llm(settings, memory))
     async def answer(body: m.AnswerRequest, request: Request, who: Who) -> Any:
         """Read, then answer with the server's LLM, citing item ids (501 without an LLM)."""
         state, mem = scoped(request, who)

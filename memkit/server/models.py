@@ -6,7 +6,7 @@ accepts: ids are positive 63-bit integers, numbers are finite, lists and strings
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,7 @@ MAX_K = 1_000
 MAX_IDS = 10_000
 
 _strict = ConfigDict(extra="forbid")
+ItemIdValue = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class ScopeModel(BaseModel):
@@ -181,7 +182,7 @@ class UpdateRequest(BaseModel):
 
 class DeleteRequest(BaseModel):
     model_config = _strict
-    ids: list[int] = Field(..., max_length=MAX_IDS)
+    ids: list[ItemIdValue] = Field(..., max_length=MAX_IDS)
     reason: str | None = Field(None, max_length=2_000)
 
 

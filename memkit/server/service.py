@@ -25,6 +25,11 @@ from memkit.server.auth import KeyStore, Principal, confine
 from memkit.types import MemoryItem, ReadResult, Scope, WriteReport
 
 T = TypeVar("T")
+_MAX_ID = 2**63 - 1  # SQLite's INTEGER range: larger ids cannot exist
+
+
+class NotConfigured(ConfigError):
+    """This server lacks what the request needs (e.g. an LLM for answer): HTTP 501."""
 
 
 class RequestTimeout(Exception):
@@ -112,6 +117,9 @@ class ScopedMemory:
 
     def _visible(self, item_id: int) -> MemoryItem:
         """The item if it exists and this principal may see it; else NotFound (no leak)."""
+        if isinstance(item_id, bool) or not isinstance(item_id, int) or \
+                not 1 <= item_id <= _MAX_ID:
+            raise NotFound(f"no item with id {item_id}")
         try:
             item = self.memory.get(item_id)
         except NotFound:
@@ -141,7 +149,7 @@ class ScopedMemory:
 
     def answer(self, question: str, k: int = 5, scope: Any = None, **options: Any) -> Any:
         if self.memory.llm is None:
-            raise ConfigError("this server has no LLM configured (start it with --llm SPEC)")
+            raise NotConfigured("this server has no LLM configured (start it with --llm SPEC)")
         return self.memory.answer(question, k=k, scope=self.scope(scope), **options)
 
     # ---- manage -------------------------------------------------------------------------

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from server_helpers import Served
 
 from memkit import InvalidInput, Memory, NotFound, ScopeViolation
 from memkit.server.client import AuthError, Client, ServerError
@@ -15,6 +15,9 @@ from memkit.types import Hit, MemoryItem, ReadResult, WriteReport
 
 SHARED = ["write", "write_many", "read", "answer", "get", "versions", "update", "delete",
           "forget", "stats", "close"]
+
+if TYPE_CHECKING:
+    from conftest import Served
 
 
 def test_client_has_the_memory_methods_with_compatible_signatures() -> None:

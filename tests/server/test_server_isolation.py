@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from server_helpers import Served
+if TYPE_CHECKING:
+    from conftest import Served
+
 
 WORDS = ("launch budget vault code roadmap hiring office coffee deadline client server "
          "meeting invoice secret plan").split()

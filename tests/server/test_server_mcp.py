@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -16,10 +16,12 @@ httpx2 = pytest.importorskip("httpx2")
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
-from server_helpers import Served, make_memory  # noqa: E402
 
 from memkit import Memory, Scope  # noqa: E402
 from memkit.server.auth import KeyStore  # noqa: E402
+
+if TYPE_CHECKING:
+    from conftest import Served
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = {"remember", "recall", "update_memory", "forget"}
@@ -119,9 +121,9 @@ def test_mcp_endpoint_requires_a_key(served: Served) -> None:
     assert r.status_code == 200 and r.json()["result"]["serverInfo"]["name"] == "memkit"
 
 
-def test_mcp_over_stdio_with_a_key(tmp_path: Path) -> None:
+def test_mcp_over_stdio_with_a_key(tmp_path: Path, new_memory: Any) -> None:
     directory = tmp_path / "mem"
-    make_memory(directory)
+    new_memory(directory)
     keys = KeyStore.open(directory)
     key, _ = keys.create("team-a", agent="helper")
     keys.close()
@@ -151,13 +153,13 @@ def test_mcp_over_stdio_with_a_key(tmp_path: Path) -> None:
         assert mem.read("staging database", scope="other-ns").hits == []
 
 
-def test_stdio_refuses_a_bad_key(tmp_path: Path) -> None:
+def test_stdio_refuses_a_bad_key(tmp_path: Path, new_memory: Any) -> None:
     from click.testing import CliRunner
 
     from memkit.server.cli import serve_cmd
 
     directory = tmp_path / "mem"
-    make_memory(directory)
+    new_memory(directory)
     KeyStore.open(directory).close()
     out = CliRunner().invoke(serve_cmd, [
         "--memory", str(directory), "--transport", "stdio", "--key", "mk_000000000000_" + "x" * 43])

@@ -4,11 +4,14 @@ mapping (JSON bodies with request ids, never stack traces), limits and timeouts.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from server_helpers import Served, make_memory, start_server
 
 from memkit.server.auth import KeyStore
+
+if TYPE_CHECKING:
+    from conftest import Served
 
 
 def err(response) -> dict:  # type: ignore[no-untyped-def]
@@ -177,48 +180,44 @@ def test_error_mapping_and_limits(served: Served) -> None:
         assert admin.post("/v1/forget", json={"policy": "superseded"}).status_code == 200
 
 
-def test_body_limit_413_by_header_and_by_stream(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    make_memory(tmp_path / "m")
-    srv = start_server(tmp_path / "m", max_body_bytes=4096)
-    try:
-        with srv.client() as c:
-            r = c.post("/v1/memories", json={"text": "x" * 10_000})
-            assert r.status_code == 413 and err(r)["code"] == "payload_too_large"
+def test_body_limit_413_by_header_and_by_stream(tmp_path: Any, new_memory: Any,
+                                               start_served: Any) -> None:
+    new_memory(tmp_path / "m")
+    srv = start_served(tmp_path / "m", max_body_bytes=4096)
+    with srv.client() as c:
+        r = c.post("/v1/memories", json={"text": "x" * 10_000})
+        assert r.status_code == 413 and err(r)["code"] == "payload_too_large"
 
-            def chunks():  # type: ignore[no-untyped-def]
-                yield b'{"text": "'
-                for _ in range(10):
-                    yield b"y" * 1000
-                yield b'"}'
+        def chunks():  # type: ignore[no-untyped-def]
+            yield b'{"text": "'
+            for _ in range(10):
+                yield b"y" * 1000
+            yield b'"}'
 
-            r = c.post("/v1/memories", content=chunks(),
-                       headers={"content-type": "application/json"})
-            assert r.status_code == 413 and err(r)["code"] == "payload_too_large"
-            assert c.post("/v1/memories", json={"text": "small"}).status_code == 200
-            assert c.get("/v1/stats").json()["items"] == 1
-    finally:
-        srv.stop()
+        r = c.post("/v1/memories", content=chunks(),
+                   headers={"content-type": "application/json"})
+        assert r.status_code == 413 and err(r)["code"] == "payload_too_large"
+        assert c.post("/v1/memories", json={"text": "small"}).status_code == 200
+        assert c.get("/v1/stats").json()["items"] == 1
 
 
-def test_slow_call_answers_504_with_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    make_memory(tmp_path / "m")
-    srv = start_server(tmp_path / "m", request_timeout_s=0.3)
-    try:
-        mem = srv.app.state.memkit.memory
-        real = mem.read
+def test_slow_call_answers_504_with_json(tmp_path: Any, new_memory: Any,
+                                        start_served: Any) -> None:
+    new_memory(tmp_path / "m")
+    srv = start_served(tmp_path / "m", request_timeout_s=0.3)
+    mem = srv.app.state.memkit.memory
+    real = mem.read
 
-        def slow(*a, **k):  # type: ignore[no-untyped-def]
-            time.sleep(1.0)
-            return real(*a, **k)
+    def slow(*a, **k):  # type: ignore[no-untyped-def]
+        time.sleep(1.0)
+        return real(*a, **k)
 
-        mem.read = slow
-        with srv.client() as c:
-            r = c.post("/v1/read", json={"query": "anything"})
-            assert r.status_code == 504 and err(r)["code"] == "timeout"
-            mem.read = real
-            assert c.post("/v1/read", json={"query": "anything"}).status_code == 200
-    finally:
-        srv.stop()
+    mem.read = slow
+    with srv.client() as c:
+        r = c.post("/v1/read", json={"query": "anything"})
+        assert r.status_code == 504 and err(r)["code"] == "timeout"
+        mem.read = real
+        assert c.post("/v1/read", json={"query": "anything"}).status_code == 200
 
 
 def test_stats_are_scoped_for_tenants(served: Served) -> None:
