@@ -114,7 +114,7 @@ def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | No
                 raise click.BadParameter(f"expected NAME.KEY=VALUE, got {key!r}")
             b, k = key.split(".", 1)
             bopts.setdefault(b, {})[k] = value
-        chosen = {
+        chosen: dict[str, Any] = {
             "backends": [b.strip() for b in backend.split(",") if b.strip()] if backend
             else recipe.get("backends"),
             "embedder": embedder or recipe.get("embedder"),

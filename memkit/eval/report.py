@@ -96,7 +96,7 @@ def summarise(rows: Sequence[dict[str, Any]], dataset: Dataset, config: Any,
                 "index_items": build.get("items"),
                 "index_reused": build.get("reused"),
             },
-            "timing_this_session": timing.get(spec),
+            "timing": timing.get(spec),
         }
     return {"dataset": dataset.summary(), "ks": list(config.ks), "reader_k": config.reader_k,
             "llm": config.llm, "embedder": config.embedder, "backends": per_backend}
@@ -168,9 +168,10 @@ def write_report(run_dir: Path, metrics: dict[str, Any], config: Any, dataset: D
                   f"{c['prompt_tokens_per_q']:.0f} prompt + {c['completion_tokens_per_q']:.0f} "
                   f"completion tokens, {c['context_tokens_per_q']:.0f} context tokens to the "
                   "reader"]
-        t = m.get("timing_this_session")
+        t = m.get("timing")
         if t and t["questions"]:
-            parts.append(f"- this session: {t['questions']} questions in {t['wall_s']:.1f} s; "
+            parts.append(f"- eval loop ({t['sessions']} session(s)): {t['questions']} questions "
+                         f"in {t['wall_s']:.1f} s; "
                          f"reads {t['read_s']:.1f} s (query embedding {t['query_embed_s']:.1f} s)"
                          f", reader {t['reader_s']:.1f} s, runner overhead "
                          f"{t['overhead_s']:.2f} s ({t['overhead_ms_per_question']:.2f} ms/q)")

@@ -280,15 +280,15 @@ def run_eval(config: EvalConfig, *, llm: Any = None, embedder: Embedder | None =
     done = {(r["backend"], r["qid"]) for r in rows}
     timed = TimedEmbedder(embedder if embedder is not None else load_embedder(config.embedder))
     builds: dict[str, Any] = {}
-    timing: dict[str, Any] = {}
     for spec in config.backends:
         todo = [q for q in ds.questions if (spec, q.id) not in done]
         components = list(dict.fromkeys(spec.split("+")))
         mem, builds[spec] = build_memory(ds, components, timed, config, llm=llm)
+        reader = mem.llm if llm is not None else None
+        t0, e0 = time.perf_counter(), timed.seconds
+        n = 0
+        read_ms = reader_ms = 0.0
         try:
-            reader = mem.llm if llm is not None else None
-            t0, e0 = time.perf_counter(), timed.seconds
-            read_ms = reader_ms = 0.0
             bar = tqdm(todo, desc=f"eval {spec}", disable=not config.progress, unit="q")
             with pred_path.open("a", encoding="utf-8") as out:
                 for q in bar:
@@ -297,20 +297,41 @@ def run_eval(config: EvalConfig, *, llm: Any = None, embedder: Embedder | None =
                     reader_ms += row.get("reader_ms", 0.0)
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
                     out.flush()
-            wall = time.perf_counter() - t0
-            timing[spec] = {
-                "questions": len(todo), "wall_s": wall, "read_s": read_ms / 1000,
-                "query_embed_s": timed.seconds - e0, "reader_s": reader_ms / 1000,
-                "overhead_s": wall - read_ms / 1000 - reader_ms / 1000,
-                "overhead_ms_per_question": (wall - read_ms / 1000 - reader_ms / 1000) * 1000
-                / max(len(todo), 1)}
+                    n += 1
         finally:
             mem.close()
+            if n:  # also when interrupted: the timings of what was done are kept
+                wall = time.perf_counter() - t0
+                record = {"backend": spec, "at": time.time(), "questions": n, "wall_s": wall,
+                          "read_s": read_ms / 1000, "query_embed_s": timed.seconds - e0,
+                          "reader_s": reader_ms / 1000,
+                          "overhead_s": wall - read_ms / 1000 - reader_ms / 1000}
+                with (run_dir / "timings.jsonl").open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record) + "\n")
     rows = load_predictions(pred_path)
-    metrics = summarise(rows, ds, config, builds, timing)
+    metrics = summarise(rows, ds, config, builds, total_timing(run_dir / "timings.jsonl"))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     write_report(run_dir, metrics, config, ds)
     return RunResult(run_dir, metrics, ds)
+
+
+def total_timing(path: Path) -> dict[str, dict[str, float]]:
+    """Wall-clock figures summed over every session of a run (a resumed run has several)."""
+    totals: dict[str, dict[str, float]] = {}
+    if not path.exists():
+        return totals
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        t = totals.setdefault(row["backend"], {"sessions": 0})
+        t["sessions"] += 1
+        for key in ("questions", "wall_s", "read_s", "query_embed_s", "reader_s", "overhead_s"):
+            t[key] = t.get(key, 0) + row.get(key, 0)
+    for t in totals.values():
+        t["overhead_ms_per_question"] = 1000 * t["overhead_s"] / max(t["questions"], 1)
+    return totals
 
 
 def load_recipe(path: Path) -> dict[str, Any]:

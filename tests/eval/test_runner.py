@@ -49,7 +49,7 @@ def _stable(metrics: dict) -> dict:
     """Metrics without wall-clock figures."""
     out = json.loads(json.dumps(metrics))
     for m in out["backends"].values():
-        m.pop("timing_this_session")
+        m.pop("timing")
         for key in list(m["cost"]):
             if key.startswith(("read_ms", "index_build", "index_reused")):
                 m["cost"].pop(key)
@@ -151,7 +151,10 @@ def test_resume_after_interruption_gives_the_same_metrics(tmp_path: Path,
     resumed = run_eval(_config(tmp_path, name="cut", limit=16))
     rows = load_predictions(pred)
     assert len(rows) == 16 and len({r["qid"] for r in rows}) == 16
-    assert resumed.metrics["backends"]["dense"]["timing_this_session"]["questions"] == 5
+    timing = resumed.metrics["backends"]["dense"]["timing"]
+    assert timing["sessions"] == 2 and timing["questions"] == 16
+    assert [json.loads(ln)["questions"] for ln in
+            (pred.parent / "timings.jsonl").read_text().splitlines()] == [11, 5]
     assert _stable(resumed.metrics) == _stable(reference.metrics)
     # the build was cached: the second and third runs reused it
     assert resumed.metrics["backends"]["dense"]["cost"]["index_reused"] is True
@@ -212,3 +215,20 @@ def test_cli_errors(tmp_path: Path) -> None:
     assert f"{bad}:1: field 'paragraphs[0].title': expected str, got int" in res.output
     res = CliRunner().invoke(eval_group, ["list"])
     assert "musique" in res.output and "indexes/musique-200-dense.toml" in res.output
+
+
+def test_mounted_under_the_main_cli(tmp_path: Path) -> None:
+    import click
+
+    @click.group()
+    def main() -> None:
+        """Stand-in for memkit.cli:main."""
+
+    main.add_command(eval_group, "eval")
+    res = CliRunner().invoke(main, ["eval", "musique-sample", "--embedder", "hash:64",
+                                    "--limit", "2", "--out", str(tmp_path), "--cache",
+                                    str(CACHE), "--no-progress", "--no-plots"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "musique-sample-dense-hash64-n2" / "metrics.json").exists()
+    res = CliRunner().invoke(main, ["eval", "--help"])
+    assert res.exit_code == 0 and "compare" in res.output
