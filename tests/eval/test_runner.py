@@ -232,3 +232,23 @@ def test_mounted_under_the_main_cli(tmp_path: Path) -> None:
     assert (tmp_path / "musique-sample-dense-hash64-n2" / "metrics.json").exists()
     res = CliRunner().invoke(main, ["eval", "--help"])
     assert res.exit_code == 0 and "compare" in res.output
+
+
+def test_interrupted_build_is_completed_not_restarted(tmp_path: Path) -> None:
+    from memkit import Memory
+    from memkit.eval.runner import build_key
+
+    ds = load_dataset("locomo-sample")
+    emb = HashEmbedder(dim=64)
+    cache = tmp_path / "cache"
+    directory = cache / f"locomo-sample-dense-{build_key(ds, emb.name, ['dense'], {})}"
+    with Memory.open(directory, backends=["dense"], embedder=emb) as mem:  # a build cut short
+        mem.write_many([c.record() for c in ds.corpus[:40]])
+    result = run_eval(_config(tmp_path, "locomo-sample", cache=str(cache), ks=[1, 5]))
+    cost = result.metrics["backends"]["dense"]["cost"]
+    assert cost["index_items"] == 108 and cost["index_reused"] is False
+    build = json.loads((directory / "build.json").read_text())
+    assert build["written"] == 68 and build["already_there"] == 40
+    fresh = run_eval(_config(tmp_path, "locomo-sample", ks=[1, 5], name="fresh"))
+    assert _stable(fresh.metrics)["backends"]["dense"]["recall"] == \
+        _stable(result.metrics)["backends"]["dense"]["recall"]
