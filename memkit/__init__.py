@@ -25,7 +25,18 @@ from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # memkit.Client needs the [server] extra; import it only when asked for
+    if name == "Client":
+        from memkit.server.client import Client
+
+        return Client
+    raise AttributeError(f"module 'memkit' has no attribute {name!r}")
+
+
 __all__ = [
+    "Client",
     "ConfigError",
     "Cost",
     "Hit",

@@ -86,8 +86,8 @@ class Memory:
                 config.backends = list(backends)
             if isinstance(embedder, str):
                 config.embedder = embedder
-            elif isinstance(embedder, Embedder) and saved is None:
-                config.embedder = embedder.name
+            elif isinstance(embedder, Embedder) and embedder.spec is not None:
+                config.embedder = embedder.spec
             for key, value in options.items():
                 if key not in MemoryConfig.__dataclass_fields__:
                     raise ConfigError(f"unknown memory option {key!r}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_agent_loop_example_remembers(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]

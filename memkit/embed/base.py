@@ -15,6 +15,9 @@ class Embedder(ABC):
     #: identifies the model (stored with vectors: a different name means re-embedding)
     name: str = "embedder"
     dim: int = 0
+    #: the string ``load_embedder`` rebuilds this embedder from (saved in a memory's config),
+    #: or None when it cannot be rebuilt from a string
+    spec: str | None = None
 
     @abstractmethod
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:

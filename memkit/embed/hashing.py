@@ -27,6 +27,7 @@ class HashEmbedder(Embedder):
         self.dim = dim
         self.trigrams = trigrams
         self.name = f"hash-{dim}{'-tri' if trigrams else ''}"
+        self.spec = f"hash:{dim}" if trigrams else None
 
     def _features(self, text: str) -> list[str]:
         words = _WORD.findall(text.casefold())

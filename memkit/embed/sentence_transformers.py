@@ -71,6 +71,7 @@ class SentenceTransformerEmbedder(Embedder):
         if model is None or str(model) == DEFAULT_MODEL:
             path: Path = packaged_minilm_path()
             self.name = DEFAULT_MODEL
+            self.spec = "minilm" if max_seq_length == 256 else None
         else:
             path = Path(model).expanduser()
             if not path.exists():
@@ -79,6 +80,7 @@ class SentenceTransformerEmbedder(Embedder):
                     f"models; give a local directory or use the default {DEFAULT_MODEL})"
                 )
             self.name = path.name
+            self.spec = f"st:{path}" if max_seq_length == 256 else None
         kwargs: dict[str, Any] = {"device": device, "local_files_only": True}
         self.model = st.SentenceTransformer(str(path), **kwargs)
         self.model.max_seq_length = max_seq_length
