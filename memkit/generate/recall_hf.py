@@ -95,8 +95,10 @@ class RecallLogitsProcessor(transformers.LogitsProcessor):  # type: ignore[misc]
                     row[self.eos_token_id] = keep
                 continue
             allowed = st.allowed()
-            if allowed.mask is not None:
-                row.masked_fill_(torch.from_numpy(~allowed.mask), self._ninf)
+            if allowed.mask is not None:  # empty prefix: the per-context mask, kept current
+                pen = torch.from_numpy(st.ctx.penalty)  # zero-copy view, 0 / -inf
+                on_cpu32 = row.device.type == "cpu" and row.dtype == torch.float32
+                row.add_(pen if on_cpu32 else pen.to(row.device, row.dtype))
             elif allowed.ids is not None:
                 idx = torch.from_numpy(allowed.ids)
                 kept = row.index_select(0, idx)

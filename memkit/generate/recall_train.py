@@ -254,15 +254,15 @@ def copy_exact_match(
     examples: Sequence[CopyExample],
     *,
     constrained: bool,
-    open_span: bool = False,
+    at_slot: bool = False,
     max_new_tokens: int = 16,
 ) -> float:
     """Exact match of the quoted value, with or without the recall constraint.
 
     Unconstrained: greedy ``generate``; the answer is the text between the recall markers.
     Constrained: :func:`~memkit.generate.recall_hf.generate_with_recall`; the answer is the
-    first span. ``open_span=True`` (constrained only) opens the span at the end of the prompt
-    instead of waiting for the model's start token (for models without recall training).
+    first span. ``at_slot=True`` (constrained only): the application opens the span by ending
+    the prompt with ``<|start_recall|>`` instead of waiting for the model to emit it.
     """
     torch = require("torch", "llm", "recall evaluation")
     from memkit.generate.recall_hf import generate_with_recall
@@ -270,16 +270,8 @@ def copy_exact_match(
     hits = 0
     for ex in examples:
         if constrained:
-            res = generate_with_recall(
-                model,
-                tokenizer,
-                ex.prompt,
-                open_span=open_span,
-                max_new_tokens=max_new_tokens,
-                closer_ids=[tokenizer.eos_token_id, recall_token_ids(tokenizer)[1]]
-                if open_span
-                else None,
-            )
+            prompt = f"{ex.prompt} {START_RECALL}" if at_slot else ex.prompt
+            res = generate_with_recall(model, tokenizer, prompt, max_new_tokens=max_new_tokens)
             got = res.spans[0].text.strip() if res.spans else None
         else:
             enc = tokenizer(ex.prompt, return_tensors="pt")

@@ -43,6 +43,7 @@ def test_context_index_positions_match_bruteforce_after_mixed_appends() -> None:
         assert idx.positions(t).tolist() == want
     assert idx.present.tolist() == [t != 3 and bool((seq == t).any()) for t in range(10)]
     assert idx.n_copyable == 9
+    assert (np.isneginf(idx.penalty) == ~idx.present).all()
 
 
 def test_hand_worked_allowed_sets() -> None:
