@@ -46,6 +46,22 @@ def load(limit: int | None) -> tuple[list[dict], list[tuple[str, str]]]:
     return rows[:limit] if limit else rows, list(corpus)
 
 
+def cached_embedder(spec: str, cache: Path):  # type: ignore[no-untyped-def]
+    """The embedder behind a text-hash vector cache (benchmarks/hipporag_data.py), seeded
+    with the HippoRAG benchmark's cached passage vectors when present."""
+    import shutil
+
+    from benchmarks.hipporag_data import CachedEmbedder, cache_dir
+    from memkit.embed import load_embedder
+
+    inner = load_embedder(spec)
+    path = cache.parent / f"panini-vectors-{inner.name.replace('/', '_')}.sqlite"
+    seed = cache_dir() / f"vectors-{inner.name.replace('/', '_')}.sqlite"
+    if not path.exists() and seed.exists():
+        shutil.copy(seed, path)
+    return CachedEmbedder(inner, path)
+
+
 def recall(found: list[int], gold: set[int], k: int) -> float:
     return len(set(found[:k]) & gold) / len(gold)
 
@@ -56,21 +72,35 @@ def main() -> None:
     ap.add_argument("--cache", default="/tmp/memkit-cache/panini-musique")
     ap.add_argument("--out", default="evals/panini")
     ap.add_argument("--embedder", default="minilm")
-    ap.add_argument("--entity-search", default="hybrid")
+    ap.add_argument("--entity-search", default="bm25")
     ap.add_argument("--min-score", type=float, default=0.2)
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
     rows, corpus = load(args.limit)
-    opts = {"writer": "parse", "decompose": "single", "entity_search": args.entity_search,
-            "min_score": args.min_score}
+    opts = {
+        "writer": "parse",
+        "decompose": "single",
+        "entity_search": args.entity_search,
+        "min_score": args.min_score,
+    }
     t0 = time.perf_counter()
-    mem = Memory.open(args.cache, backends=["panini", "dense"], embedder=args.embedder,
-                      backend_options={"panini": opts}, progress=True)
+    embedder = cached_embedder(args.embedder, Path(args.cache))
+    mem = Memory.open(
+        args.cache,
+        backends=["panini", "dense"],
+        embedder=embedder,
+        backend_options={"panini": opts},
+        progress=True,
+    )
     panini = mem.backends["panini"]
     t_open = time.perf_counter() - t0
     t1 = time.perf_counter()
-    report = mem.write_many([{"text": f"{t}\n{x}", "metadata": {"title": t}} for t, x in corpus],
-                            batch_size=128, progress=True, desc="writing passages")
+    report = mem.write_many(
+        [{"text": f"{t}\n{x}", "metadata": {"title": t}} for t, x in corpus],
+        batch_size=128,
+        progress=True,
+        desc="writing passages",
+    )
     t_write = time.perf_counter() - t1
     ids = {}
     for item in mem.store.iter_items():
@@ -80,25 +110,40 @@ def main() -> None:
     has_hippo = "hipporag" in mem.backends
     per: dict[str, list[dict]] = {s: [] for s in systems}
     for r in tqdm(rows, desc="questions"):
-        gold = {ids[(p["title"], p["paragraph_text"])] for p in r["paragraphs"]
-                if p["is_supporting"]}
+        gold = {
+            ids[(p["title"], p["paragraph_text"])] for p in r["paragraphs"] if p["is_supporting"]
+        }
         q = r["question"]
         ts = time.perf_counter()
         res = mem.read(q, k=5, backend="dense")
         found = res.ids
-        per["dense"].append({"r2": recall(found, gold, 2), "r5": recall(found, gold, 5),
-                             "tokens": sum(approx_tokens(h.text) for h in res.hits),
-                             "ms": (time.perf_counter() - ts) * 1000, "abstain": False})
-        for name, dec in (("panini-single", single_hop(q)),
-                          ("panini-oracle", from_musique(q, r["question_decomposition"]))):
+        per["dense"].append(
+            {
+                "r2": recall(found, gold, 2),
+                "r5": recall(found, gold, 5),
+                "tokens": sum(approx_tokens(h.text) for h in res.hits),
+                "ms": (time.perf_counter() - ts) * 1000,
+                "abstain": False,
+            }
+        )
+        for name, dec in (
+            ("panini-single", single_hop(q)),
+            ("panini-oracle", from_musique(q, r["question_decomposition"])),
+        ):
             ts = time.perf_counter()
             scored = panini.retrieve_with_decomposition(q, dec, 5, allowed=allowed)
             found = [s.id for s in scored]
             tr = panini.last_trace
-            per[name].append({"r2": recall(found, gold, 2), "r5": recall(found, gold, 5),
-                              "tokens": tr["context_tokens"], "abstain": tr["abstained"],
-                              "ms": (time.perf_counter() - ts) * 1000,
-                              "hops": len(r["question_decomposition"])})
+            per[name].append(
+                {
+                    "r2": recall(found, gold, 2),
+                    "r5": recall(found, gold, 5),
+                    "tokens": tr["context_tokens"],
+                    "abstain": tr["abstained"],
+                    "ms": (time.perf_counter() - ts) * 1000,
+                    "hops": len(r["question_decomposition"]),
+                }
+            )
     summary = {}
     for name, xs in per.items():
         summary[name] = {
@@ -112,29 +157,45 @@ def main() -> None:
             sub = [x for x in xs if x.get("hops", 0) == hops]
             if sub:
                 summary[name][f"recall@5_{hops}hop"] = round(
-                    100 * statistics.mean(x["r5"] for x in sub), 1)
+                    100 * statistics.mean(x["r5"] for x in sub), 1
+                )
     stats = mem.stats()["backends"]["panini"]
     out = {
         "command": "python " + " ".join(sys.argv),
-        "questions": len(rows), "passages": len(corpus), "embedder": mem.embedder.name,
-        "panini_options": opts, "token_count": "memkit.fusion.approx_tokens",
+        "questions": len(rows),
+        "passages": len(corpus),
+        "embedder": mem.embedder.name,
+        "panini_options": opts,
+        "token_count": "memkit.fusion.approx_tokens",
         "note": "panini-oracle uses MuSiQue's gold question_decomposition (analysis only)",
         "hipporag": "not run (backend not open in this memory)" if not has_hippo else "open",
-        "build": {"open_s": round(t_open, 1), "write_s": round(t_write, 1),
-                  "added": len(report.added), "panini": stats},
+        "build": {
+            "open_s": round(t_open, 1),
+            "write_s": round(t_write, 1),
+            "added": len(report.added),
+            "panini": stats,
+        },
         "summary": summary,
     }
     dest = Path(args.out)
     dest.mkdir(parents=True, exist_ok=True)
     name = f"musique200{args.tag}"
     (dest / f"{name}.json").write_text(json.dumps(out, indent=2))
-    lines = [f"# MuSiQue-200 retrieval ({len(rows)} questions, {len(corpus)} passages, "
-             f"{mem.embedder.name})", "", f"Command: `{out['command']}`", "",
-             "| system | R@2 | R@5 | reader tokens | abstain % | ms/q |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# MuSiQue-200 retrieval ({len(rows)} questions, {len(corpus)} passages, "
+        f"{mem.embedder.name})",
+        "",
+        f"Command: `{out['command']}`",
+        "",
+        "| system | R@2 | R@5 | reader tokens | abstain % | ms/q |",
+        "|---|---|---|---|---|---|",
+    ]
     for n, s in summary.items():
         label = n + (" (ORACLE decomposition)" if "oracle" in n else "")
-        lines.append(f"| {label} | {s['recall@2']} | {s['recall@5']} | "
-                     f"{s['context_tokens_mean']} | {s['abstain_rate']} | {s['ms_mean']} |")
+        lines.append(
+            f"| {label} | {s['recall@2']} | {s['recall@5']} | "
+            f"{s['context_tokens_mean']} | {s['abstain_rate']} | {s['ms_mean']} |"
+        )
     (dest / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     mem.close()

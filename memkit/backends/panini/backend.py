@@ -147,25 +147,28 @@ class PaniniBackend(Backend):
 
     def _write(self, items: Sequence[MemoryItem]) -> None:
         docs = [split_title(it.text, it.metadata) for it in items]
+        new_rows: tuple[list[EntityRow], list[QARow]] = ([], [])
         if self.uses_llm_writer:
             writer = LLMWriter(self.ctx.llm, max_tokens=self.writer_max_tokens)
             outcomes = writer.write(docs)
-            for it, (title, _), out in zip(items, docs, outcomes):
+            for it, (title, _), out in zip(items, docs, outcomes, strict=True):
                 if out.unavailable:
                     self.wstore.mark(it.id, "pending", writer="llm", reason=out.error or "",
                                      cost=out.cost)
                 elif out.raw is None:
                     self._reject(it.id, "llm", out.error or "no workspace", [], out.cost)
                 else:
-                    self._store(it.id, out.raw, title, "llm", out.cost)
+                    self._store(it.id, out.raw, title, "llm", out.cost, new_rows)
         else:
             if self._parse_writer is None:
                 self._parse_writer = ParseWriter(self.nlp)
-            for it, (title, _), raw in zip(items, docs, self._parse_writer.write(docs)):
-                self._store(it.id, raw, title, "parse", {})
+            raws = self._parse_writer.write(docs)
+            for it, (title, _), raw in zip(items, docs, raws, strict=True):
+                self._store(it.id, raw, title, "parse", {}, new_rows)
+        self._embed_rows(*new_rows)  # one embedding call for the whole batch
 
     def _store(self, item_id: int, raw: RawWorkspace, title: str | None, writer: str,
-               cost: dict[str, int]) -> None:
+               cost: dict[str, int], sink: tuple[list[EntityRow], list[QARow]]) -> None:
         try:
             ws, repairs = normalize(raw, title)
         except WorkspaceRejected as exc:
@@ -175,7 +178,8 @@ class PaniniBackend(Backend):
         self.index.remove(*old)
         ents, qas = self.wstore.save(item_id, ws, writer=writer, repairs=repairs, cost=cost)
         self.index.add_rows(ents, qas)
-        self._embed_rows(ents, qas)
+        sink[0].extend(ents)
+        sink[1].extend(qas)
         self._known.add(item_id)
 
     def _reject(self, item_id: int, writer: str, reason: str, repairs: list[str],
@@ -186,12 +190,23 @@ class PaniniBackend(Backend):
                          cost=cost)
         self._known.add(item_id)
 
+    @property
+    def _dense_entities(self) -> bool:
+        return self.retrieval.entity_search != "bm25"
+
     def _embed_rows(self, ents: Sequence[EntityRow], qas: Sequence[QARow]) -> None:
+        """Embed and store vectors for new rows: QA pairs always, entities unless entity
+        search is BM25 only (they are embedded on open when a dense mode needs them)."""
+        if not self._dense_entities:
+            ents = []
         etexts, qtexts = self.index.texts_for(ents, qas)
         texts = etexts + [t for _, t in qtexts]
         if not texts:
             return
-        vecs = self.ctx.embedder.embed(texts, batch_size=self.batch_size)
+        unique = list(dict.fromkeys(texts))
+        where = {t: n for n, t in enumerate(unique)}
+        uvecs = self.ctx.embedder.embed(unique, batch_size=self.batch_size)
+        vecs = uvecs[[where[t] for t in texts]]
         evecs, qvecs = vecs[:len(etexts)], vecs[len(etexts):]
         qids = [i for i, _ in qtexts]
         self.wstore.save_vectors("e", [e.id for e in ents], evecs)

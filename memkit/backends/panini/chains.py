@@ -4,8 +4,9 @@ Per sub-question (in topological order) and per beam: substitute the placeholder
 beam's entities, retrieve candidate QA pairs (``retrieve(text) -> [QACandidate]``, cached by
 text), and extend the beam with each candidate. On a non-final hop each answer of a
 candidate becomes its own chain, and only the best chain per distinct answer is kept; on a
-final hop each candidate is a chain. Beams are pruned to ``beam_width`` by chain score
-(ties: the last hop's score).
+final hop each candidate is a chain. A chain never takes a pair of a relation it already
+used (the reverse question) nor a pair whose answers are all entities it already bound.
+Beams are pruned to ``beam_width`` by chain score (ties: the last hop's score).
 
 chain score = geometric mean over the chain's QA pairs of clip(0.5 * (s + 1), 1e-6, 1)
 (``s`` = a pair's similarity to the sub-question it answered, in [-1, 1]).
@@ -191,11 +192,12 @@ def beam_search(decomposition: Decomposition,
             for prior in priors:
                 text = substitute(qs[i].text, prior.bindings)
                 used = {s.pair.qa_id for s in prior.steps}
+                relations = {s.pair.phrase_id for s in prior.steps if s.pair.phrase_id >= 0}
                 bound = {v.casefold() for v in prior.bindings.values()}
                 for pair in fetch(text):
-                    if pair.qa_id in used or (bound and all(a.key in bound
-                                                            for a in pair.answers)):
-                        continue  # a chain does not reuse a pair or bounce back
+                    if pair.qa_id in used or pair.phrase_id in relations or \
+                            (bound and all(a.key in bound for a in pair.answers)):
+                        continue  # a chain does not reuse a relation or bounce back
                     step = Step(i, text, pair)
                     if final:
                         cands.append(prior.extend(step, None))

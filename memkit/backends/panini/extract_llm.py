@@ -112,7 +112,7 @@ class LLMWriter:
                 for i in retry:
                     out[i] = LLMOutcome(None, f"LLM unavailable: {exc}", True, out[i].cost)
                 return out
-            for i, c in zip(retry, second):
+            for i, c in zip(retry, second, strict=True):
                 cost = {k: v + _cost(c)[k] for k, v in out[i].cost.items()}
                 try:
                     out[i] = LLMOutcome(validate_json_text(c.text, RawWorkspace), cost=cost)

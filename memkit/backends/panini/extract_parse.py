@@ -75,6 +75,8 @@ class _Builder:
         """a, b = (name, label); adds the phrase with its two questions."""
         if not rel or a[0].casefold() == b[0].casefold():
             return
+        if a[1] == "NOUN" and b[1] == "NOUN":
+            return  # two common nouns ("area was included in listing"): noise, not a fact
         sig = (a[0].casefold(), rel.casefold(), b[0].casefold())
         if sig in self.seen:
             return
@@ -313,4 +315,5 @@ class ParseWriter:
         """One raw workspace per (title, body)."""
         bodies: Iterable[Any] = self.nlp.pipe([body for _, body in docs],
                                               batch_size=self.batch_size)
-        return [workspace_from_doc(doc, title) for doc, (title, _) in zip(bodies, docs)]
+        return [workspace_from_doc(doc, title)
+                for doc, (title, _) in zip(bodies, docs, strict=True)]

@@ -221,8 +221,8 @@ def normalize(raw: RawWorkspace, title: str | None = None,
             continue
         entities[key] = Entity(key, name, roles)
     by_name: dict[str, str] = {}
-    for e in entities.values():
-        by_name.setdefault(e.name.casefold(), e.key)
+    for ent in entities.values():
+        by_name.setdefault(ent.name.casefold(), ent.key)
 
     refs = unresolved = 0
     phrases: list[VerbPhrase] = []

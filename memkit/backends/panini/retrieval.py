@@ -50,6 +50,7 @@ class QACandidate:
     answers: tuple[AnswerRef, ...]
     score: float
     via: str = ""  # "entity", "qa" or "entity+qa"
+    phrase_id: int = -1  # the verb phrase (relation) the pair belongs to
 
     @property
     def answer_names(self) -> tuple[str, ...]:
@@ -236,7 +237,7 @@ class WorkspaceIndex:
             i, refs = cands[j]
             q = self.qas[i]
             out.append(QACandidate(i, q.item_id, q.question, refs, float(scores[j]),
-                                   "+".join(sorted(via[i]))))
+                                   "+".join(sorted(via[i])), q.phrase_id))
             if len(out) >= params.rerank_top_k:
                 break
         return out

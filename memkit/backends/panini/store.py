@@ -146,7 +146,7 @@ class WorkspaceStore:
             conn.executemany(
                 "INSERT OR REPLACE INTO panini_vectors (kind, id, vec) VALUES (?,?,?)",
                 [(kind, int(i), np.asarray(v, dtype=np.float32).tobytes())
-                 for i, v in zip(ids, vecs)])
+                 for i, v in zip(ids, vecs, strict=True)])
 
     def delete(self, item_ids: Sequence[int]) -> tuple[list[int], list[int]]:
         """Forget the items' workspaces and status; returns (entity ids, qa ids) removed."""

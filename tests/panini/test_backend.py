@@ -1,0 +1,190 @@
+"""The Panini backend through Memory: scripted LLM writer and decomposer, hash embeddings.
+
+Three documents form a 3-hop chain (Casablanca -> Michael Curtiz -> Bess Meredyth ->
+Buffalo); a fourth is a distractor. The right chain, its items and the answer are known.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from memkit import Memory
+from memkit.backends.panini import PaniniBackend
+from memkit.backends.panini.decompose import Decomposition
+from memkit.embed import HashEmbedder
+from memkit.llm.fake import ScriptedLLM
+
+
+def workspace(ents: list[tuple[str, str, str]], qas: list[tuple[str, str, str, str]]) -> str:
+    """ents: (id, name, role); qas: (forward question, answer id, backward q, answer id)."""
+    return json.dumps({
+        "entities": [{"id": i, "name": n, "roles": [{"role": r, "states": []}]}
+                     for i, n, r in ents],
+        "verb_phrases": [{"id": f"v{k}", "phrase": "p", "questions": [
+            {"text": f, "answers": [fa]}, {"text": b, "answers": [ba]}]}
+            for k, (f, fa, b, ba) in enumerate(qas)]})
+
+
+DOCS = {
+    "Casablanca is a 1942 film": workspace(
+        [("e1", "Casablanca", "film"), ("e2", "Michael Curtiz", "person")],
+        [("Who directed the film Casablanca?", "e2", "Which film did Michael Curtiz direct?",
+          "e1")]),
+    "Curtiz was married": workspace(
+        [("e1", "Michael Curtiz", "person"), ("e2", "Bess Meredyth", "person")],
+        [("Who was Michael Curtiz married to, his spouse?", "e2",
+          "Who was Bess Meredyth married to?", "e1")]),
+    "Meredyth was born": workspace(
+        [("e1", "Bess Meredyth", "person"), ("e2", "Buffalo, New York", "city")],
+        [("Where was Bess Meredyth born?", "e2", "Who was born in Buffalo, New York?", "e1")]),
+    "Heat is a 1995 film": workspace(
+        [("e1", "Heat", "film"), ("e2", "Michael Mann", "person")],
+        [("Who directed the film Heat?", "e2", "Which film did Michael Mann direct?", "e1")]),
+    "garbage document": '{"entities": [{"id": "e1", "name": "X"}], "verb_phrases": [{"phrase":'
+                        ' "p", "questions": [{"text": "a?", "answers": ["e5"]}]}]}',
+}
+TEXTS = {
+    "Casablanca is a 1942 film": "Casablanca\nCasablanca is a 1942 film directed by Michael "
+                                 "Curtiz.",
+    "Curtiz was married": "Michael Curtiz\nCurtiz was married to Bess Meredyth.",
+    "Meredyth was born": "Bess Meredyth\nMeredyth was born in Buffalo, New York.",
+    "Heat is a 1995 film": "Heat\nHeat is a 1995 film directed by Michael Mann.",
+    "garbage document": "Garbage\nA garbage document.",
+}
+QUESTION = "Where was the spouse of the director of Casablanca born?"
+DECOMP = json.dumps({"questions": [
+    {"question": "Who directed the film Casablanca?", "requires_retrieval": True},
+    {"question": "Who was <ENTITY_Q1> married to, the spouse?", "requires_retrieval": True},
+    {"question": "Where was <ENTITY_Q2> born?", "requires_retrieval": True}]})
+
+
+def scripted() -> ScriptedLLM:
+    rules: dict[str, str] = {"Split a question": DECOMP}
+    rules.update({key: reply for key, reply in DOCS.items()})
+    return ScriptedLLM(rules)
+
+
+@pytest.fixture
+def llm_mem(tmp_path: Path):  # type: ignore[no-untyped-def]
+    llm = scripted()
+    m = Memory.open(tmp_path / "m", backends=["panini", "dense"], embedder=HashEmbedder(256),
+                    llm=llm, backend_options={"panini": {"min_score": 0.1}})
+    ids = {k: m.write(t) for k, t in TEXTS.items()}
+    yield m, ids, llm
+    m.close()
+
+
+def test_three_hop_read_returns_the_chain_items_and_compact_evidence(llm_mem) -> None:
+    m, ids, _ = llm_mem
+    res = m.read(QUESTION, k=5, backend="panini")
+    assert res.ids[:3] == [ids["Casablanca is a 1942 film"], ids["Curtiz was married"],
+                           ids["Meredyth was born"]]
+    ev = res.hits[0].evidence
+    assert ev["mode"] == "llm"
+    assert [s["answers"] for s in ev["chain"]["steps"]] == [
+        ["Michael Curtiz"], ["Bess Meredyth"], ["Buffalo, New York"]]
+    assert ev["chain"]["bindings"] == {"Q1": "Michael Curtiz", "Q2": "Bess Meredyth"}
+    lines = ev["rendered"].splitlines()
+    assert lines[:3] == [
+        "Q: Who directed the film Casablanca? A: Michael Curtiz {person}",
+        "Q: Who was Michael Curtiz married to, his spouse? A: Bess Meredyth {person}",
+        "Q: Where was Bess Meredyth born? A: Buffalo, New York {city}"]
+    assert ev["context_tokens"] < 120
+    assert res.cost.llm_calls == 1  # the decomposition (write calls are not read cost)
+
+
+def test_rejected_workspace_is_recorded_and_item_stays_in_dense(llm_mem) -> None:
+    m, ids, _ = llm_mem
+    backend: PaniniBackend = m.backends["panini"]
+    status = backend.status(ids["garbage document"])
+    assert status is not None and status["status"] == "rejected"
+    assert "1 of 1 answer references are unknown" in status["reason"]
+    assert m.read("garbage document", k=1, backend="dense").ids == [ids["garbage document"]]
+    stats = backend.stats()
+    assert stats["docs_ok"] == 4 and stats["docs_rejected"] == 1
+    assert stats["write_cost"]["llm_calls"] == 5 + 0  # one call each; garbage is valid JSON
+
+
+def test_delete_takes_the_workspace_with_it_and_the_chain_dead_ends(llm_mem) -> None:
+    m, ids, _ = llm_mem
+    backend: PaniniBackend = m.backends["panini"]
+    m.delete([ids["Meredyth was born"]])
+    assert backend.status(ids["Meredyth was born"]) is None
+    assert all(q.item_id != ids["Meredyth was born"] for q in backend.index.qas.values())
+    res = m.read(QUESTION, k=5, backend="panini")
+    assert ids["Meredyth was born"] not in res.ids
+    assert "Buffalo" not in (res.hits[0].evidence["rendered"] if res.hits else "")
+
+
+def test_scope_is_enforced(tmp_path: Path) -> None:
+    m = Memory.open(tmp_path / "s", backends=["panini"], embedder=HashEmbedder(256),
+                    llm=scripted(), backend_options={"panini": {"min_score": 0.1}})
+    for key, text in TEXTS.items():
+        m.write(text, scope={"user": "u2" if "Meredyth" in key else "u1"})
+    res = m.read(QUESTION, k=5, scope={"user": "u1"}, backend="panini")
+    assert all(h.item.scope.user == "u1" for h in res.hits)
+    assert all("Buffalo" not in line for h in res.hits for line in h.evidence["qa_pairs"])
+    m.close()
+
+
+def test_reopen_rebuilds_indexes_from_sqlite_without_llm_calls(tmp_path: Path) -> None:
+    llm = scripted()
+    with Memory.open(tmp_path / "r", backends=["panini"], embedder=HashEmbedder(256), llm=llm,
+                     backend_options={"panini": {"min_score": 0.1}}) as m:
+        for text in TEXTS.values():
+            m.write(text)
+    calls = llm.usage.calls
+    with Memory.open(tmp_path / "r", embedder=HashEmbedder(256), llm=llm) as m:
+        res = m.read(QUESTION, k=3)
+        assert [s["answers"][0] for s in res.hits[0].evidence["chain"]["steps"]][-1] == \
+            "Buffalo, New York"
+    assert llm.usage.calls == calls + 1  # only the decomposition
+
+
+def test_without_llm_a_decomposition_can_be_given_and_dead_ends_abstain(tmp_path: Path) -> None:
+    llm = scripted()
+    with Memory.open(tmp_path / "w", backends=["panini"], embedder=HashEmbedder(256), llm=llm,
+                     backend_options={"panini": {"min_score": 0.1}}) as m:
+        for text in TEXTS.values():
+            m.write(text)
+    # hash embeddings are lexical: the first hop's pair scores 0.81 against its sub-question,
+    # while the best pair for the dead-end hop ("Which film did Michael Curtiz direct?")
+    # scores 0.65, below this memory's min_score
+    with Memory.open(tmp_path / "w", embedder=HashEmbedder(256),
+                     backend_options={"panini": {"min_score": 0.7}}) as m:
+        backend: PaniniBackend = m.backends["panini"]
+        assert backend.decompose(QUESTION).mode == "single"
+        from memkit.backends.base import AllowedIds
+
+        allowed = AllowedIds(m.store.allowed_ids(__import__("memkit").Scope()))
+        dead = ["Who directed the film Casablanca?", "Which zebra did <ENTITY_Q1> paint?"]
+        assert backend.retrieve_with_decomposition(QUESTION, dead, 5, allowed=allowed) == []
+        assert backend.last_trace["abstained"] is True
+        bad = backend.retrieve_with_decomposition(QUESTION, ["Who is <ENTITY_Q4>?"], 5,
+                                                  allowed=allowed)
+        assert backend.last_trace["decomposition"]["mode"] == "single"
+        assert backend.last_trace["decomposition"]["fallback"]
+        assert isinstance(bad, list)
+        oracle = Decomposition(QUESTION, [], "oracle")
+        assert oracle.mode == "oracle"
+
+
+def test_unavailable_llm_leaves_items_pending_and_retries(tmp_path: Path) -> None:
+    from memkit.errors import LLMUnavailable
+
+    class Down(ScriptedLLM):
+        def _complete(self, messages, params):  # type: ignore[no-untyped-def]
+            raise LLMUnavailable("server down")
+
+        def _complete_constrained(self, messages, params, schema):  # type: ignore
+            raise LLMUnavailable("server down")
+
+    with Memory.open(tmp_path / "p", backends=["panini"], embedder=HashEmbedder(256),
+                     llm=Down({})) as m:
+        iid = m.write(TEXTS["Heat is a 1995 film"])
+        assert m.backends["panini"].status(iid)["status"] == "pending"
+    with Memory.open(tmp_path / "p", embedder=HashEmbedder(256), llm=scripted()) as m:
+        assert m.backends["panini"].status(iid)["status"] == "ok"

@@ -1,0 +1,94 @@
+"""The LLM-free writer on hand-built parses (no model needed) and once on the real pipeline."""
+
+from __future__ import annotations
+
+import pytest
+
+from memkit.backends.panini.extract_parse import (
+    ParseWriter,
+    question_pair,
+    split_title,
+    workspace_from_doc,
+)
+from memkit.backends.panini.gsw import Workspace, normalize
+
+spacy = pytest.importorskip("spacy")
+from spacy.tokens import Doc  # noqa: E402
+
+VOCAB = spacy.blank("en").vocab
+
+
+def parsed(tokens: list[tuple[str, int, str, str, str]]) -> Doc:
+    """tokens: (word, head index, dep, POS, IOB entity tag)."""
+    return Doc(VOCAB, words=[t[0] for t in tokens], heads=[t[1] for t in tokens],
+               deps=[t[2] for t in tokens], pos=[t[3] for t in tokens],
+               ents=[t[4] for t in tokens])
+
+
+def qa(ws: Workspace) -> set[tuple[str, str]]:
+    names = {e.key: e.name for e in ws.entities}
+    return {(q.text, names[a.entity] if a.entity else str(a.text))
+            for vp in ws.verb_phrases for q in vp.questions for a in q.answers}
+
+
+# "Van Hook Township is a township in Mountrail County. It was built in 1914."
+COPULA_AND_PRONOUN = [
+    ("Van", 2, "compound", "PROPN", "B-GPE"), ("Hook", 2, "compound", "PROPN", "I-GPE"),
+    ("Township", 3, "nsubj", "PROPN", "I-GPE"), ("is", 3, "ROOT", "AUX", "O"),
+    ("a", 5, "det", "DET", "O"), ("township", 3, "attr", "NOUN", "O"),
+    ("in", 5, "prep", "ADP", "O"), ("Mountrail", 8, "compound", "PROPN", "B-GPE"),
+    ("County", 6, "pobj", "PROPN", "I-GPE"), (".", 3, "punct", "PUNCT", "O"),
+    ("It", 12, "nsubjpass", "PRON", "O"), ("was", 12, "auxpass", "AUX", "O"),
+    ("built", 12, "ROOT", "VERB", "O"), ("in", 12, "prep", "ADP", "O"),
+    ("1914", 13, "pobj", "NUM", "B-DATE"), (".", 12, "punct", "PUNCT", "O"),
+]
+
+
+def test_copular_relation_role_and_pronoun_resolved_to_title() -> None:
+    ws, _ = normalize(workspace_from_doc(parsed(COPULA_AND_PRONOUN), "Van Hook Township"),
+                      "Van Hook Township")
+    pairs = qa(ws)
+    assert ("Van Hook Township is a township in what?", "Mountrail County") in pairs
+    assert ("What is a township in Mountrail County?", "Van Hook Township") in pairs
+    assert ("When was Van Hook Township built?", "1914") in pairs
+    assert ("What was built in 1914?", "Van Hook Township") in pairs
+    van = next(e for e in ws.entities if e.name == "Van Hook Township")
+    assert [(r.role, r.states) for r in van.roles] == [("place", ()),
+                                                      ("township", ("a township",))]
+    # every relation has exactly two questions, every entity answers one
+    assert all(len(vp.questions) == 2 for vp in ws.verb_phrases)
+
+
+# "Alice married Bob in Lausanne."
+SVO = [("Alice", 1, "nsubj", "PROPN", "B-PERSON"), ("married", 1, "ROOT", "VERB", "O"),
+       ("Bob", 1, "dobj", "PROPN", "B-PERSON"), ("in", 1, "prep", "ADP", "O"),
+       ("Lausanne", 3, "pobj", "PROPN", "B-GPE"), (".", 1, "punct", "PUNCT", "O")]
+
+
+def test_subject_verb_object_and_prepositional_object() -> None:
+    ws, _ = normalize(workspace_from_doc(parsed(SVO), "Alice"), "Alice")
+    assert qa(ws) == {
+        ("Alice married whom?", "Bob"), ("Who married Bob?", "Alice"),
+        ("Alice married Bob in what?", "Lausanne"), ("Who married Bob in Lausanne?", "Alice"),
+    }
+
+
+def test_title_that_names_no_entity_becomes_an_alias() -> None:
+    ws, _ = normalize(workspace_from_doc(parsed(SVO), "Alice Smith"), "Alice Smith")
+    assert ("Alice is also known as what?", "Alice Smith") in qa(ws)
+
+
+def test_question_templates_and_title_split() -> None:
+    assert question_pair(("Heat", "WORK_OF_ART"), "was released on", ("1995", "DATE")) == (
+        "When was Heat released?", "What was released on 1995?")
+    assert split_title("T\nbody", {"title": "T"}) == ("T", "body")
+    assert split_title("body only", {"title": "T"}) == ("T", "body only")
+
+
+@pytest.mark.realmodel
+def test_real_pipeline_writes_connected_workspaces() -> None:
+    w = ParseWriter()
+    [raw] = w.write([("Port Blair", "Port Blair is the capital of the Andaman and Nicobar "
+                                    "Islands, a union territory of India.")])
+    ws, _ = normalize(raw, "Port Blair")
+    assert ("Port Blair is the capital of what?", "Andaman and Nicobar Islands") in qa(ws)
