@@ -70,12 +70,14 @@ def _fuzz(served: Served, op: Any, mode: Any, key: str, stats: dict[str, int],
         stats["no_negative"] += 1
 
 
-def _run_all(served: Served, examples: int) -> dict[str, int]:
+def _run_all(served: Served, examples: int, admin: bool) -> dict[str, int]:
     _seed_items(served, served.keys["acme"])
     stats = {"calls": 0, "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0, "no_negative": 0}
+    runs = [(GenerationMode.POSITIVE, "acme"), (GenerationMode.NEGATIVE, "acme")]
+    if admin:
+        runs.append((GenerationMode.POSITIVE, "admin"))
     for op in _operations(served):
-        for mode, key in ((GenerationMode.POSITIVE, "acme"), (GenerationMode.POSITIVE, "admin"),
-                          (GenerationMode.NEGATIVE, "acme")):
+        for mode, key in runs:
             _fuzz(served, op, mode, served.keys[key], stats, examples)
     print("schemathesis:", stats)
     return stats
@@ -83,13 +85,13 @@ def _run_all(served: Served, examples: int) -> dict[str, int]:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_no_5xx_on_generated_input(served: Served) -> None:
-    stats = _run_all(served, EXAMPLES)
+    stats = _run_all(served, EXAMPLES, admin=False)
     assert stats["5xx"] == 0, stats
-    assert stats["2xx"] > 30 and stats["4xx"] > 30, stats  # both paths really exercised
+    assert stats["2xx"] > 20 and stats["4xx"] > 20, stats  # both paths really exercised
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_no_5xx_on_generated_input_long(served: Served) -> None:
-    stats = _run_all(served, 100)
+    stats = _run_all(served, 100, admin=True)
     assert stats["5xx"] == 0, stats

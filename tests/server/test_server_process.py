@@ -1,0 +1,140 @@
+"""The served memory as a real process: SIGKILL in the middle of concurrent writes loses no
+acknowledged write and leaves nothing half-indexed; SIGTERM lets in-flight writes finish and
+closes the memory cleanly; and a short run of the load benchmark (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from memkit import Memory
+from memkit.server.client import Client, ServerError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(directory: Path, port: int, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as err:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "memkit.server", "serve", "--memory", str(directory),
+             "--port", str(port), "--embedder", "hash", "--log-level", "info"],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
+            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        assert proc.poll() is None, log.read_text()[-2000:]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+def _write_until_stopped(url: str, tag: str, stop: threading.Event,
+                         acked: list[tuple[int, str]]) -> None:
+    with Client(url, timeout=10, retries=0) as c:
+        n = 0
+        while not stop.is_set() and n < 5_000:
+            n += 1
+            text = f"{tag} record {n} about the quarterly plan"
+            try:
+                acked.append((c.write(text, scope="acme"), text))
+            except ServerError:
+                return  # the server is gone: this write was not acknowledged
+
+
+def _load_with_signal(tmp_path: Path, sig: int, min_acks: int) -> tuple[Any, list, Path]:
+    directory, log = tmp_path / "mem", tmp_path / "server.log"
+    port = _port()
+    proc = _serve(directory, port, log)
+    url = f"http://127.0.0.1:{port}"
+    stop = threading.Event()
+    acked: list[tuple[int, str]] = []
+    writers = [threading.Thread(target=_write_until_stopped, args=(url, f"w{i}", stop, acked))
+               for i in range(3)]
+    try:
+        for w in writers:
+            w.start()
+        deadline = time.time() + 60
+        while len(acked) < min_acks and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(sig)  # writes are in flight right now
+        proc.wait(timeout=60)
+    finally:
+        stop.set()
+        for w in writers:
+            w.join(timeout=30)
+        if proc.poll() is None:
+            proc.kill()
+    assert len(acked) >= min_acks
+    return proc, acked, log
+
+
+def _check_every_ack_present_and_indexed(directory: Path, acked: list[tuple[int, str]]) -> None:
+    with Memory.open(directory) as mem:  # replays any change the index had not applied
+        for iid, text in acked:
+            assert mem.get(iid).text == text
+            assert mem.read(text, k=1, scope="acme").ids == [iid]
+        stats = mem.stats()
+        assert stats["items"] == stats["backends"]["dense"]["vectors"]
+        assert stats["items"] >= len(acked)  # plus any committed-but-unacknowledged write
+
+
+def test_sigkill_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    proc, acked, _ = _load_with_signal(tmp_path, signal.SIGKILL, min_acks=40)
+    assert proc.returncode == -signal.SIGKILL
+    _check_every_ack_present_and_indexed(tmp_path / "mem", acked)
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_in_flight_writes_and_closes_cleanly(tmp_path: Path) -> None:
+    proc, acked, log = _load_with_signal(tmp_path, signal.SIGTERM, min_acks=60)
+    lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+    assert any(x["msg"] == "stopped" for x in lines)  # lifespan shutdown closed the memory
+    assert not [x for x in lines if x["level"] == "error"]
+    _check_every_ack_present_and_indexed(tmp_path / "mem", acked)
+    # the index file was flushed on close: the next open does not need to rebuild it
+    from memkit.vectors import FaissIndex
+
+    with Memory.open(tmp_path / "mem") as mem:
+        generation = int(mem.store.get_meta("dense.generation") or 0)
+    idx = FaissIndex(256)
+    assert idx.load(tmp_path / "mem" / "vectors" / "dense.faiss") == generation
+
+
+@pytest.mark.slow
+def test_load_benchmark_short_run(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/server_load.py", "--seconds", "10", "--writers", "2",
+         "--readers", "6", "--processes", "2", "--kill-seconds", "5", "--out", str(out),
+         "--workdir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    steady, kill = report["steady"], report["kill"]
+    assert steady["errors"] == 0 and steady["cross_tenant_hits"] == 0
+    assert steady["verify"]["lost"] == 0 and steady["writes"]["n"] > 20
+    v = kill["verify_all_phases"]
+    assert v["lost"] == 0 and v["not_retrievable"] == 0 and v["wrong_text"] == 0
+    assert v["items"] == v["dense_vectors"] >= v["acknowledged"]
