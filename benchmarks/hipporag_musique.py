@@ -110,7 +110,12 @@ def main() -> None:
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--variants", default="all", help="'all' or comma-separated indices")
     ap.add_argument("--out", default=None, help="also write the table (markdown) here")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1 is fastest on a shared 2-core box)")
     args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
 
     corpus, questions = load_musique(limit=args.limit)
     emb = minilm_cached()

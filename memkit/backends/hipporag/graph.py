@@ -86,8 +86,6 @@ def build_arrays(gs: GraphStore) -> GraphArrays:
         "SELECT id FROM hipporag_phrases ORDER BY id")], dtype=np.int64)
     passage_ids = np.array([r[0] for r in conn.execute(
         "SELECT item_id FROM hipporag_passages ORDER BY item_id")], dtype=np.int64)
-    P, N = len(phrase_ids), len(passage_ids)
-    n = P + N
 
     def arr(sql: str, cols: int) -> np.ndarray:
         rows = conn.execute(sql).fetchall()
@@ -99,6 +97,15 @@ def build_arrays(gs: GraphStore) -> GraphArrays:
     syn = arr("SELECT a, b, sim FROM hipporag_synonyms", 3)
     facts = arr("SELECT id, subj, obj FROM hipporag_facts ORDER BY id", 3).astype(np.int64)
 
+    return assemble(phrase_ids, passage_ids, rel, ctx, syn, facts, generation)
+
+
+def assemble(phrase_ids: np.ndarray, passage_ids: np.ndarray, rel: np.ndarray, ctx: np.ndarray,
+             syn: np.ndarray, facts: np.ndarray, generation: int) -> GraphArrays:
+    """The arrays from edge lists in id space: ``rel`` (subject, object, count), ``ctx``
+    (item id, phrase id), ``syn`` (a, b, sim), ``facts`` (fact id, subject, object)."""
+    P = len(phrase_ids)
+    n = P + len(passage_ids)
     rows, cols, vals = [], [], []
     if len(rel):
         s = np.searchsorted(phrase_ids, rel[:, 0].astype(np.int64))
