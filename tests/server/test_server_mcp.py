@@ -165,3 +165,24 @@ def test_stdio_refuses_a_bad_key(tmp_path: Path, new_memory: Any) -> None:
         "--memory", str(directory), "--transport", "stdio", "--key", "mk_000000000000_" + "x" * 43])
     assert out.exit_code != 0
     assert "not a valid" in out.output
+
+
+def test_mcp_answer_tool_when_an_llm_is_configured(tmp_path: Path, new_memory: Any,
+                                                  start_served: Any) -> None:
+    from memkit.llm.fake import ScriptedLLM
+
+    new_memory(tmp_path / "m")
+    ks = KeyStore.open(tmp_path / "m")
+    key = ks.create("acme")[0]
+    ks.close()
+    srv = start_served(tmp_path / "m", llm=ScriptedLLM({}, default="Answer: aisle."))
+
+    async def body(s: ClientSession) -> dict[str, Any]:
+        names = {t.name for t in (await s.list_tools()).tools}
+        assert names == TOOLS | {"answer"}
+        mid = structured(await s.call_tool("remember", {"text": "Dana prefers aisle seats."}))
+        got = structured(await s.call_tool("answer", {"question": "Which seat for Dana?"}))
+        assert got["cited_ids"] == [mid["id"]]
+        return got
+
+    assert anyio.run(_http_session, srv.url, key, body)["answer"] == "aisle"

@@ -253,3 +253,30 @@ def test_method_errors_are_json(served: Served, method: str, path: str) -> None:
     with served.client(served.keys["acme"]) as c:
         r = c.request("DELETE", path)
         assert r.status_code == 405 and err(r)["code"] == "method_not_allowed"
+
+
+def test_answer_with_a_configured_llm_reads_only_the_keys_scope(
+        tmp_path: Any, new_memory: Any, start_served: Any) -> None:
+    from memkit.llm.fake import ScriptedLLM
+
+    prompts: list[str] = []
+
+    def reply(prompt: str) -> str:
+        prompts.append(prompt)
+        return "Answer: Paris."
+
+    new_memory(tmp_path / "m")
+    ks = KeyStore.open(tmp_path / "m")
+    acme, globex = ks.create("acme")[0], ks.create("globex")[0]
+    ks.close()
+    srv = start_served(tmp_path / "m", llm=ScriptedLLM({r".": reply}))
+    with srv.client(acme) as a, srv.client(globex) as g:
+        mine = a.post("/v1/memories", json={"text": "Alice moved to Paris in 2021."}).json()["id"]
+        g.post("/v1/memories", json={"text": "Globex's Alice moved to Rome in 2020."})
+        r = a.post("/v1/answer", json={"question": "Where did Alice move?", "k": 5})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["answer"] == "Paris" and body["cited_ids"] == [mine]
+        assert body["detail"]["abstained"] is False
+        assert "Paris" in prompts[-1] and "Rome" not in prompts[-1]  # other tenant unseen
+        assert "/v1/answer" in a.get("/openapi.json").json()["paths"]
