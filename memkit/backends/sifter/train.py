@@ -95,6 +95,7 @@ class TrainSettings:
     save_total_limit: int = 5
     eval_steps: int = 0
     eval_max_new_tokens: int = 0  # 0: max_completion_length
+    eval_fallback: str = "prefilter"  # order of units a reply leaves out (evaluate_policy)
     bf16: bool = False
     gradient_checkpointing: bool = False
     use_vllm: bool = False
@@ -293,7 +294,7 @@ def format_warmup(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     return losses
 
@@ -303,11 +304,13 @@ def format_warmup(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *,
 
 def evaluate_policy(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]],
                     agent: WorkingAgent, *, max_new_tokens: int = 64, batch_size: int = 16,
-                    top_n: int = 10) -> dict[str, float]:
+                    top_n: int = 10, fallback: str = "prefilter") -> dict[str, float]:
     """Greedy-decode each row's prompt; mean answer reward, NDCG@1/@10, Recall@5, format rate.
 
-    Ranking metrics use the parsed order (a malformed reply falls back to prefilter order), so
-    they are comparable with the embedding prefilter's own ranking (``prefilter_ndcg@1``).
+    ``ndcg@1`` etc. use the parsed order as deployed: units the reply leaves out (all of them
+    when it is malformed) follow in ``fallback`` order (``"prefilter"``: the embedding ranking,
+    comparable with ``prefilter_ndcg@1``; ``"index"``: the order shown). ``policy_ndcg@1``
+    counts only well-formed replies (a malformed one scores 0): the policy's own skill.
     """
     torch = require("torch", "train", "evaluate_policy")
     was_training = model.training
@@ -333,16 +336,19 @@ def evaluate_policy(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]],
     answer_rewards, metrics = reward.score_completions(texts, rows, 0.0)
     out_m: dict[str, float] = {"answer_reward": sum(answer_rewards) / max(len(rows), 1),
                                "format_ok": metrics["format_ok"]}
-    n1, n10, r5, p1 = [], [], [], []
+    n1, n10, r5, p1, own1 = [], [], [], [], []
     for text, row in zip(texts, rows, strict=True):
-        order = parse_ranking(text, int(row["n_candidates"]),
-                              fallback=row.get("prefilter_ranking")).order
+        n = int(row["n_candidates"])
+        fb = row.get("prefilter_ranking") if fallback == "prefilter" else None
+        order = parse_ranking(text, n, fallback=fb).order
+        ok = format_gate(text, n, int(row.get("top_n", top_n)))
+        own1.append(ndcg_at_k(order, row["gold"], 1) if ok else 0.0)
         n1.append(ndcg_at_k(order, row["gold"], 1))
         n10.append(ndcg_at_k(order, row["gold"], 10))
         r5.append(recall_at_k(order, row["gold"], 5))
         p1.append(ndcg_at_k(row.get("prefilter_ranking", []), row["gold"], 1))
     m = max(len(rows), 1)
-    out_m.update({"ndcg@1": sum(n1) / m, "ndcg@10": sum(n10) / m, "recall@5": sum(r5) / m,
+    out_m.update({"policy_ndcg@1": sum(own1) / m, "ndcg@1": sum(n1) / m, "ndcg@10": sum(n10) / m, "recall@5": sum(r5) / m,
                   "prefilter_ndcg@1": sum(p1) / m, "n": float(len(rows))})
     out_m["sample"] = texts[0] if texts else ""  # type: ignore[assignment]
     return out_m
@@ -457,7 +463,8 @@ def train_grpo(settings: TrainSettings, train_rows: Sequence[dict[str, Any]],
 
     def run_eval() -> dict[str, Any]:
         return evaluate_policy(model, tokenizer, list(eval_rows), agent,
-                               max_new_tokens=max_new, top_n=settings.top_n)
+                               max_new_tokens=max_new, top_n=settings.top_n,
+                               fallback=settings.eval_fallback)
 
     callbacks = []
     if eval_rows and settings.eval_steps > 0:

@@ -1,0 +1,156 @@
+"""The GRPO reward wrapper, the tiny policy, format warm-up and checkpoint averaging."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from memkit.backends.sifter.prefilter import Unit
+from memkit.backends.sifter.working import SimulatedWorkingLLM, WorkingAgent
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+UNITS = [Unit(f"u{i}", f"memory number {i} about topic {i}", date=f"day {i}") for i in range(4)]
+QUESTION = "What about topic 0 and topic 3?"
+
+
+def row(gold, top_n=3):
+    return {"units": [{"uid": u.uid, "text": u.text, "date": u.date, "order": float(i)}
+                      for i, u in enumerate(UNITS)],
+            "gold": gold, "question": QUESTION, "answers": ["the answer"],
+            "n_candidates": 4, "top_n": top_n}
+
+
+def reward_fn(start=1.0):
+    from memkit.backends.sifter.train import SifterReward
+
+    sim = SimulatedWorkingLLM({QUESTION: ("the answer", [UNITS[0].text, UNITS[3].text])})
+    return SifterReward(WorkingAgent(sim), retrieval_weight_start=start, top_n=3), sim
+
+
+def columns(rows):
+    return {k: [r[k] for r in rows] for k in rows[0]}
+
+
+def test_sifter_reward_mixes_answer_and_retrieval_by_epoch():
+    fn, sim = reward_fn()
+    rows = [row([0, 3]), row([0, 3]), row([0, 3])]
+    completions = [
+        [{"role": "assistant", "content": "<think>t</think><ranking>0,1,2</ranking>"}],
+        [{"role": "assistant", "content": "<think>t</think><ranking>1,2,3</ranking>"}],
+        [{"role": "assistant", "content": "<ranking>0,0,1</ranking>"}],       # malformed
+    ]
+    logged = {}
+    out = fn(prompts=[None] * 3, completions=completions,
+             trainer_state=SimpleNamespace(epoch=0.75), log_metric=logged.__setitem__,
+             **columns(rows))
+    # 1st: answer R = 1 (gold at k=1); retrieval = (1/log2 2 + 0) / 2 = 0.5; weight 0.25
+    # 2nd: gold 3 at position 3 -> answer R = 1/log2(4) = 0.5; retrieval = (1/log2 4)/2 = 0.25
+    assert out == pytest.approx([0.75 * 1 + 0.25 * 0.5, 0.75 * 0.5 + 0.25 * 0.25, 0.0])
+    assert logged["sifter/format_ok"] == pytest.approx(2 / 3)
+    assert logged["sifter/ndcg@1"] == pytest.approx(1 / 3)
+    assert logged["sifter/retrieval_weight"] == pytest.approx(0.25)
+    # cut-offs {0,1,2,3} for two completions = 8 requests; only s0 ([]) is shared -> 7 calls
+    assert sim.usage.calls == 7
+
+
+def test_sifter_reward_after_anneal_is_pure_answer_reward():
+    fn, _ = reward_fn()
+    out = fn(prompts=[None], completions=["<think></think><ranking>1,3,2</ranking>"],
+             trainer_state=SimpleNamespace(epoch=1.5), **columns([row([0, 3])]))
+    assert out == pytest.approx([1 / __import__("math").log2(3)])
+
+
+def test_settings_round_trip(tmp_path):
+    from memkit.backends.sifter.train import TrainSettings
+
+    s = TrainSettings(model="m", output_dir=str(tmp_path), learning_rate=1e-5, extra={"a": 1})
+    s.save(tmp_path / "s.json")
+    assert TrainSettings.load(tmp_path / "s.json") == s
+    d = TrainSettings(model="m", output_dir="o")
+    assert (d.num_generations, d.epsilon, d.epsilon_high, d.beta, d.learning_rate) == \
+        (6, 0.2, 0.28, 0.0, 1e-6)
+
+
+@pytest.mark.slow  # importing transformers' modelling code alone takes ~25 s on the shared box
+def test_tiny_policy_tokenizer_round_trips_tags_and_warmup_lowers_loss(tmp_path):
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from memkit.backends.sifter.data import build_rows, toy_examples
+    from memkit.backends.sifter.prompt import PromptConfig
+    from memkit.backends.sifter.train import build_tiny_policy, format_warmup
+    from memkit.embed import HashEmbedder
+
+    torch.set_num_threads(1)
+    rows = build_rows(toy_examples(8, n_units=3), HashEmbedder(32), None,
+                      config=PromptConfig(system=None, task="Q : {query} top {k}", top_n=2))
+    path = build_tiny_policy(rows, tmp_path / "tiny", hidden=16, layers=1, heads=2)
+    tok = AutoTokenizer.from_pretrained(path)
+    text = "<think> </think> <ranking> 2 , 0 </ranking>"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 7 and tok.unk_token_id not in ids
+    assert tok.decode(ids) == text
+    prompt = tok.apply_chat_template(rows[0]["prompt"], add_generation_prompt=True,
+                                     tokenize=False)
+    assert prompt.startswith("<|user|> <session0> <date>") and prompt.endswith("<|assistant|>")
+    model = AutoModelForCausalLM.from_pretrained(path)
+    losses = format_warmup(model, tok, rows, steps=30, batch_size=4, lr=1e-2, progress=False)
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+@pytest.mark.slow
+def test_average_checkpoints_is_fp32_mean(tmp_path):
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from memkit.backends.sifter.train import average_checkpoints
+
+    cfg = LlamaConfig(vocab_size=11, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2)
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        m = LlamaForCausalLM(cfg)
+        m.save_pretrained(tmp_path / f"c{seed}")
+        models.append(m)
+    avg = AutoModelForCausalLM.from_pretrained(
+        average_checkpoints([tmp_path / f"c{i}" for i in range(3)], tmp_path / "avg"))
+    for name, p in avg.named_parameters():
+        want = sum(dict(m.named_parameters())[name].detach() for m in models) / 3
+        assert torch.allclose(p, want, atol=1e-6), name
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning",
+                            "ignore::DeprecationWarning")
+def test_grpo_smoke_two_steps(tmp_path):
+    pytest.importorskip("trl")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from memkit.backends.sifter.data import build_rows, toy_examples
+    from memkit.backends.sifter.prompt import PromptConfig
+    from memkit.backends.sifter.train import TrainSettings, build_tiny_policy, train_grpo
+    from memkit.embed import HashEmbedder
+
+    torch.set_num_threads(1)
+    exs = toy_examples(8, n_units=3)
+    rows = build_rows(exs, HashEmbedder(32), None,
+                      config=PromptConfig(system=None, task="Q : {query} top {k}", top_n=2))
+    path = build_tiny_policy(rows, tmp_path / "tiny", hidden=16, layers=1, heads=2)
+    sim = SimulatedWorkingLLM({e.question: (e.answers[0], [e.units[g].text for g in e.gold])
+                               for e in exs})
+    settings = TrainSettings(model=str(path), output_dir=str(tmp_path / "run"), max_steps=2,
+                             prompts_per_step=2, num_generations=3, max_completion_length=10,
+                             save_steps=1, use_cpu=True, learning_rate=1e-3)
+    result = train_grpo(settings, rows, WorkingAgent(sim), eval_rows=rows[:2])
+    assert result["steps"] == 2 and len(result["reward_history"]) == 2
+    assert (tmp_path / "run" / "final" / "config.json").exists()
+    assert (tmp_path / "run" / "sifter_train.json").exists()
+    AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final")
+    AutoTokenizer.from_pretrained(tmp_path / "run" / "final")
