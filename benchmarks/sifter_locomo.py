@@ -36,7 +36,6 @@ from tqdm import tqdm  # noqa: E402
 
 from memkit.backends.sifter.data import UnitScorer, locomo_examples  # noqa: E402
 from memkit.backends.sifter.prefilter import prefilter  # noqa: E402
-from memkit.backends.sifter.prompt import PromptConfig  # noqa: E402
 from memkit.backends.sifter.rank import ProxyRanker  # noqa: E402
 from memkit.backends.sifter.reward import ndcg_at_k, recall_at_k  # noqa: E402
 

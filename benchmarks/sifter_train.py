@@ -234,7 +234,8 @@ def main() -> None:
         max_completion_length=args.max_completion, top_n=args.top_n,
         retrieval_weight_start=args.retrieval_weight_start,
         anneal_epochs=1.0, save_steps=args.save_steps, eval_steps=args.eval_steps,
-        eval_max_new_tokens=args.max_completion, eval_fallback=fallback, bf16=args.bf16, use_vllm=args.use_vllm,
+        eval_max_new_tokens=args.max_completion, eval_fallback=fallback, bf16=args.bf16,
+        use_vllm=args.use_vllm,
         use_cpu=not torch.cuda.is_available(), weight_decay=0.0 if args.model == "tiny" else 0.1,
     )
     result = train_grpo(settings, train_rows, agent, eval_rows=eval_rows, model=model,

@@ -200,7 +200,7 @@ class SifterReward:
         return rewards
 
 
-# ----- tiny policy for CPU proofs --------------------------------------------------------------
+# ----- tiny policy for CPU proofs --------------------------------------------------
 
 
 def _word_vocab(texts: Sequence[str]) -> list[str]:
@@ -299,7 +299,7 @@ def format_warmup(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *,
     return losses
 
 
-# ----- evaluation --------------------------------------------------------------------------------
+# ----- evaluation ----------------------------------------------------------------------
 
 
 def evaluate_policy(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]],
@@ -348,13 +348,14 @@ def evaluate_policy(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]],
         r5.append(recall_at_k(order, row["gold"], 5))
         p1.append(ndcg_at_k(row.get("prefilter_ranking", []), row["gold"], 1))
     m = max(len(rows), 1)
-    out_m.update({"policy_ndcg@1": sum(own1) / m, "ndcg@1": sum(n1) / m, "ndcg@10": sum(n10) / m, "recall@5": sum(r5) / m,
+    out_m.update({"policy_ndcg@1": sum(own1) / m, "ndcg@1": sum(n1) / m,
+                  "ndcg@10": sum(n10) / m, "recall@5": sum(r5) / m,
                   "prefilter_ndcg@1": sum(p1) / m, "n": float(len(rows))})
     out_m["sample"] = texts[0] if texts else ""  # type: ignore[assignment]
     return out_m
 
 
-# ----- checkpoint averaging ----------------------------------------------------------------------
+# ----- checkpoint averaging ------------------------------------------------------------
 
 
 def average_checkpoints(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
@@ -392,7 +393,7 @@ def average_checkpoints(paths: Sequence[str | Path], out_dir: str | Path) -> Pat
     return out
 
 
-# ----- GRPO ----------------------------------------------------------------------------------------
+# ----- GRPO --------------------------------------------------------------------------------
 
 
 def _eval_callback(trl_module: Any, evaluate: Callable[[], dict[str, Any]], every: int,
