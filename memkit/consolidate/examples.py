@@ -27,10 +27,17 @@ IGNORE = -100
 class ItemLike(Protocol):
     """What consolidation reads from a memory item (``memkit.types.MemoryItem`` fits)."""
 
-    id: int
-    text: str
-    created_at: float
-    metadata: dict[str, Any]
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def created_at(self) -> float: ...
+
+    @property
+    def metadata(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

@@ -153,8 +153,10 @@ def update_shares(model: Any, tok: TokenizerLike, facts: list[Any], max_len: int
 def make_runner_method(name: str, stream: FactStream, cfg: RunnerConfig) -> Method:
     options = dict(cfg.method_options.get(name, {}))
     base_name = options.pop("method", name)  # variants like "ewc-strong" name their method
-    if base_name == GeRe.name:
-        options.setdefault("general_texts", stream.general_train)
+    if base_name == GeRe.name:  # GeRe replays a fixed sample of the pre-training corpus
+        corpus = [f"{q} {a}" for q, a in stream.task(0)] + stream.general_train
+        n = min(options.pop("n_texts", 1000), len(corpus))
+        options.setdefault("general_texts", random.Random(0).sample(corpus, n))
     return make_method(base_name, **options)
 
 
