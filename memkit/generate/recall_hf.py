@@ -100,7 +100,7 @@ class RecallLogitsProcessor(transformers.LogitsProcessor):  # type: ignore[misc]
                 on_cpu32 = row.device.type == "cpu" and row.dtype == torch.float32
                 row.add_(pen if on_cpu32 else pen.to(row.device, row.dtype))
             elif allowed.ids is not None:
-                idx = torch.from_numpy(allowed.ids)
+                idx = torch.from_numpy(allowed.ids).to(row.device)
                 kept = row.index_select(0, idx)
                 row.fill_(self._ninf)
                 row.index_copy_(0, idx, kept)

@@ -70,11 +70,29 @@ def _spans_verbatim(proc: RecallLogitsProcessor, rows: list[list[int]], excluded
     return n
 
 
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000))
-def test_batched_processor_spans_are_verbatim_under_adversarial_logits(
-    tiny: tuple[Any, Any], seed: int
-) -> None:
+def test_batched_processor_property_under_adversarial_scores(seed: int) -> None:
+    """Drive the processor directly (no model): 3 rows, own states, left padding."""
+    v, start, end, pad = 40, 38, 39, 0
+    rng = np.random.default_rng(seed)
+    rows = [rng.integers(1, 8, size=int(rng.integers(3, 15))).tolist() for _ in range(3)]
+    width = max(map(len, rows))
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    cfg = RecallConfig(start_id=start, end_id=end, excluded_ids=frozenset({pad}), max_span_tokens=4)
+    proc = RecallLogitsProcessor(cfg)
+    adv = Adversary(seed, start)
+    for _ in range(40):
+        scores = adv(ids, torch.randn(3, v))
+        scores = proc(ids, scores)
+        for b, st_ in enumerate(proc.states):
+            if st_.in_span:
+                assert torch.isfinite(scores[b, end])  # the end token is always allowed
+        ids = torch.cat([ids, scores.argmax(dim=1, keepdim=True)], dim=1)
+    assert _spans_verbatim(proc, ids.tolist(), {pad, start, end}) > 0
+
+
+def test_batched_generate_integration(tiny: tuple[Any, Any]) -> None:
     tok, model = tiny
     start, end = recall_token_ids(tok)
     prompts = ["k1 = v2 v3 v4 ; k2 = v5 v6 ; ? k1 =", "k9 = v9 v8 v9 v7 ; ? k9 ="]
@@ -86,13 +104,13 @@ def test_batched_processor_spans_are_verbatim_under_adversarial_logits(
     proc = RecallLogitsProcessor(cfg)
     out = model.generate(
         **enc,
-        max_new_tokens=20,
+        max_new_tokens=16,
         do_sample=False,
         pad_token_id=0,
-        logits_processor=LogitsProcessorList([Adversary(seed, start), proc]),
+        logits_processor=LogitsProcessorList([Adversary(7, start, p_start=0.5), proc]),
     )
     assert len(proc.states) == 2  # one state per row
-    _spans_verbatim(proc, out.tolist(), {0, 1, 2, start, end})
+    assert _spans_verbatim(proc, out.tolist(), {0, 1, 2, start, end}) > 0
     for st_ in proc.states:
         assert all(len(sp.token_ids) <= 5 for sp in st_.spans)
 
