@@ -74,6 +74,16 @@ def start_server(directory: Path, port: int, embedder: str, log: Path) -> subpro
     raise RuntimeError("server did not become healthy in 180 s")
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), to report the server's CPU cost
+    per request: on a shared machine that figure does not depend on how loaded it is."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def make_keys(directory: Path) -> dict[str, str]:
     from memkit.server.auth import KeyStore
 
@@ -287,7 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     server = start_server(directory, port, args.embedder, log)
     try:
         print(f"steady: {args.writers} writers + {args.readers} readers for {args.seconds:g} s")
+        cpu0 = cpu_seconds(server.pid)
         steady = run_load(url, keys, args.writers, args.readers, args.seconds, args.processes)
+        cpu1 = cpu_seconds(server.pid)
+        if cpu0 is not None and cpu1 is not None:
+            n = steady["writes"]["n"] + steady["reads"]["n"]
+            steady["server_cpu_s"] = round(cpu1 - cpu0, 2)
+            steady["server_cpu_ms_per_request"] = round((cpu1 - cpu0) * 1000 / max(n, 1), 3)
         steady["verify"] = verify(url, keys, steady["acked"])
         acked_total = list(steady.pop("acked"))
         report["steady"] = steady

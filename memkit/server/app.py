@@ -154,7 +154,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(504, "RequestTimeout", "timeout", str(exc), request)
 
     async def validation(request: Request, exc: Exception) -> JSONResponse:
-        errors = getattr(exc, "errors", lambda: [])()
+        errors: list[Any] = list(getattr(exc, "errors", lambda: [])())
         where = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors[:5]
         )

@@ -48,6 +48,8 @@ def _fail(exc: Exception) -> click.ClickException:
               help="Seconds before a request answers 504.")
 @click.option("--threads", default=40, show_default=True, type=int,
               help="Worker threads for memory calls (reads run in parallel).")
+@click.option("--max-connections", default=1000, show_default=True, type=int,
+              help="Concurrent connections/requests before the server answers 503.")
 @click.option("--graceful-timeout", default=30.0, show_default=True, type=float,
               help="Seconds to let in-flight requests finish on SIGTERM/SIGINT.")
 @click.option("--faiss-threads", default=1, show_default=True, type=int,
@@ -59,12 +61,9 @@ def _fail(exc: Exception) -> click.ClickException:
 def serve_cmd(memory_dir: str, host: str, port: int, transport: str, key: str | None,
               namespace: str, auth: str, embedder: str | None, backends: tuple[str, ...],
               llm_spec: str | None, max_body_mb: float, request_timeout: float, threads: int,
-              graceful_timeout: float, faiss_threads: int, no_mcp: bool,
+              max_connections: int, graceful_timeout: float, faiss_threads: int, no_mcp: bool,
               log_level: str) -> None:
     """Serve a memory directory: REST API (OpenAPI at /docs) and MCP, with API keys."""
-    from memkit.server.middleware import configure_logging
-
-    configure_logging(log_level, stream=sys.stderr)
     try:
         from memkit.server.app import ServeSettings, check_bind
         from memkit.server.auth import KeyStore
@@ -87,24 +86,27 @@ def serve_cmd(memory_dir: str, host: str, port: int, transport: str, key: str | 
         finally:
             keys.close()
         if transport == "stdio":
-            _serve_stdio(settings, key)
+            _serve_stdio(settings, key, log_level)
             return
         check_bind(settings, active)
     except MemkitError as exc:
         raise _fail(exc) from exc
-    _serve_http(settings, log_level)
+    _serve_http(settings, log_level, max_connections)
 
 
-def _serve_http(settings: Any, log_level: str) -> None:
+def _serve_http(settings: Any, log_level: str, max_connections: int) -> None:
     import uvicorn
 
     from memkit.server.app import create_app
+    from memkit.server.middleware import configure_logging
 
+    configure_logging(log_level, stream=sys.stderr)  # JSON lines; only once we really serve
     app = create_app(settings)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_config=None, access_log=False,
         log_level=log_level, lifespan="on", timeout_keep_alive=5,
         timeout_graceful_shutdown=int(settings.graceful_timeout_s), server_header=False,
+        limit_concurrency=max_connections,
     )
     server = uvicorn.Server(config)
     server.run()
@@ -112,12 +114,13 @@ def _serve_http(settings: Any, log_level: str) -> None:
         raise click.ClickException("the server did not start (see the log above)")
 
 
-def _serve_stdio(settings: Any, key: str | None) -> None:
+def _serve_stdio(settings: Any, key: str | None, log_level: str) -> None:
     import anyio
 
     from memkit.memory import Memory
     from memkit.server.auth import KeyStore, Principal
     from memkit.server.mcp_server import run_stdio
+    from memkit.server.middleware import configure_logging
     from memkit.server.service import ServerState
 
     mem = Memory.open(settings.memory_dir, embedder=settings.embedder,
@@ -131,6 +134,7 @@ def _serve_stdio(settings: Any, key: str | None) -> None:
         else:
             principal = Principal(key_id=None, namespace=settings.default_namespace,
                                   name="stdio")
+        configure_logging(log_level, stream=sys.stderr)  # stdout carries the protocol
         state = ServerState(mem, keys, auth_required=True,
                             default_namespace=settings.default_namespace,
                             request_timeout_s=settings.request_timeout_s,

@@ -17,14 +17,15 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from memkit._deps import require
-from memkit.errors import MemkitError
+from memkit.errors import MemkitError, MissingDependency
 from memkit.server.auth import Principal
 from memkit.server.service import RequestTimeout, ScopedMemory, ServerState, answer_payload
 
-_mcpserver = require("mcp.server.mcpserver", "server", "the MCP server")
-Context = _mcpserver.Context  # module level: tool annotations are resolved against globals
-ToolError = require("mcp.server.mcpserver.exceptions", "server", "the MCP server").ToolError
+try:  # module level: the tools' annotations (Context) are resolved against these globals
+    from mcp.server.mcpserver import Context, MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+except ImportError as exc:  # pragma: no cover - the [server] extra is not installed
+    raise MissingDependency("the MCP server", "server", "mcp") from exc
 
 log = logging.getLogger("memkit.server.mcp")
 
@@ -53,7 +54,7 @@ def build_mcp(state_of: Callable[[], ServerState], principal_of: PrincipalOf,
 
     ``state_of()`` returns the running ServerState; ``principal_of(ctx)`` the principal of the
     request behind an MCP Context (None: unauthenticated, the tool call fails)."""
-    server = _mcpserver.MCPServer("memkit", instructions=INSTRUCTIONS, log_level="WARNING")
+    server = MCPServer("memkit", instructions=INSTRUCTIONS, log_level="WARNING")
 
     def scoped(ctx: Any) -> tuple[ServerState, ScopedMemory]:
         state = state_of()
