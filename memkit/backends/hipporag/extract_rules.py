@@ -39,8 +39,8 @@ from memkit.backends.hipporag.extraction import (
 from memkit.nlp import normalise_phrase, split_sentences, split_title
 
 _WORD = re.compile(r"\w+(?:[.'’&-]\w+)*\.?|&", re.UNICODE)
-_CONNECTORS = frozenset("of the de da del della di du la le les von van der den y and & "
-                        "for on upon in at al bin ibn el".split())
+_CONNECTORS = frozenset("of the de da del della di du la le les von van der den y & "
+                        "al bin ibn el".split())
 _FUNCTION = frozenset(
     "the a an in on at by for from to of and or but if when while after before during since "
     "it its he she they we i you his her their our this that these those there here as with "
@@ -79,7 +79,7 @@ def _capitalised_spans(sentence: str) -> list[_Span]:
             gap = sentence[words[j].end():words[j + 1].start()]
             if gap.strip() not in ("", "-"):
                 break
-            if nxt[0].isupper() or nxt[0].isdigit() and last_cap == j:
+            if nxt[0].isupper():
                 j += 1
                 last_cap = j
             elif nxt.casefold() in _CONNECTORS and j - last_cap < 2:

@@ -59,11 +59,11 @@ TRIPLE_SYSTEM = (
 
 
 class NERResult(pydantic.BaseModel):
-    named_entities: list[Any] = []
+    named_entities: list[str | int | float | None] = []
 
 
 class TripleResult(pydantic.BaseModel):
-    triples: list[Any] = []
+    triples: list[list[str | int | float | None]] = []
 
 
 def ner_prompt(passage: str) -> list[dict[str, str]]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pydantic
@@ -47,7 +46,7 @@ _FILTER_EXAMPLE_OUT = [["imperial river", "is located in", "florida"],
 
 
 class FilterResult(pydantic.BaseModel):
-    fact: list[Any] = []
+    fact: list[list[str | int | float | None]] = []
 
 
 @dataclass
