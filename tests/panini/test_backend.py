@@ -188,3 +188,32 @@ def test_unavailable_llm_leaves_items_pending_and_retries(tmp_path: Path) -> Non
         assert m.backends["panini"].status(iid)["status"] == "pending"
     with Memory.open(tmp_path / "p", embedder=HashEmbedder(256), llm=scripted()) as m:
         assert m.backends["panini"].status(iid)["status"] == "ok"
+
+
+def test_llm_reply_without_the_lists_is_retried_then_rejected(tmp_path: Path) -> None:
+    llm = ScriptedLLM({"previous reply": ['{"entities": []}'], "Write the document": "{}"})
+    with Memory.open(tmp_path / "x", backends=["panini", "dense"], embedder=HashEmbedder(256),
+                     llm=llm) as m:
+        iid = m.write(TEXTS["Heat is a 1995 film"])
+        status = m.backends["panini"].status(iid)
+        assert status["status"] == "rejected"
+        assert status["reason"].startswith("invalid workspace JSON after a retry")
+        assert "verb_phrases" in status["reason"]
+        assert status["llm_calls"] == 2
+        assert m.read("Heat 1995 film", k=1, backend="dense").ids == [iid]
+
+
+def test_fill_option_tops_up_abstentions_and_is_labelled(tmp_path: Path) -> None:
+    llm = scripted()
+    with Memory.open(tmp_path / "f", backends=["panini", "dense"], embedder=HashEmbedder(256),
+                     llm=llm) as m:
+        for text in TEXTS.values():
+            m.write(text)
+    for fill, n in (("none", 0), ("dense", 2), ("qa", 2)):
+        with Memory.open(tmp_path / "f", embedder=HashEmbedder(256), backend_options={
+                "panini": {"min_score": 0.99, "fill": fill}}) as m:
+            res = m.read("Who directed the film Heat?", k=2, backend="panini")
+            assert len(res.hits) == n
+            assert all(h.evidence["fill"] == fill for h in res.hits)
+            if fill == "dense":  # the passage itself is the nearest one
+                assert "Heat is a 1995 film" in res.hits[0].text

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -298,7 +299,8 @@ class PaniniBackend(Backend):
         out: list[Scored] = []
         if self.fill == "qa":
             ents, qas = self.index.allowed_rows(allowed)
-            for p in self.index.dual_retrieve(query, q_vec, self.retrieval, ents, qas):
+            loose = replace(self.retrieval, min_score=-1.0)  # a fallback has no threshold
+            for p in self.index.dual_retrieve(query, q_vec, loose, ents, qas):
                 if p.item_id not in have and p.item_id in allowed:
                     have.add(p.item_id)
                     out.append(Scored(p.item_id, 0.0, {"fill": "qa", "rendered": NO_EVIDENCE,

@@ -105,12 +105,13 @@ class RawVerbPhrase(BaseModel):
 
 
 class RawWorkspace(BaseModel):
-    """A document's workspace as a writer produces it (validated JSON from an LLM)."""
+    """A document's workspace as a writer produces it (validated JSON from an LLM). Both
+    lists are required, so a reply without them is retried with the error shown."""
 
     entities: list[RawEntity] = Field(
-        default_factory=list, validation_alias=AliasChoices("entities", "entity_nodes"))
+        validation_alias=AliasChoices("entities", "entity_nodes"))
     verb_phrases: list[RawVerbPhrase] = Field(
-        default_factory=list, validation_alias=AliasChoices("verb_phrases", "verb_phrase_nodes"))
+        validation_alias=AliasChoices("verb_phrases", "verb_phrase_nodes"))
 
 
 # ---- the normalised model ----------------------------------------------------------------
