@@ -198,6 +198,7 @@ def write_plots(run_dir: Path, metrics: dict[str, Any]) -> list[Path]:
         ax.plot(ks, [100 * (m["recall"][str(k)] or 0) for k in ks], marker="o", label=spec)
     ax.set_xlabel("k")
     ax.set_ylabel("Recall@k (%)")
+    ax.set_ylim(0, 100)
     ax.set_xscale("log")
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_title(metrics["dataset"]["name"])
