@@ -153,7 +153,9 @@ class ContextIndex:
                 self._excluded[t] = True
         self._buf: IntArray = np.empty(1024, dtype=np.int64)
         self._len = 0
-        self._base: dict[int, IntArray] = {}
+        # bulk-indexed segments (sorted tokens, their positions) searched with searchsorted:
+        # building one is an argsort, with no Python loop over distinct tokens
+        self._segments: list[tuple[IntArray, IntArray]] = []
         self._extra: dict[int, list[int]] = {}
         # the empty-prefix mask: copyable tokens plus ``always`` (the end token), kept current
         # by every append so a span-opening step never rebuilds it
@@ -194,19 +196,26 @@ class ContextIndex:
             for k, t in enumerate(arr.tolist()):
                 if not self.is_excluded(t):
                     self._extra.setdefault(t, []).append(start + k)
-                    if t not in self._base and len(self._extra[t]) == 1:
+                    if not self.present[t]:
                         self.n_copyable += 1
                         self.present[t] = True
                         self.penalty[t] = 0.0
 
     def positions(self, token: int) -> IntArray:
         """Every position of ``token`` in the sequence, ascending."""
-        base = self._base.get(token)
+        parts = []
+        for toks, pos in self._segments:
+            lo, hi = np.searchsorted(toks, [token, token + 1])
+            if hi > lo:
+                parts.append(pos[lo:hi])
         extra = self._extra.get(token)
-        if extra is None:
-            return base if base is not None else np.empty(0, dtype=np.int64)
-        ext = np.asarray(extra, dtype=np.int64)
-        return ext if base is None else np.concatenate([base, ext])
+        if extra is not None:
+            parts.append(np.asarray(extra, dtype=np.int64))
+        if not parts:
+            return np.empty(0, dtype=np.int64)
+        if len(parts) == 1:
+            return parts[0]
+        return np.sort(np.concatenate(parts))
 
     def _reserve(self, n: int) -> None:
         need = self._len + n
@@ -222,18 +231,11 @@ class ContextIndex:
         toks = arr[pos]
         order = np.argsort(toks, kind="stable")
         toks, pos = toks[order], pos[order] + start
-        uniq, first = np.unique(toks, return_index=True)
-        bounds = np.append(first, toks.size)
+        uniq = toks[np.r_[True, toks[1:] != toks[:-1]]] if toks.size else toks  # sorted already
+        self.n_copyable += int((~self.present[uniq]).sum())
         self.present[uniq] = True
         self.penalty[uniq] = 0.0
-        for i, t in enumerate(uniq.tolist()):
-            if t not in self._base and t not in self._extra:
-                self.n_copyable += 1
-            chunk = pos[bounds[i] : bounds[i + 1]]
-            if t in self._base or t in self._extra:  # earlier positions exist: keep order
-                chunk = np.concatenate([self.positions(t), chunk])
-                self._extra.pop(t, None)
-            self._base[t] = chunk
+        self._segments.append((toks, pos))
 
 
 class RecallState:
