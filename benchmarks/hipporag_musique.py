@@ -35,6 +35,9 @@ from memkit.backends.hipporag.retriever import RetrievalOptions  # noqa: E402
 
 KS = (2, 5, 10)
 
+PPR_BASE: dict[str, object] = {
+    "use_facts": True, "query_phrase_weight": 1.0, "dense_seed_passages": 3, "fusion": "ppr"}
+
 # retrieval variants on one built graph: (name, overrides of RetrievalOptions)
 VARIANTS: list[tuple[str, dict[str, object]]] = [
     (
@@ -62,6 +65,23 @@ VARIANTS: list[tuple[str, dict[str, object]]] = [
     ("default, passage_node_weight 0.01", {**LLM_FREE_DEFAULTS, "passage_node_weight": 0.01}),
     ("default, passage_node_weight 0.2", {**LLM_FREE_DEFAULTS, "passage_node_weight": 0.2}),
     ("default, passage_node_weight 0.5", {**LLM_FREE_DEFAULTS, "passage_node_weight": 0.5}),
+    # PPR-ranked variants (no fusion)
+    ("PPR: facts + query phrases x2 + top-3 dense", {
+        **PPR_BASE, "query_phrase_weight": 2.0}),
+    ("PPR: facts + query phrases + top-3 dense x0.5", {
+        **PPR_BASE, "dense_seed_weight": 0.5}),
+    ("PPR: facts + query phrases + top-3 dense, linking_top_k 10", {
+        **PPR_BASE, "linking_top_k": 10}),
+    ("PPR: facts + query phrases + top-3 dense, all seeds", {**PPR_BASE, "linking_top_k": 0}),
+    ("PPR: no facts, query phrases + top-3 dense", {**PPR_BASE, "use_facts": False}),
+    ("PPR: facts + query phrases + top-2 dense", {**PPR_BASE, "dense_seed_passages": 2}),
+    ("PPR: facts + query phrases + top-3 dense, pnw 0.1", {
+        **PPR_BASE, "passage_node_weight": 0.1}),
+    ("PPR: facts + query phrases + top-3 dense, pnw 0.02", {
+        **PPR_BASE, "passage_node_weight": 0.02}),
+    ("PPR: facts top-10 + query phrases + top-3 dense", {**PPR_BASE, "fact_top_k": 10}),
+    ("PPR: + damping 0.7", {**PPR_BASE, "damping": 0.7}),
+    ("PPR: + damping 0.3", {**PPR_BASE, "damping": 0.3}),
 ]
 
 

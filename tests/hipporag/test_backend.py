@@ -195,3 +195,21 @@ def test_unknown_option_is_rejected() -> None:
 
     with pytest.raises(ConfigError):
         open_mem(None, no_such_option=1)
+
+
+def test_other_scopes_facts_never_seed_or_show_in_evidence() -> None:
+    mem = open_mem(None, use_facts=True, query_phrase_weight=0.0, dense_seed_passages=0,
+                   fusion="ppr")
+    a = mem.write("Port Blair\nPort Blair is the capital of the Andaman Islands.",
+                  scope={"user": "alice"})
+    mem.write("Secret memo\nSecret Corp acquired Port Blair Harbour in 2020.",
+              scope={"user": "bob"})
+    res = mem.read("Secret Corp acquired Port Blair Harbour", k=3, scope={"user": "alice"},
+                   backend="hipporag")
+    assert [h.item.id for h in res.hits] == [a]
+    for h in res.hits:
+        assert not any("Secret" in f for f in h.evidence.get("facts", []))
+    # bob sees his own fact as evidence
+    bob = mem.read("Secret Corp acquired Port Blair Harbour", k=3, scope={"user": "bob"},
+                   backend="hipporag")
+    assert any("Secret Corp" in f for h in bob.hits for f in h.evidence.get("facts", []))

@@ -30,6 +30,9 @@ class GraphArrays:
     fact_ids: np.ndarray  # sorted fact ids
     fact_nodes: np.ndarray  # (F, 2) subject and object phrase nodes of each fact
     generation: int
+    # which passages support each fact (CSR over fact rows): scope filtering of seed facts
+    support_indptr: np.ndarray | None = None
+    support_items: np.ndarray | None = None
 
     @property
     def n_phrases(self) -> int:
@@ -52,6 +55,22 @@ class GraphArrays:
         row = self.adj.indices[self.adj.indptr[node]:self.adj.indptr[node + 1]]
         return row[row < self.n_phrases]
 
+    def facts_visible(self, fact_ids: np.ndarray, allowed_mask_fn: object) -> np.ndarray:
+        """Boolean per fact id: is it supported by at least one passage the caller may see?
+        ``allowed_mask_fn(item_ids) -> bool array`` (e.g. ``AllowedIds.mask``)."""
+        fact_ids = np.asarray(fact_ids, dtype=np.int64)
+        if self.support_indptr is None or self.support_items is None or len(fact_ids) == 0:
+            return np.zeros(len(fact_ids), dtype=bool)
+        rows = np.searchsorted(self.fact_ids, fact_ids)
+        rows = np.clip(rows, 0, max(len(self.fact_ids) - 1, 0))
+        out = np.zeros(len(fact_ids), dtype=bool)
+        for j, r in enumerate(rows.tolist()):
+            if len(self.fact_ids) == 0 or self.fact_ids[r] != fact_ids[j]:
+                continue
+            items = self.support_items[self.support_indptr[r]:self.support_indptr[r + 1]]
+            out[j] = bool(allowed_mask_fn(items).any())  # type: ignore[operator]
+        return out
+
     def stats(self) -> dict[str, int]:
         return {"phrases": self.n_phrases, "passages": len(self.passage_ids),
                 "facts": len(self.fact_ids), "edges": int(self.adj.nnz // 2)}
@@ -63,7 +82,9 @@ class GraphArrays:
         np.savez(tmp, phrase_ids=self.phrase_ids, passage_ids=self.passage_ids,
                  indptr=self.adj.indptr, indices=self.adj.indices, data=self.adj.data,
                  phrase_passages=self.phrase_passages, fact_ids=self.fact_ids,
-                 fact_nodes=self.fact_nodes, generation=np.int64(self.generation))
+                 fact_nodes=self.fact_nodes, generation=np.int64(self.generation),
+                 support_indptr=_or_empty(self.support_indptr),
+                 support_items=_or_empty(self.support_items))
         os.replace(tmp, path)
 
     @classmethod
@@ -73,9 +94,14 @@ class GraphArrays:
                 n = len(z["phrase_ids"]) + len(z["passage_ids"])
                 adj = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=(n, n))
                 return cls(z["phrase_ids"], z["passage_ids"], adj, z["phrase_passages"],
-                           z["fact_ids"], z["fact_nodes"], int(z["generation"]))
+                           z["fact_ids"], z["fact_nodes"], int(z["generation"]),
+                           z["support_indptr"], z["support_items"])
         except Exception as exc:  # zip, key or shape errors: the file is not usable
             raise StoreCorrupt(f"graph file {path} is unreadable: {exc}") from exc
+
+
+def _or_empty(a: np.ndarray | None) -> np.ndarray:
+    return np.zeros(0, dtype=np.int64) if a is None else a
 
 
 def build_arrays(gs: GraphStore) -> GraphArrays:
@@ -96,8 +122,14 @@ def build_arrays(gs: GraphStore) -> GraphArrays:
     ctx = arr("SELECT item_id, phrase_id FROM hipporag_mentions", 2)
     syn = arr("SELECT a, b, sim FROM hipporag_synonyms", 3)
     facts = arr("SELECT id, subj, obj FROM hipporag_facts ORDER BY id", 3).astype(np.int64)
-
-    return assemble(phrase_ids, passage_ids, rel, ctx, syn, facts, generation)
+    support = arr("SELECT fact_id, item_id FROM hipporag_support ORDER BY fact_id, item_id",
+                  2).astype(np.int64)
+    g = assemble(phrase_ids, passage_ids, rel, ctx, syn, facts, generation)
+    rows = np.searchsorted(g.fact_ids, support[:, 0])
+    g.support_indptr = np.concatenate([[0], np.cumsum(np.bincount(
+        rows, minlength=len(g.fact_ids))).astype(np.int64)])
+    g.support_items = support[:, 1].copy()
+    return g
 
 
 def assemble(phrase_ids: np.ndarray, passage_ids: np.ndarray, rel: np.ndarray, ctx: np.ndarray,

@@ -74,11 +74,13 @@ class GraphSearch:
         if len(d_ids) == 0:
             return []
         in_graph = np.isin(d_ids, g.passage_ids)
+        allowed_mask = allowed.mask(g.passage_ids)
+        allowed_all = bool(allowed_mask.all())
         seeds: dict[int, float] = {}
         seed_facts: list[tuple[int, str, float]] = []
         fact_ends: list[tuple[str, tuple[int, int]]] = []
         if o.use_facts and be.fact_index.ntotal:
-            seed_facts = self._fact_seeds(be, g, query, qvec, o)
+            seed_facts = self._fact_seeds(be, g, query, qvec, o, allowed, allowed_all)
             if o.use_filter and not seed_facts:
                 return self._fallback(dense, k, "no fact survived the recognition filter")
             rows = np.searchsorted(g.fact_ids, [f for f, _, _ in seed_facts])
@@ -112,8 +114,7 @@ class GraphSearch:
             reset[node] += w
         gi = d_ids[in_graph]
         reset[g.passage_nodes(gi)] += minmax(d_scores[in_graph]) * o.passage_node_weight
-        allowed_mask = allowed.mask(g.passage_ids)
-        op = self.operator(g, None if allowed_mask.all() else allowed_mask, o.ppr_method)
+        op = self.operator(g, None if allowed_all else allowed_mask, o.ppr_method)
         if o.ppr_method == "push":
             nz = np.flatnonzero(reset)
             scores = op.run(dict(zip(nz.tolist(), reset[nz].tolist(), strict=True)),
@@ -153,15 +154,21 @@ class GraphSearch:
         return dense[:k]
 
     def _fact_seeds(self, be: HippoRAGBackend, g: GraphArrays, query: str, qvec: np.ndarray,
-                    o: RetrievalOptions) -> list[tuple[int, str, float]]:
+                    o: RetrievalOptions, allowed: AllowedIds, allowed_all: bool
+                    ) -> list[tuple[int, str, float]]:
         """Top facts (id, text, normalised score), after the LLM filter when enabled."""
         n = min(be.fact_index.ntotal, o.fact_candidates)
         f_ids, f_scores = be.fact_index.search(qvec, n)
         if len(f_ids) == 0:
             return []
         norm = minmax(f_scores)
+        if not allowed_all:  # only facts some visible passage supports (no cross-scope text)
+            visible = g.facts_visible(f_ids, allowed.mask)
+            f_ids, norm = f_ids[visible], norm[visible]
         top = list(zip(f_ids[:o.fact_top_k].tolist(), norm[:o.fact_top_k].tolist(),
                        strict=True))
+        if not top:
+            return []
         rows = be.ctx.store.conn.execute(
             f"SELECT f.id, s.surface, f.pred, o.surface FROM hipporag_facts f "
             f"JOIN hipporag_phrases s ON s.id = f.subj JOIN hipporag_phrases o ON o.id = f.obj "
