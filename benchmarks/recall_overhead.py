@@ -171,6 +171,32 @@ def main() -> None:
     table = "\n".join(lines)
     out.with_suffix(".md").write_text(table + "\n")
     print(table)
+    plot(rows, out.with_suffix(".png"), args.vocab)
+
+
+def plot(rows: list[dict[str, Any]], path: Path, vocab: int) -> None:
+    """ms per step against context length (log x), if matplotlib is installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    xs = [r["context_tokens"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(xs, [r["baseline_argmax_ms"] for r in rows], "k--", label="argmax (baseline)")
+    ax.plot(xs, [r["core_ms"] for r in rows], "o-", label="core state machine")
+    ax.plot(xs, [r["hf_ms"] for r in rows], "s-", label="HF processor (median)")
+    ax.plot(xs, [r["hf_ms_by_kind"]["open"] for r in rows], "^-", label="HF span-open step")
+    ax.axhline(0.2, color="r", lw=0.8, label="0.2 ms target")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("context tokens")
+    ax.set_ylabel("ms per step")
+    ax.set_title(f"RecaLLM constraint cost per step, vocab {vocab}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
