@@ -107,7 +107,7 @@ class HippoRAGBackend(Backend):
         if kind == "spacy":
             from memkit.backends.hipporag.extract_spacy import SpacyExtractor
 
-            kw = {k: self.options[k] for k in ("noun_phrases", "cooccurrence")
+            kw: dict[str, Any] = {k: self.options[k] for k in ("noun_phrases", "cooccurrence")
                   if k in self.options}
             if "spacy_model" in self.options:
                 kw["model"] = self.options["spacy_model"]
@@ -320,9 +320,9 @@ class HippoRAGBackend(Backend):
         self.passage_index.add(ids, pvecs)
         self.dirty_files = True
         stats = self.last_index_stats
-        for key, val in (("embed_passages_s", t1 - t0), ("extract_s", t2 - t1),
-                         ("embed_nodes_s", t3 - t2), ("synonymy_and_write_s", t4 - t3)):
-            stats[key] = stats.get(key, 0.0) + val
+        for name, val in (("embed_passages_s", t1 - t0), ("extract_s", t2 - t1),
+                          ("embed_nodes_s", t3 - t2), ("synonymy_and_write_s", t4 - t3)):
+            stats[name] = stats.get(name, 0.0) + val
 
     def remove(self, ids: Sequence[int]) -> None:
         ids = [int(i) for i in ids]

@@ -124,7 +124,7 @@ def query_ngrams(query: str, max_words: int = 6) -> list[str]:
     ['who founded', 'founded radio', 'radio city']
     """
     words = normalise_phrase(query).split()
-    out = []
+    out: list[str] = []
     for n in range(min(max_words, len(words)), 0, -1):
         out.extend(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
     return out
