@@ -64,6 +64,12 @@ def _agg(rows: Sequence[dict[str, Any]], ks: Sequence[int]) -> dict[str, Any]:
     return out
 
 
+def _category_order(dataset: Dataset, cats: dict[str, Any]) -> list[str]:
+    """The data set's own category order (e.g. LoCoMo's 1-5) where it has one, else sorted."""
+    preferred = [str(c) for c in dataset.info.get("category_order", [])]
+    return [c for c in preferred if c in cats] + sorted(c for c in cats if c not in preferred)
+
+
 def summarise(rows: Sequence[dict[str, Any]], dataset: Dataset, config: Any,
               builds: dict[str, Any], timing: dict[str, Any]) -> dict[str, Any]:
     """metrics.json: per backend, overall and per category, plus cost and build figures."""
@@ -81,7 +87,7 @@ def summarise(rows: Sequence[dict[str, Any]], dataset: Dataset, config: Any,
         per_backend[spec] = {
             **_agg(mine, config.ks),
             "complete": len(mine) == len(dataset.questions),
-            "categories": {c: _agg(rs, config.ks) for c, rs in sorted(cats.items())}
+            "categories": {c: _agg(cats[c], config.ks) for c in _category_order(dataset, cats)}
             if len(cats) > 1 else {},
             "cost": {
                 "read_ms_p50": percentile(latencies, 50),

@@ -122,7 +122,7 @@ def load_locomo(path: Path, *, namespace: str = "locomo") -> Dataset:
              "evidence_unresolved": unresolved}
     return Dataset("locomo", "locomo", corpus.items(), questions,
                    {"source": str(path), "licence": "CC BY-NC 4.0 (LoCoMo, Maharana et al. 2024)",
-                    **notes})
+                    "category_order": list(LOCOMO_CATEGORIES.values()), **notes})
 
 
 def load_longmemeval(path: Path, *, namespace: str = "longmemeval",

@@ -68,7 +68,8 @@ def load_musique(path: Path, *, namespace: str = "musique") -> Dataset:
             category=f"{len(decomposition)}hop" if decomposition else None,
             abstain=answerable is False, metadata={"hops": len(decomposition)}))
     return Dataset("musique", "musique", corpus.items(), questions,
-                   {"source": str(path), "licence": "CC BY 4.0 (MuSiQue, Trivedi et al. 2022)"})
+                   {"source": str(path), "licence": "CC BY 4.0 (MuSiQue, Trivedi et al. 2022)",
+                    "category_order": ["2hop", "3hop", "4hop"]})
 
 
 def load_distractor(path: Path, *, fmt: str = "hotpotqa", namespace: str | None = None) -> Dataset:
