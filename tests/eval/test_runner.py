@@ -252,3 +252,26 @@ def test_interrupted_build_is_completed_not_restarted(tmp_path: Path) -> None:
     fresh = run_eval(_config(tmp_path, "locomo-sample", ks=[1, 5], name="fresh"))
     assert _stable(fresh.metrics)["backends"]["dense"]["recall"] == \
         _stable(result.metrics)["backends"]["dense"]["recall"]
+
+
+def test_cli_llm_spec_goes_to_load_llm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import memkit.llm
+
+    specs = []
+
+    def fake_load(spec: str) -> ScriptedLLM:
+        specs.append(spec)
+        return ScriptedLLM({r"Question: ": "Answer: No Answer"})
+
+    monkeypatch.setattr(memkit.llm, "load_llm", fake_load)
+    res = _invoke(["locomo-sample", "--embedder", "hash:64", "--limit", "3", "--llm",
+                   "gguf:/models/x.gguf", "--reader-k", "2", "--out", str(tmp_path),
+                   "--cache", str(CACHE), "--no-progress", "--no-plots"])
+    assert res.exit_code == 0, res.output
+    assert specs == ["gguf:/models/x.gguf"]
+    run = tmp_path / "locomo-sample-dense-hash64-n3-x.gguf"
+    rows = load_predictions(run / "predictions.jsonl")
+    assert [r["prediction"] for r in rows] == ["No Answer"] * 3
+    assert all(r["abstained"] and len(r["retrieved"]) == 10 for r in rows)
+    m = json.loads((run / "metrics.json").read_text())["backends"]["dense"]
+    assert m["em"] == 0.0 and m["abstention"]["precision"] == 0.0  # none of the 3 is adversarial
