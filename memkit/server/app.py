@@ -259,6 +259,7 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
                               **settings.memory_options)
         else:
             mem = memory
+        keys: KeyStore | None = None
         try:
             if mem.directory is None:
                 raise ConfigError("serve needs a memory saved in a directory")
@@ -282,8 +283,8 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
         finally:
             if own:
                 mem.close()  # waits for in-flight writes (the memory's write lock)
-            with contextlib.suppress(Exception):
-                app.state.memkit.keys.close()
+            if keys is not None:
+                keys.close()
             log.info("stopped")
 
     app = FastAPI(

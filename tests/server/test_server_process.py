@@ -100,6 +100,7 @@ def _check_every_ack_present_and_indexed(directory: Path, acked: list[tuple[int,
         assert stats["items"] >= len(acked)  # plus any committed-but-unacknowledged write
 
 
+@pytest.mark.slow  # a server subprocess start costs ~10 s on the shared CI box
 def test_sigkill_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> None:
     proc, acked, _ = _load_with_signal(tmp_path, signal.SIGKILL, min_acks=40)
     assert proc.returncode == -signal.SIGKILL

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-EXAMPLES = 4  # per operation, mode and key in the default run; the slow run uses 100
+EXAMPLES = 3  # per operation, mode and key in the default run; the slow run uses 100
 
 if TYPE_CHECKING:
     from conftest import Served
@@ -87,7 +87,7 @@ def _run_all(served: Served, examples: int, admin: bool) -> dict[str, int]:
 def test_no_5xx_on_generated_input(served: Served) -> None:
     stats = _run_all(served, EXAMPLES, admin=False)
     assert stats["5xx"] == 0, stats
-    assert stats["2xx"] > 20 and stats["4xx"] > 20, stats  # both paths really exercised
+    assert stats["2xx"] > 15 and stats["4xx"] > 15, stats  # both paths really exercised
 
 
 @pytest.mark.slow
