@@ -5,6 +5,7 @@ One command produces every figure of evals/consolidation/ (results.json, README.
     python benchmarks/consolidation.py                    # 7 methods x 3 seeds x 5 rounds
     python benchmarks/consolidation.py --quick            # 2 methods, 1 seed, smoke run
     python benchmarks/consolidation.py --model /path/m    # a real causal LM (GPU if present)
+    python benchmarks/consolidation.py --model gemma3-270m --seeds 0   # packaged Gemma GGUF
 
 Finished (method, seed) runs are cached under OUT/runs/ and reused, so an interrupted run
 resumes; ``--fresh`` recomputes everything. Threads default to 1 (shared 2-core machine).
@@ -40,11 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="epochs per consolidation round")
     ap.add_argument("--lr", type=float, default=None, help="LoRA learning rate")
     ap.add_argument(
-        "--model", default=None, help="a local causal LM (dir or .gguf) instead of the tiny one"
+        "--model", default=None, help="a local causal LM (dir or .gguf) instead of the tiny one; "
+        "'gemma3-270m' = the packaged Gemma-3-270M GGUF"
     )
     ap.add_argument(
         "--method-options",
-        default="{}",
+        default=json.dumps(VARIANTS),
         help='JSON: {"ewc": {"lam": 100}, "ewc-strong": {"method": "ewc", ...}}',
     )
     ap.add_argument("--threads", type=int, default=1)
@@ -69,6 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         model_path=args.model,
         method_options=json.loads(args.method_options),
     )
+    if args.model is not None:  # a real LM: gentler optimisation than the tiny model needs
+        if args.model == "gemma3-270m":
+            from memkit.llm import gemma3_270m_path
+
+            args.model = gemma3_270m_path()
+        cfg = replace(cfg, model_path=args.model,
+                      pretrain=replace(cfg.pretrain, lr=2e-5, epochs=2, batch_size=16,
+                                       max_len=48),
+                      train=replace(cfg.train, lr=2e-4, epochs=10, batch_size=16, max_len=48),
+                      fact_repeats_in_pretrain=5)
     if args.quick:
         cfg = replace(cfg, methods=["sequential", "replay"], seeds=[0], n_rounds=3)
     if args.epochs is not None:

@@ -156,17 +156,21 @@ def _json(data: Any) -> str:
     return json.dumps(data, indent=1, sort_keys=True, default=str)
 
 
+def _pyplot() -> Any:
+    matplotlib = require("matplotlib", "eval", "consolidation plots")
+    matplotlib.use("Agg")  # files only; never open a window
+    return require("matplotlib.pyplot", "eval", "consolidation plots")
+
+
 def plot_heatmaps(runs: Sequence[MethodRun], path: Path) -> None:
     """One R heat map per method (mean over seeds), annotated with the values."""
-    matplotlib = require("matplotlib", "eval", "consolidation plots")
-    matplotlib.use("Agg")
-    plt = require("matplotlib.pyplot", "eval", "consolidation plots")
+    plt = _pyplot()
     methods = list(dict.fromkeys(r.method for r in runs))
     cols = min(4, len(methods))
     rows = math.ceil(len(methods) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
     image = None
-    for ax, name in zip(axes.flat, methods, strict=False):
+    for k, (ax, name) in enumerate(zip(axes.flat, methods, strict=False)):
         r = mean_matrix(runs, name)
         image = ax.imshow(r, vmin=0.0, vmax=1.0, cmap="viridis")
         n = len(r)
@@ -178,7 +182,8 @@ def plot_heatmaps(runs: Sequence[MethodRun], path: Path) -> None:
         ax.set_xticks(range(n))
         ax.set_yticks(range(n))
         ax.set_xlabel("task j", fontsize=8)
-        ax.set_ylabel("after round i", fontsize=8)
+        if k % cols == 0:
+            ax.set_ylabel("after round i", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(methods):]:
         ax.axis("off")
@@ -191,9 +196,7 @@ def plot_heatmaps(runs: Sequence[MethodRun], path: Path) -> None:
 
 def plot_curves(runs: Sequence[MethodRun], path: Path) -> None:
     """Mean accuracy over the tasks seen so far, after each round, per method."""
-    matplotlib = require("matplotlib", "eval", "consolidation plots")
-    matplotlib.use("Agg")
-    plt = require("matplotlib.pyplot", "eval", "consolidation plots")
+    plt = _pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     for name in dict.fromkeys(r.method for r in runs):
         r = mean_matrix(runs, name)
