@@ -35,8 +35,13 @@ from memkit.backends.hipporag.retriever import RetrievalOptions  # noqa: E402
 
 KS = (2, 5, 10)
 
+RRF_BASE: dict[str, object] = {  # the first LLM-free setting tried: seeds fused by rank
+    "use_facts": True, "query_phrase_weight": 1.0, "dense_seed_passages": 3,
+    "fusion": "rrf", "graph_rrf_weight": 2.0}
 PPR_BASE: dict[str, object] = {
     "use_facts": True, "query_phrase_weight": 1.0, "dense_seed_passages": 3, "fusion": "ppr"}
+
+NOFACT: dict[str, object] = {**PPR_BASE, "use_facts": False}
 
 # retrieval variants on one built graph: (name, overrides of RetrievalOptions)
 VARIANTS: list[tuple[str, dict[str, object]]] = [
@@ -52,19 +57,19 @@ VARIANTS: list[tuple[str, dict[str, object]]] = [
         "+ query phrases + top-3 dense passages' phrases",
         {"use_facts": True, "query_phrase_weight": 1.0, "dense_seed_passages": 3, "fusion": "ppr"},
     ),
-    ("facts + query phrases + top-3 dense, RRF(graph x2, dense)", dict(LLM_FREE_DEFAULTS)),
-    ("no facts: query phrases + top-3 dense, RRF x2", {**LLM_FREE_DEFAULTS, "use_facts": False}),
+    ("facts + query phrases + top-3 dense, RRF(graph x2, dense)", dict(RRF_BASE)),
+    ("no facts: query phrases + top-3 dense, RRF x2", {**RRF_BASE, "use_facts": False}),
     (
         "facts only, RRF x2",
-        {**LLM_FREE_DEFAULTS, "query_phrase_weight": 0.0, "dense_seed_passages": 0},
+        {**RRF_BASE, "query_phrase_weight": 0.0, "dense_seed_passages": 0},
     ),
-    ("default, RRF graph weight 1", {**LLM_FREE_DEFAULTS, "graph_rrf_weight": 1.0}),
-    ("default, RRF graph weight 3", {**LLM_FREE_DEFAULTS, "graph_rrf_weight": 3.0}),
-    ("default, top-5 dense passages' phrases", {**LLM_FREE_DEFAULTS, "dense_seed_passages": 5}),
-    ("default, all seeds kept (linking_top_k=0)", {**LLM_FREE_DEFAULTS, "linking_top_k": 0}),
-    ("default, passage_node_weight 0.01", {**LLM_FREE_DEFAULTS, "passage_node_weight": 0.01}),
-    ("default, passage_node_weight 0.2", {**LLM_FREE_DEFAULTS, "passage_node_weight": 0.2}),
-    ("default, passage_node_weight 0.5", {**LLM_FREE_DEFAULTS, "passage_node_weight": 0.5}),
+    ("default, RRF graph weight 1", {**RRF_BASE, "graph_rrf_weight": 1.0}),
+    ("default, RRF graph weight 3", {**RRF_BASE, "graph_rrf_weight": 3.0}),
+    ("default, top-5 dense passages' phrases", {**RRF_BASE, "dense_seed_passages": 5}),
+    ("default, all seeds kept (linking_top_k=0)", {**RRF_BASE, "linking_top_k": 0}),
+    ("default, passage_node_weight 0.01", {**RRF_BASE, "passage_node_weight": 0.01}),
+    ("default, passage_node_weight 0.2", {**RRF_BASE, "passage_node_weight": 0.2}),
+    ("default, passage_node_weight 0.5", {**RRF_BASE, "passage_node_weight": 0.5}),
     # PPR-ranked variants (no fusion)
     ("PPR: facts + query phrases x2 + top-3 dense", {
         **PPR_BASE, "query_phrase_weight": 2.0}),
@@ -82,6 +87,15 @@ VARIANTS: list[tuple[str, dict[str, object]]] = [
     ("PPR: facts top-10 + query phrases + top-3 dense", {**PPR_BASE, "fact_top_k": 10}),
     ("PPR: + damping 0.7", {**PPR_BASE, "damping": 0.7}),
     ("PPR: + damping 0.3", {**PPR_BASE, "damping": 0.3}),
+    # around the best LLM-free setting (no fact seeds)
+    ("PPR no facts: query phrases x2 + top-3 dense", {**NOFACT, "query_phrase_weight": 2.0}),
+    ("PPR no facts: top-5 dense", {**NOFACT, "dense_seed_passages": 5}),
+    ("PPR no facts: top-2 dense", {**NOFACT, "dense_seed_passages": 2}),
+    ("PPR no facts: pnw 0.1", {**NOFACT, "passage_node_weight": 0.1}),
+    ("PPR no facts: pnw 0.02", {**NOFACT, "passage_node_weight": 0.02}),
+    ("PPR no facts: no query phrases (top-3 dense only)", {**NOFACT, "query_phrase_weight": 0.0}),
+    ("PPR no facts: linking_top_k 10", {**NOFACT, "linking_top_k": 10}),
+    ("memkit LLM-free default (LLM_FREE_DEFAULTS)", dict(LLM_FREE_DEFAULTS)),
 ]
 
 

@@ -49,8 +49,8 @@ from memkit.vectors import FaissIndex
 
 #: LLM-free retrieval defaults (chosen by the MuSiQue ablation, evals/hipporag/)
 LLM_FREE_DEFAULTS: dict[str, Any] = {
-    "use_facts": True, "query_phrase_weight": 1.0, "dense_seed_passages": 3,
-    "fusion": "rrf", "graph_rrf_weight": 2.0,
+    "use_facts": False, "query_phrase_weight": 1.0, "dense_seed_passages": 3,
+    "fusion": "ppr",
 }
 _RETRIEVAL_KEYS = set(RetrievalOptions.__dataclass_fields__)
 _KNOWN_KEYS = _RETRIEVAL_KEYS | {
