@@ -21,6 +21,7 @@ from memkit._deps import require
 
 require("fastapi", "server", "memkit serve")
 
+import anyio.to_thread  # noqa: E402
 from fastapi import Depends, FastAPI, Request, Security  # noqa: E402
 from fastapi import Path as PathParam  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
@@ -226,7 +227,8 @@ class McpAuth:
         state: ServerState = self.fastapi_app.state.memkit
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
-        principal = state.authenticate(presented_key(headers))
+        # a SQLite lookup (and, once a minute, a last-used write): off the event loop
+        principal = await anyio.to_thread.run_sync(state.authenticate, presented_key(headers))
         if principal is None:
             request = Request(scope, receive)
             response = _error(401, "Unauthorized", "unauthorized", "missing or invalid API key",
@@ -313,9 +315,10 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
             await state.call(lambda: state.keys.store.conn.execute("SELECT 1").fetchone())
         except Exception:
             return _error(503, "Unavailable", "unavailable", "database not answering", request)
+        required = await state.call(lambda: state.auth_required)
         return m.HealthResponse(status="ok", version=__version__,
                                 uptime_s=round(time.time() - state.started, 3),
-                                auth="required" if state.auth_required else "open")
+                                auth="required" if required else "open")
 
     @app.get("/v1/whoami", response_model=m.WhoAmI, tags=["ops"])
     async def whoami(who: Who) -> Any:

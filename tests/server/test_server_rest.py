@@ -280,3 +280,21 @@ def test_answer_with_a_configured_llm_reads_only_the_keys_scope(
         assert body["detail"]["abstained"] is False
         assert "Paris" in prompts[-1] and "Rome" not in prompts[-1]  # other tenant unseen
         assert "/v1/answer" in a.get("/openapi.json").json()["paths"]
+
+
+def test_structured_access_log_carries_request_id_and_key(served: Served,
+                                                          caplog: Any) -> None:
+    import json
+    import logging
+
+    from memkit.server.middleware import JsonFormatter
+
+    with caplog.at_level(logging.INFO, logger="memkit.server.access"), \
+            served.client(served.keys["acme"]) as c:
+        c.post("/v1/read", json={"query": "q"}, headers={"X-Request-ID": "req-77"})
+    (rec,) = [r for r in caplog.records if getattr(r, "request_id", None) == "req-77"]
+    line = json.loads(JsonFormatter().format(rec))
+    assert line["msg"] == "request" and line["level"] == "info"
+    assert line["path"] == "/v1/read" and line["method"] == "POST" and line["status"] == 200
+    assert line["key_id"] == served.keys["acme"][3:15]  # the key id, never the secret
+    assert served.keys["acme"] not in json.dumps(line) and line["ms"] >= 0
