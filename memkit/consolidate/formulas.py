@@ -4,8 +4,8 @@ Every formula the methods use lives here so it can be checked on a hand-sized ex
 
 >>> import torch
 >>> ewc_penalty({"w": torch.tensor([1.0, 3.0])}, {"w": torch.tensor([0.0, 1.0])},
-...             {"w": torch.tensor([2.0, 0.5])}, lam=0.1).item()  # 0.1/2 * (2*1 + 0.5*4)
-0.2
+...             {"w": torch.tensor([2.0, 0.5])}, lam=0.1).item()  # 0.1/2*(2*1+0.5*4), float32
+0.20000000298023224
 >>> ema_update(torch.tensor([1.0]), torch.tensor([5.0]), a=0.25).item()  # 0.25*1 + 0.75*5
 4.0
 >>> replay_count(30, 0.25)  # 30 new + 10 replayed -> 10/40 = 25 % replay
