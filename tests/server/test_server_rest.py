@@ -298,3 +298,46 @@ def test_structured_access_log_carries_request_id_and_key(served: Served,
     assert line["path"] == "/v1/read" and line["method"] == "POST" and line["status"] == 200
     assert line["key_id"] == served.keys["acme"][3:15]  # the key id, never the secret
     assert served.keys["acme"] not in json.dumps(line) and line["ms"] >= 0
+
+
+def test_reads_run_in_parallel_and_writes_one_at_a_time(open_served: Served) -> None:
+    import threading
+
+    mem = open_served.app.state.memkit.memory
+    dense = mem.backends["dense"]
+    active = {"read": 0, "write": 0}
+    peak = {"read": 0, "write": 0}
+    lock = threading.Lock()
+
+    def tracked(kind: str, fn: Any) -> Any:
+        def run(*a: Any, **k: Any) -> Any:
+            with lock:
+                active[kind] += 1
+                peak[kind] = max(peak[kind], active[kind])
+            try:
+                time.sleep(0.3)
+                return fn(*a, **k)
+            finally:
+                with lock:
+                    active[kind] -= 1
+        return run
+
+    dense.retrieve = tracked("read", dense.retrieve)
+    dense.add = tracked("write", dense.add)
+
+    def call(path: str, body: dict) -> None:
+        with open_served.client() as c:
+            assert c.post(path, json=body).status_code == 200
+
+    jobs = [threading.Thread(target=call, args=("/v1/read", {"query": f"q{i}"}))
+            for i in range(4)]
+    jobs += [threading.Thread(target=call, args=("/v1/memories", {"text": f"t{i}"}))
+             for i in range(3)]
+    for j in jobs:
+        j.start()
+    for j in jobs:
+        j.join(timeout=60)
+    assert peak["write"] == 1  # one writer at a time (the memory's write lock)
+    assert peak["read"] >= 2   # reads overlap
+    with open_served.client() as c:
+        assert c.get("/v1/stats").json()["items"] == 3
