@@ -158,3 +158,16 @@ def test_text_items_train_next_token(tmp_path: Path, factory: Callable[[], Any])
     m = make(tmp_path, factory, "sequential").consolidate(items)
     assert m.item_ids == [1, 2] and m.metrics == {}  # no QA pairs to score
     assert m.stats["steps"] == 3 and m.stats["last_loss"] < m.stats["first_loss"]
+
+
+def test_accepts_memkit_memory_items(tmp_path: Path, factory: Callable[[], Any]) -> None:
+    from memkit.types import MemoryItem, Scope
+
+    def item(i: int, q: str, a: str) -> MemoryItem:
+        return MemoryItem(id=i, text=f"{q} {a}", scope=Scope(user="u1"), source=None,
+                          created_at=float(i), confidence=1.0, expires_at=None,
+                          metadata={"question": q, "answer": a}, content_hash=str(i))
+
+    items = [item(i + 1, q, a) for i, (q, a) in enumerate(FACTS[:2])]
+    m = make(tmp_path, factory).consolidate(items)
+    assert m.item_ids == [1, 2] and m.until == 2.0
