@@ -30,6 +30,7 @@ from memkit.generate.recall_tokens import (
 _LAZY = {
     "generate_with_recall": "memkit.generate.recall_hf",
     "RecallLogitsProcessor": "memkit.generate.recall_hf",
+    "hf_delimiter_ids": "memkit.generate.recall_hf",
     "generate_with_recall_llamacpp": "memkit.generate.recall_llamacpp",
     "LlamaCppRecallProcessor": "memkit.generate.recall_llamacpp",
 }

@@ -29,7 +29,6 @@ from memkit.generate.recall_result import (
     build_result,
     check_prompt,
     check_window,
-    delimiter_ids,
     make_config,
 )
 from memkit.generate.recall_tokens import has_recall_tokens, recall_token_ids
@@ -37,7 +36,24 @@ from memkit.generate.recall_tokens import has_recall_tokens, recall_token_ids
 torch: Any = require("torch", "llm", "recall (transformers)")
 transformers: Any = require("transformers", "llm", "recall (transformers)")
 
-__all__ = ["RecallLogitsProcessor", "RecallStoppingCriteria", "generate_with_recall"]
+__all__ = [
+    "RecallLogitsProcessor",
+    "RecallStoppingCriteria",
+    "generate_with_recall",
+    "hf_delimiter_ids",
+]
+
+
+def hf_delimiter_ids(tokenizer: Any, delimiters: Sequence[str]) -> set[int]:
+    """Token ids whose text contains a delimiter: one batched decode of the vocabulary.
+
+    ``generate_with_recall(open_span=True)`` does this on every call unless given
+    ``closer_ids``; compute it once with this helper when generating many answers.
+    """
+    if not delimiters:
+        return set()
+    pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return {i for i, p in enumerate(pieces) if any(d in p for d in delimiters)}
 
 
 class RecallLogitsProcessor(transformers.LogitsProcessor):  # type: ignore[misc]
@@ -165,7 +181,7 @@ def generate_with_recall(
         if closer_ids is not None:
             closers = set(closer_ids)
         else:
-            closers = delimiter_ids(lambda i: tokenizer.decode([i]), len(tokenizer), delimiters)
+            closers = hf_delimiter_ids(tokenizer, delimiters)
         closers |= {eos} if eos is not None else set()
     config = make_config(
         recall_ids=recall_ids,
