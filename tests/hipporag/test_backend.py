@@ -213,3 +213,18 @@ def test_other_scopes_facts_never_seed_or_show_in_evidence() -> None:
     bob = mem.read("Secret Corp acquired Port Blair Harbour", k=3, scope={"user": "bob"},
                    backend="hipporag")
     assert any("Secret Corp" in f for h in bob.hits for f in h.evidence.get("facts", []))
+
+
+def test_push_method_ranks_like_power_iteration() -> None:
+    opts = {"use_facts": False, "query_phrase_weight": 1.0, "dense_seed_passages": 2}
+    power = open_mem(None, **opts)
+    push = open_mem(None, ppr_method="push", push_eps=1e-9, **opts)
+    for m in (power, push):
+        for d in DOCS:
+            m.write(d)
+    q = "Port Blair and the Seine"
+    a = [(h.item.id, round(h.evidence["ppr"], 6)) for h in power.read(q, k=4,
+                                                                       backend="hipporag").hits]
+    b = [(h.item.id, round(h.evidence["ppr"], 6)) for h in push.read(q, k=4,
+                                                                      backend="hipporag").hits]
+    assert a == b
