@@ -393,6 +393,30 @@ class Memory:
         result = self.read(question, k=k, scope=scope, **read_options)
         return answer_from_hits(self.llm, question, result)
 
+    def consolidate(self, base_model: Any, method: str = "replay", *,
+                    since: float | None = None,
+                    scope: Scope | dict[str, Any] | str | None = None,
+                    **options: Any) -> Any:
+        """Fold the current memories not yet consolidated (optionally: written since
+        ``since``, within ``scope``) into a LoRA adapter stored in this memory's directory.
+
+        ``base_model`` is a local model path or a factory returning (model, tokenizer);
+        ``options`` go to :class:`memkit.consolidate.Consolidator` (method_options, lora,
+        train, seed, ...). Items carrying ``metadata={"question", "answer"}`` train as QA
+        pairs, others as next-token text. Needs the [train] extra. Returns the round's
+        manifest; a crash mid-training leaves the previous adapter intact."""
+        if self.directory is None:
+            raise ConfigError("consolidation stores adapters in the memory directory: open "
+                              "the memory with a path, not in memory")
+        from memkit.consolidate import Consolidator
+
+        options.setdefault("progress", self.progress)
+        consolidator = Consolidator(self.directory, base_model, method, **options)
+        with self._lock.read():
+            items = list(self.store.iter_items(
+                scope=Scope.coerce(scope) if scope is not None else None))
+        return consolidator.consolidate(items, since=since)
+
     def stats(self) -> dict[str, Any]:
         """Counts, sizes and per-backend figures."""
         conn = self.store.conn
