@@ -95,11 +95,13 @@ def _loader_opts(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--overwrite", is_flag=True, help="Restart the run instead of resuming it.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--no-embed-cache", is_flag=True,
+              help="Do not reuse document vectors from <cache>/embeddings.sqlite.")
 def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | None,
             embedder: str | None, limit: int | None, ks: str | None, llm: str | None,
             reader_k: int | None, max_context_tokens: int | None, options: tuple[str, ...],
             backend_options: tuple[str, ...], name: str | None, out: str, cache: str,
-            overwrite: bool, no_progress: bool, no_plots: bool) -> None:
+            overwrite: bool, no_progress: bool, no_plots: bool, no_embed_cache: bool) -> None:
     """Evaluate DATASET (a known name, an indexes/*.toml recipe, or a data file)."""
     from memkit.eval.report import metrics_table
     from memkit.eval.runner import EvalConfig, load_recipe, run_eval
@@ -129,7 +131,8 @@ def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | No
             llm=llm or recipe.get("llm"),
             max_context_tokens=max_context_tokens or recipe.get("max_context_tokens"),
             name=name or recipe.get("name"), out=out, cache=cache, overwrite=overwrite,
-            progress=not no_progress, plots=not no_plots, recipe=dataset if recipe else None,
+            progress=not no_progress, plots=not no_plots, embed_cache=not no_embed_cache,
+            recipe=dataset if recipe else None,
             **{k: v if v is not None else DEFAULTS[k] for k, v in chosen.items()})
         result = run_eval(config)
     except MemkitError as exc:

@@ -28,12 +28,13 @@ from tqdm.auto import tqdm
 from memkit.embed import Embedder, load_embedder
 from memkit.errors import ConfigError, InvalidInput
 from memkit.eval.datasets import Dataset, Question, load_dataset
+from memkit.eval.embcache import CachingEmbedder
 from memkit.eval.metrics import exact_match, ndcg_at_k, recall_at_k, token_f1
 from memkit.fusion import approx_tokens
 from memkit.memory import Memory
 
 #: config fields that do not change results (a resumed run may differ in these)
-_VOLATILE = ("progress", "out", "cache", "name", "overwrite", "recipe", "plots")
+_VOLATILE = ("progress", "out", "cache", "name", "overwrite", "recipe", "plots", "embed_cache")
 
 
 @dataclass
@@ -57,6 +58,7 @@ class EvalConfig:
     cache: str = "evals/cache"
     progress: bool = True
     plots: bool = True
+    embed_cache: bool = True
     overwrite: bool = False
     recipe: str | None = None
 
@@ -147,6 +149,8 @@ def build_memory(dataset: Dataset, components: Sequence[str], embedder: TimedEmb
         return mem, {**info, "reused": True}
     t0 = time.perf_counter()
     embed0 = embedder.seconds
+    cached = embedder.inner if isinstance(embedder.inner, CachingEmbedder) else None
+    hits0, misses0 = (cached.hits, cached.misses) if cached else (0, 0)
     mem = Memory.open(directory, backends=list(components), embedder=embedder, llm=llm,
                       progress=config.progress, backend_options=opts)
     report = mem.write_many([c.record() for c in dataset.corpus], batch_size=256,
@@ -159,6 +163,8 @@ def build_memory(dataset: Dataset, components: Sequence[str], embedder: TimedEmb
     info = {"key": key, "items": mem.store.count(), "build_s": time.perf_counter() - t0,
             "build_embed_s": embedder.seconds - embed0, "bytes": dir_bytes(directory),
             "written": len(report.added), "already_there": report.skipped_duplicates,
+            "embed_cache_hits": cached.hits - hits0 if cached else None,
+            "embed_cache_misses": cached.misses - misses0 if cached else None,
             "directory": str(directory), "embedder": embedder.name,
             "backends": list(components), "stats": _jsonable(mem.stats())}
     marker.write_text(json.dumps(info, indent=2), encoding="utf-8")
@@ -278,36 +284,43 @@ def run_eval(config: EvalConfig, *, llm: Any = None, embedder: Embedder | None =
                                               encoding="utf-8")
     rows = load_predictions(pred_path)
     done = {(r["backend"], r["qid"]) for r in rows}
-    timed = TimedEmbedder(embedder if embedder is not None else load_embedder(config.embedder))
+    base = embedder if embedder is not None else load_embedder(config.embedder)
+    if config.embed_cache:
+        base = CachingEmbedder(base, Path(config.cache) / "embeddings.sqlite")
+    timed = TimedEmbedder(base)
     builds: dict[str, Any] = {}
-    for spec in config.backends:
-        todo = [q for q in ds.questions if (spec, q.id) not in done]
-        components = list(dict.fromkeys(spec.split("+")))
-        mem, builds[spec] = build_memory(ds, components, timed, config, llm=llm)
-        reader = mem.llm if llm is not None else None
-        t0, e0 = time.perf_counter(), timed.seconds
-        n = 0
-        read_ms = reader_ms = 0.0
-        try:
-            bar = tqdm(todo, desc=f"eval {spec}", disable=not config.progress, unit="q")
-            with pred_path.open("a", encoding="utf-8") as out:
-                for q in bar:
-                    row = _read_one(mem, q, spec, config, reader, timed)
-                    read_ms += row["read_ms"]
-                    reader_ms += row.get("reader_ms", 0.0)
-                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    out.flush()
-                    n += 1
-        finally:
-            mem.close()
-            if n:  # also when interrupted: the timings of what was done are kept
-                wall = time.perf_counter() - t0
-                record = {"backend": spec, "at": time.time(), "questions": n, "wall_s": wall,
-                          "read_s": read_ms / 1000, "query_embed_s": timed.seconds - e0,
-                          "reader_s": reader_ms / 1000,
-                          "overhead_s": wall - read_ms / 1000 - reader_ms / 1000}
-                with (run_dir / "timings.jsonl").open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(record) + "\n")
+    try:
+        for spec in config.backends:
+            todo = [q for q in ds.questions if (spec, q.id) not in done]
+            components = list(dict.fromkeys(spec.split("+")))
+            mem, builds[spec] = build_memory(ds, components, timed, config, llm=llm)
+            reader = mem.llm if llm is not None else None
+            t0, e0 = time.perf_counter(), timed.seconds
+            n = 0
+            read_ms = reader_ms = 0.0
+            try:
+                bar = tqdm(todo, desc=f"eval {spec}", disable=not config.progress, unit="q")
+                with pred_path.open("a", encoding="utf-8") as out:
+                    for q in bar:
+                        row = _read_one(mem, q, spec, config, reader, timed)
+                        read_ms += row["read_ms"]
+                        reader_ms += row.get("reader_ms", 0.0)
+                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        out.flush()
+                        n += 1
+            finally:
+                mem.close()
+                if n:  # also when interrupted: the timings of what was done are kept
+                    wall = time.perf_counter() - t0
+                    record = {"backend": spec, "at": time.time(), "questions": n, "wall_s": wall,
+                              "read_s": read_ms / 1000, "query_embed_s": timed.seconds - e0,
+                              "reader_s": reader_ms / 1000,
+                              "overhead_s": wall - read_ms / 1000 - reader_ms / 1000}
+                    with (run_dir / "timings.jsonl").open("a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(record) + "\n")
+    finally:
+        if isinstance(base, CachingEmbedder):
+            base.close()
     rows = load_predictions(pred_path)
     metrics = summarise(rows, ds, config, builds, total_timing(run_dir / "timings.jsonl"))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")

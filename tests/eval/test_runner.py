@@ -275,3 +275,36 @@ def test_cli_llm_spec_goes_to_load_llm(tmp_path: Path, monkeypatch: pytest.Monke
     assert all(r["abstained"] and len(r["retrieved"]) == 10 for r in rows)
     m = json.loads((run / "metrics.json").read_text())["backends"]["dense"]
     assert m["em"] == 0.0 and m["abstention"]["precision"] == 0.0  # none of the 3 is adversarial
+
+
+def test_embedding_cache_serves_a_second_build_identically(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = run_eval(_config(tmp_path, "locomo-sample", cache=str(cache), name="one"))
+    # other backend options: another build key, so another build -- from cached vectors
+    second = run_eval(_config(tmp_path, "locomo-sample", cache=str(cache), name="two",
+                              backend_options={"dense": {"ef_search": 64}}))
+    builds = sorted((json.loads(p.read_text()) for p in cache.glob("*/build.json")),
+                    key=lambda b: b["embed_cache_hits"])
+    assert [(b["embed_cache_hits"], b["embed_cache_misses"]) for b in builds] == \
+        [(0, 108), (108, 0)]
+    m1, m2 = first.metrics["backends"]["dense"], second.metrics["backends"]["dense"]
+    assert (m1["recall"], m1["ndcg"], m1["categories"]) == \
+        (m2["recall"], m2["ndcg"], m2["categories"])
+    rows1 = load_predictions(first.path / "predictions.jsonl")
+    rows2 = load_predictions(second.path / "predictions.jsonl")
+    assert [r["retrieved"] for r in rows1] == [r["retrieved"] for r in rows2]
+
+
+def test_caching_embedder_returns_identical_vectors(tmp_path: Path) -> None:
+    from memkit.eval.embcache import CachingEmbedder
+
+    inner = HashEmbedder(dim=32)
+    cached = CachingEmbedder(inner, tmp_path / "e.sqlite")
+    texts = ["alpha beta", "gamma", "alpha beta", "delta"]
+    a = cached.embed(texts, batch_size=3)
+    assert (cached.hits, cached.misses) == (0, 4)  # the duplicate is embedded once, counted twice
+    b = cached.embed(texts)
+    assert (cached.hits, cached.misses) == (4, 4)
+    assert np.array_equal(a, inner.embed(texts)) and np.array_equal(a, b)
+    assert np.array_equal(cached.embed_query("alpha"), inner.embed_query("alpha"))
+    cached.close()
