@@ -87,6 +87,21 @@ class _Builder:
         self.phrases.append({"id": f"v{len(self.phrases) + 1}", "phrase": rel, "questions": [
             {"text": forward, "answers": [eb]}, {"text": backward, "answers": [ea]}]})
 
+    def description(self, a: tuple[str, str], copula: str, text: str) -> None:
+        """A copular description as a literal: "Who is A?" -> "an American model" and
+        "Who is an American model ...?" -> A."""
+        if not text or len(text.split()) > 25:
+            return
+        sig = (a[0].casefold(), copula, text.casefold())
+        if sig in self.seen:
+            return
+        self.seen.add(sig)
+        ea = self.entity(a[0], ROLE_OF_LABEL.get(a[1]))
+        wh = "Who" if a[1] == "PERSON" else "What"
+        self.phrases.append({"id": f"v{len(self.phrases) + 1}", "phrase": copula, "questions": [
+            {"text": f"{wh} {copula} {a[0]}?", "answers": [f"TEXT:{text}"]},
+            {"text": f"{wh} {copula} {text}?", "answers": [ea]}]})
+
 
 def question_pair(a: tuple[str, str], rel: str, b: tuple[str, str]) -> tuple[str, str]:
     """The two templated questions of relation (A, rel, B): answered by B, then by A.
@@ -115,16 +130,22 @@ def _span(tok: Any) -> tuple[int, int]:
     """Token range of the name headed by ``tok``: its left modifiers (compounds, names,
     numbers, coordinated names), a named-entity span around it, and for a proper noun a
     trailing "of <Proper noun>"."""
-    start = tok.i
-    for child in tok.lefts:
-        if child.dep_ in _LEFT_MODS or (child.dep_ == "det" and child.ent_type_):
-            start = min(start, child.left_edge.i)
-    end = tok.i + 1
-    if tok.ent_type_:
-        for ent in tok.doc.ents:
-            if ent.start <= tok.i < ent.end:
-                start, end = min(start, ent.start), max(end, ent.end)
-                break
+    start, end = tok.i, tok.i + 1
+    ent = next((e for e in tok.doc.ents if e.start <= tok.i < e.end), None) \
+        if tok.ent_type_ else None
+    if ent is not None:  # a named entity: its span (no descriptors such as "pitcher")
+        start, end = ent.start, max(end, ent.end)
+        for child in tok.lefts:  # plus proper-noun modifiers: "Andaman and Nicobar Islands"
+            if child.dep_ in ("compound", "nmod") and child.pos_ == "PROPN":
+                start = min(start, child.left_edge.i)
+    elif tok.pos_ == "PROPN":  # the run of proper nouns ending at the head
+        while start > 0 and tok.doc[start - 1].pos_ == "PROPN" and \
+                tok.doc[start - 1].head.i >= start - 1:
+            start -= 1
+    else:
+        for child in tok.lefts:
+            if child.dep_ in _LEFT_MODS or (child.dep_ == "det" and child.ent_type_):
+                start = min(start, child.left_edge.i)
     if tok.pos_ == "PROPN":
         for child in tok.rights:
             if child.dep_ == "prep" and child.text == "of":
@@ -173,6 +194,15 @@ def _head_phrase(noun: Any) -> str:
     words = [t for t in noun.doc[noun.left_edge.i:noun.i + 1]
              if not t.is_punct and t.dep_ not in ("prep", "relcl")]
     return " ".join(t.text for t in words).lower()
+
+
+def _subtree_text(tok: Any) -> str:
+    """The phrase headed by ``tok`` up to the end of its clause (no trailing punctuation)."""
+    words = [t for t in tok.subtree if t.dep_ not in ("relcl",) and not t.is_space]
+    while words and words[-1].is_punct:
+        words = words[:-1]
+    text = "".join(t.text_with_ws for t in words).strip()
+    return " ".join(text.split())
 
 
 def _attribute_relations(b: _Builder, subj: tuple[str, str], noun: Any, copula: str) -> None:
@@ -250,7 +280,10 @@ def workspace_from_doc(doc: Any, title: str | None) -> RawWorkspace:
                 first_subject = first_subject or subj
             if tok.lemma_ == "be" or tok.lower_ in ("is", "was", "are", "were", "be"):
                 for attr in (c for c in tok.children if c.dep_ == "attr"):
-                    _attribute_relations(b, subj, attr, tok.lower_)
+                    for each in _with_conj(attr):  # "a model, stripper and ex-wife of X"
+                        _attribute_relations(b, subj, each, tok.lower_)
+                    if attr.pos_ == "NOUN":
+                        b.description(subj, tok.lower_, _subtree_text(attr))
             _verb_relations(b, subj, tok)
         for tok in sent:
             if tok.dep_ == "appos" and tok.pos_ in ("NOUN", "PROPN"):

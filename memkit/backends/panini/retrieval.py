@@ -191,12 +191,28 @@ class WorkspaceIndex:
         return _rrf(rankings)[:k] if len(rankings) > 1 else [int(i) for i in rankings[0]]
 
     def expand(self, entity_ids: Sequence[int]) -> list[int]:
-        """QA ids of every verb phrase in which one of these entities is an answer."""
+        """QA ids of every verb phrase in which one of these entities is an answer; an
+        entity tied to another by a "known as" phrase (a title alias) expands through both."""
         out: list[int] = []
+        seen: set[int] = set()
         for eid in entity_ids:
-            for pid in sorted(self.entity_phrases.get(int(eid), ())):
-                out.extend(self.phrase_qas.get(pid, ()))
+            todo = [int(eid)] + self._aliases(int(eid))
+            for e in todo:
+                for pid in sorted(self.entity_phrases.get(e, ())):
+                    if pid not in seen:
+                        seen.add(pid)
+                        out.extend(self.phrase_qas.get(pid, ()))
         return out
+
+    def _aliases(self, eid: int) -> list[int]:
+        out = []
+        for pid in self.entity_phrases.get(eid, ()):
+            qids = self.phrase_qas.get(pid, ())
+            if not any(" known as " in f" {self.qas[q].question} " for q in qids):
+                continue
+            for q in qids:
+                out += [a for a, _ in self.qas[q].answers if a is not None and a != eid]
+        return sorted(set(out))
 
     def dual_retrieve(self, query: str, q_vec: np.ndarray, params: RetrievalParams,
                       allowed_ents: np.ndarray, allowed_qas: np.ndarray) -> list[QACandidate]:
