@@ -129,8 +129,8 @@ class ServingMiddleware:
 class JsonFormatter(logging.Formatter):
     """One JSON object per log line: ts, level, logger, msg and any ``extra`` fields."""
 
-    _SKIP = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message",
-                                                                             "asctime"}
+    _SKIP = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+        "message", "asctime", "color_message"}  # uvicorn's ANSI-coloured duplicate
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
