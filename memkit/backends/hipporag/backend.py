@@ -49,7 +49,7 @@ from memkit.vectors import FaissIndex
 
 #: LLM-free retrieval defaults (chosen by the MuSiQue ablation, evals/hipporag/)
 LLM_FREE_DEFAULTS: dict[str, Any] = {
-    "use_facts": False, "query_phrase_weight": 1.0, "dense_seed_passages": 3,
+    "use_facts": False, "query_phrase_weight": 1.0, "dense_seed_passages": 2,
     "fusion": "ppr",
 }
 _RETRIEVAL_KEYS = set(RetrievalOptions.__dataclass_fields__)
