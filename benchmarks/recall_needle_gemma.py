@@ -81,8 +81,11 @@ def make_example(
     return {"prompt": prompt, "answer": values[q], "key": keys[q], "kind": kind}
 
 
-def run_one(llm: Any, ex: dict[str, Any], closers: set[int], constrained: bool) -> dict[str, Any]:
+def run_one(
+    llm: Any, ex: dict[str, Any], closers: set[int], constrained: bool, temp: float, seed: int
+) -> dict[str, Any]:
     t0 = time.perf_counter()
+    llm.set_seed(seed)  # the same sampling seed for both conditions
     res = generate_with_recall_llamacpp(
         llm,
         ex["prompt"],
@@ -90,6 +93,7 @@ def run_one(llm: Any, ex: dict[str, Any], closers: set[int], constrained: bool) 
         closer_ids=sorted(closers),
         max_new_tokens=48,
         constrained=constrained,
+        temp=temp,
     )
     span = res.spans[0] if res.spans else None
     got = span.text.strip() if span is not None else res.text.strip()
@@ -146,6 +150,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="a GGUF path (default: the packaged Gemma)")
     ap.add_argument("--out", default="evals/recall/needle_gemma.jsonl")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--temp", type=float, default=0.0, help="0 = greedy; > 0 samples")
+    ap.add_argument("--summarize-only", action="store_true", help="only rewrite the table")
     args = ap.parse_args()
     llama_cpp = require("llama_cpp", "gguf", "needle benchmark")
     if args.model is None:
@@ -161,8 +167,10 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {json.loads(x)["id"] for x in out.read_text().splitlines()} if out.exists() else set()
     plan = [(k, n, i) for i in range(args.n) for n in args.lengths for k in args.kinds]
+    if args.summarize_only:
+        plan = []
     for kind, n, i in tqdm(plan, desc="needle examples"):
-        ex_id = f"{kind}-{n}-{i}-s{args.seed}"
+        ex_id = f"{kind}-{n}-{i}-s{args.seed}" + (f"-t{args.temp}" if args.temp else "")
         if ex_id in done:
             continue
         rng = np.random.default_rng([args.seed, n, i, len(kind)])
@@ -174,16 +182,19 @@ def main() -> None:
             "answer": ex["answer"],
             "prompt_tokens": len(llm.tokenize(ex["prompt"].encode(), add_bos=True)),
         }
-        row["free"] = run_one(llm, ex, closers, constrained=False)
-        row["recall"] = run_one(llm, ex, closers, constrained=True)
+        sample_seed = args.seed * 1000 + i
+        row["free"] = run_one(llm, ex, closers, False, args.temp, sample_seed)
+        row["recall"] = run_one(llm, ex, closers, True, args.temp, sample_seed)
         with out.open("a") as f:
             f.write(json.dumps(row) + "\n")
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     table = summarise(rows)
     out.with_suffix(".md").write_text(
-        f"Gemma-3-270M Q4_K_M (base, llama.cpp, greedy), {args.needles} needles, "
+        f"Gemma-3-270M Q4_K_M (base, llama.cpp, "
+        f"{'greedy' if not args.temp else f'sampling T={args.temp}'}), {args.needles} needles, "
         f"filler = RULER noise sentences.\n`python benchmarks/recall_needle_gemma.py --n {args.n}"
-        f" --lengths {' '.join(map(str, args.lengths))}`\n\n{table}\n"
+        f" --lengths {' '.join(map(str, args.lengths))} --temp {args.temp} --out {args.out}`"
+        f"\n\n{table}\n"
     )
     print(table)
 
