@@ -59,7 +59,9 @@ def hf_delimiter_ids(tokenizer: Any, delimiters: Sequence[str]) -> set[int]:
 class RecallLogitsProcessor(transformers.LogitsProcessor):  # type: ignore[misc]
     """Mask each row's scores to the recall constraint; stateful, one state per row.
 
-    Use one instance per ``generate()`` call. ``open_span_at_prompt_end``: every row opens a
+    Use one instance per ``generate()`` call, with greedy decoding or sampling: beam search
+    reorders rows between steps, which a per-row state cannot follow (not supported).
+    ``open_span_at_prompt_end``: every row opens a
     span right after its prompt (application mode). ``eos_token_id``: forced once a row's span
     has closed when ``config.stop_after_span``.
     """
