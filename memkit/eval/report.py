@@ -217,7 +217,7 @@ def write_plots(run_dir: Path, metrics: dict[str, Any]) -> list[Path]:
     specs = [s for s, m in metrics["backends"].items() if m["categories"]]
     if specs:
         k = 5 if 5 in ks else ks[len(ks) // 2]
-        cats = sorted({c for s in specs for c in metrics["backends"][s]["categories"]})
+        cats = list(dict.fromkeys(c for s in specs for c in metrics["backends"][s]["categories"]))
         fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(cats)), 3.5))
         width = 0.8 / len(specs)
         for i, spec in enumerate(specs):
