@@ -171,7 +171,8 @@ def ingest(paths: tuple[Path, ...], memory_dir: str, namespace: str | None, user
 @memory_option
 @scope_options
 @click.option("--source", default=None, help="Where this memory came from.")
-@click.option("--confidence", default=1.0, show_default=True, type=float)
+@click.option("--confidence", default=1.0, show_default=True, type=float,
+              help="How sure the writer is, in [0, 1].")
 @click.option("--ttl", default=None, type=float, help="Expire after this many seconds.")
 @click.option("--metadata", default=None, help="JSON object of metadata.")
 @json_option

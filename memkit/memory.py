@@ -22,7 +22,7 @@ from memkit.admission import admit, admit_record
 from memkit.backends.base import AllowedIds, Backend, BackendContext, Scored, resolve_backend
 from memkit.config import CONFIG_NAME, MemoryConfig
 from memkit.embed import Embedder, load_embedder
-from memkit.errors import ConfigError, InvalidInput, MemkitError
+from memkit.errors import ConfigError, InvalidInput, MemkitError, NotFound
 from memkit.fusion import approx_tokens, reciprocal_rank_fusion
 from memkit.store.sqlite import NewItem, Store
 from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport
@@ -134,10 +134,9 @@ class Memory:
     # ---- keeping indexes in step with the record ----------------------------------------
     def sync(self, batch_size: int = 256) -> dict[str, int]:
         """Bring every backend up to the record's change feed; returns changes applied."""
-        applied = {}
         with self._lock.write():
-            for name, backend in self.backends.items():
-                applied[name] = self._sync_backend(name, backend, batch_size)
+            applied = {name: self._sync_backend(name, backend, batch_size)
+                       for name, backend in self.backends.items()}
             self._seen_seq = self.store.last_seq()
         return applied
 
@@ -196,9 +195,7 @@ class Memory:
     def _commit(self, new: list[NewItem]) -> list[tuple[int, bool]]:
         with self._lock.write():
             result = self.store.insert_items(new)
-            for name, backend in self.backends.items():
-                self._sync_backend(name, backend, batch_size=max(len(new), 1))
-            self._seen_seq = self.store.last_seq()
+            self._sync_all(batch_size=max(len(new), 1))
         return result
 
     def write_many(self, records: Iterable[str | dict[str, Any]], *,
@@ -243,66 +240,94 @@ class Memory:
         return report
 
     # ---- manage -------------------------------------------------------------------------
-    def get(self, item_id: int) -> MemoryItem:
-        """The item with this id (any version). Raises NotFound."""
-        return self.store.get(int(item_id))
+    # Each takes an optional ``scope``: an item outside it is reported exactly like a missing
+    # one (NotFound), so a confined caller (a tenant's API key) learns nothing about it.
+    def _scoped(self, item_id: int, scope: Scope | dict[str, Any] | str | None) -> MemoryItem:
+        item = self.store.get(item_id)
+        if scope is not None and not Scope.coerce(scope).contains(item.scope):
+            raise NotFound(f"no item with id {item_id}")
+        return item
 
-    def versions(self, item_id: int) -> list[MemoryItem]:
+    def get(self, item_id: int, *, scope: Scope | dict[str, Any] | str | None = None
+            ) -> MemoryItem:
+        """The item with this id (any version). Raises NotFound."""
+        with self._lock.read():
+            return self._scoped(item_id, scope)
+
+    def versions(self, item_id: int, *, scope: Scope | dict[str, Any] | str | None = None
+                 ) -> list[MemoryItem]:
         """All versions of the item's chain, oldest first."""
-        return self.store.versions(int(item_id))
+        with self._lock.read():
+            self._scoped(item_id, scope)
+            return self.store.versions(item_id)
 
     def update(self, item_id: int, text: str, *, reason: str | None = None,
                metadata: dict[str, Any] | None = None, confidence: float | None = None,
-               source: str | None = None) -> int:
+               source: str | None = None,
+               scope: Scope | dict[str, Any] | str | None = None) -> int:
         """Supersede item ``item_id`` with a new version; returns the new version's id. The old
         version keeps its text and gets ``valid_until``; ``read(as_of=...)`` still sees it."""
-        old = self.store.get(int(item_id))
-        new = admit(text, scope=old.scope, source=source if source is not None else old.source,
-                    confidence=old.confidence if confidence is None else confidence,
-                    metadata=old.metadata if metadata is None else metadata,
-                    max_chars=self.config.max_item_chars)
-        new.expires_at = old.expires_at
         with self._lock.write():
+            old = self._scoped(item_id, scope)
+            new = admit(text, scope=old.scope,
+                        source=source if source is not None else old.source,
+                        confidence=old.confidence if confidence is None else confidence,
+                        metadata=old.metadata if metadata is None else metadata,
+                        max_chars=self.config.max_item_chars)
+            new.expires_at = old.expires_at
             new_id = self.store.supersede(old.id, new, reason=reason)
-            for name, backend in self.backends.items():
-                self._sync_backend(name, backend, batch_size=16)
-            self._seen_seq = self.store.last_seq()
+            self._sync_all(batch_size=16)
         return new_id
 
-    def delete(self, ids: int | Sequence[int], *, reason: str | None = None) -> list[int]:
+    def delete(self, ids: int | Sequence[int], *, reason: str | None = None,
+               scope: Scope | dict[str, Any] | str | None = None) -> list[int]:
         """Delete items, with all their versions, from the record and every index; audited.
-        All-or-nothing: raises NotFound, deleting nothing, if any id does not exist."""
-        id_list = [int(ids)] if isinstance(ids, int) else [int(i) for i in ids]
+        All-or-nothing: raises NotFound, deleting nothing, if any id does not exist (or is
+        outside ``scope``)."""
+        id_list = [ids] if isinstance(ids, int) else list(ids)
         if not id_list:
             return []
         with self._lock.write():
+            if scope is not None:
+                missing = [i for i in id_list if not self._visible(i, scope)]
+                if missing:
+                    raise NotFound(f"no item with id(s) {missing}; nothing was deleted")
             deleted = self.store.delete(id_list, reason=reason)
-            for name, backend in self.backends.items():
-                self._sync_backend(name, backend, batch_size=256)
-            self._seen_seq = self.store.last_seq()
+            self._sync_all(batch_size=256)
         return deleted
 
-    def forget(self, policy: str = "ttl", *, now: float | None = None) -> list[int]:
-        """Apply a forgetting policy; returns the ids removed (audited).
+    def _visible(self, item_id: int, scope: Scope | dict[str, Any] | str) -> bool:
+        try:
+            self._scoped(item_id, scope)
+        except NotFound:
+            return False
+        return True
+
+    def forget(self, policy: str = "ttl", *, now: float | None = None,
+               scope: Scope | dict[str, Any] | str | None = None) -> list[int]:
+        """Apply a forgetting policy (within ``scope``, if given); returns the ids removed,
+        each audited.
 
         ``ttl``: delete items whose expiry has passed. ``superseded``: delete old versions
         (as_of reads will no longer see them)."""
+        scope_obj = Scope.coerce(scope) if scope is not None else None
         with self._lock.write():
             if policy == "ttl":
-                ids = self.store.expired_ids(now)
-                gone = self.store.delete(ids, reason="ttl", op="expire",
-                                         whole_chain=False) if ids else []
+                ids = self.store.expired_ids(now, scope=scope_obj)
             elif policy == "superseded":
-                ids = [r[0] for r in self.store.conn.execute(
-                    "SELECT id FROM items WHERE valid_until IS NOT NULL")]
-                gone = self.store.delete(ids, reason="superseded", op="expire",
-                                         whole_chain=False) if ids else []
+                ids = self.store.superseded_ids(scope=scope_obj)
             else:
                 raise InvalidInput(f"unknown forget policy {policy!r}; use 'ttl' or 'superseded'")
-            for name, backend in self.backends.items():
-                self._sync_backend(name, backend, batch_size=256)
-            self._seen_seq = self.store.last_seq()
+            gone = self.store.delete(ids, reason=policy, op="expire",
+                                     whole_chain=False) if ids else []
+            self._sync_all(batch_size=256)
         return gone
+
+    def _sync_all(self, batch_size: int) -> None:
+        """Apply the record's new changes to every backend (caller holds the write lock)."""
+        for name, backend in self.backends.items():
+            self._sync_backend(name, backend, batch_size=batch_size)
+        self._seen_seq = self.store.last_seq()
 
     def audit(self, item_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The audit log, newest first (optionally for one item id)."""
@@ -417,8 +442,14 @@ class Memory:
                 scope=Scope.coerce(scope) if scope is not None else None))
         return consolidator.consolidate(items, since=since)
 
-    def stats(self) -> dict[str, Any]:
-        """Counts, sizes and per-backend figures."""
+    def stats(self, *, scope: Scope | dict[str, Any] | str | None = None) -> dict[str, Any]:
+        """Counts, sizes and per-backend figures; with ``scope``, only that scope's counts."""
+        if scope is not None:
+            scope_obj = Scope.coerce(scope)
+            with self._lock.read():
+                return {"items": self.store.count(scope_obj),
+                        "versions": self.store.count(scope_obj, current_only=False),
+                        "scope": scope_obj.as_dict()}
         conn = self.store.conn
         db_bytes = 0
         if self.directory is not None:

@@ -29,7 +29,7 @@ def _fail(exc: Exception) -> click.ClickException:
               help="The memory directory to serve (created if missing).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; a non-loopback one requires API keys.")
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--port", default=8765, show_default=True, type=int, help="TCP port.")
 @click.option("--transport", type=click.Choice(["http", "stdio"]), default="http",
               show_default=True, help="http: REST + MCP at /mcp; stdio: MCP on stdin/stdout.")
 @click.option("--key", envvar="MEMKIT_API_KEY", default=None,
@@ -43,7 +43,8 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--backend", "backends", multiple=True, help="Backends to open (repeatable).")
 @click.option("--llm", "llm_spec", default=None,
               help="LLM for /v1/answer and the MCP answer tool (memkit.llm.load_llm spec).")
-@click.option("--max-body-mb", default=16.0, show_default=True, type=float)
+@click.option("--max-body-mb", default=16.0, show_default=True, type=float,
+              help="Largest request body accepted (MiB); larger ones get 413.")
 @click.option("--request-timeout", default=30.0, show_default=True, type=float,
               help="Seconds before a request answers 504.")
 @click.option("--threads", default=40, show_default=True, type=int,
@@ -57,7 +58,8 @@ def _fail(exc: Exception) -> click.ClickException:
                    "more threads per single-query search only contend). 0 = faiss default.")
 @click.option("--no-mcp", is_flag=True, help="Do not mount the MCP endpoint at /mcp.")
 @click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+              type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Level of the JSON access and error logs.")
 def serve_cmd(memory_dir: str, host: str, port: int, transport: str, key: str | None,
               namespace: str, auth: str, embedder: str | None, backends: tuple[str, ...],
               llm_spec: str | None, max_body_mb: float, request_timeout: float, threads: int,
@@ -152,7 +154,8 @@ def keys_group() -> None:
 
 
 @keys_group.command("create")
-@click.option("--memory", "memory_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--memory", "memory_dir", required=True, type=click.Path(file_okay=False),
+              envvar="MEMKIT_MEMORY", help="Memory directory. Env: MEMKIT_MEMORY.")
 @click.option("--namespace", default=None, help="The namespace this key is confined to.")
 @click.option("--user", default=None, help="Also confine it to this user.")
 @click.option("--agent", default=None, help="Also confine it to this agent.")
@@ -185,7 +188,8 @@ def keys_create(memory_dir: str, namespace: str | None, user: str | None, agent:
 
 
 @keys_group.command("list")
-@click.option("--memory", "memory_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--memory", "memory_dir", required=True, type=click.Path(file_okay=False),
+              envvar="MEMKIT_MEMORY", help="Memory directory. Env: MEMKIT_MEMORY.")
 @click.option("--active", is_flag=True, help="Only keys that are not revoked.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 def keys_list(memory_dir: str, active: bool, as_json: bool) -> None:
@@ -217,7 +221,8 @@ def keys_list(memory_dir: str, active: bool, as_json: bool) -> None:
 
 
 @keys_group.command("revoke")
-@click.option("--memory", "memory_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--memory", "memory_dir", required=True, type=click.Path(file_okay=False),
+              envvar="MEMKIT_MEMORY", help="Memory directory. Env: MEMKIT_MEMORY.")
 @click.argument("key_id")
 def keys_revoke(memory_dir: str, key_id: str) -> None:
     """Revoke a key (by id, or the full key); a running server rejects it from then on."""

@@ -82,6 +82,12 @@ def _row_to_item(row: Sequence[Any]) -> MemoryItem:
     )
 
 
+def _storable_id(item_id: object) -> bool:
+    """An id SQLite can hold: a positive 64-bit int (anything else exists nowhere)."""
+    return isinstance(item_id, (int, np.integer)) and not isinstance(item_id, bool) \
+        and 0 < int(item_id) < 2**63
+
+
 def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
     clauses, params = [], []
     for f in SCOPE_FIELDS:
@@ -252,6 +258,9 @@ class Store:
         all-or-nothing, audited. Raises NotFound (deleting nothing) if any id does not exist.
         Returns the deleted ids."""
         with self.transaction() as conn:
+            for i in ids:
+                if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+                    raise InvalidInput(f"item ids are integers, got {i!r}")
             ids = sorted({int(i) for i in ids})
             missing = [i for i in ids if not self.exists(i)]
             if missing:
@@ -269,18 +278,31 @@ class Store:
                 self._audit(op, iid, now, reason)
         return sorted(chain)
 
-    def expired_ids(self, now: float | None = None) -> list[int]:
+    def expired_ids(self, now: float | None = None, scope: Scope | None = None) -> list[int]:
         now = time.time() if now is None else now
+        where, params = _scope_sql(scope) if scope else ("1", [])
         return [r[0] for r in self.conn.execute(
-            "SELECT id FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+            f"SELECT id FROM items WHERE expires_at IS NOT NULL AND expires_at <= ? AND {where}",
+            [now, *params],
         )]
+
+    def superseded_ids(self, scope: Scope | None = None) -> list[int]:
+        where, params = _scope_sql(scope) if scope else ("1", [])
+        return [r[0] for r in self.conn.execute(
+            f"SELECT id FROM items WHERE valid_until IS NOT NULL AND {where}", params)]
 
     # ---- reading ------------------------------------------------------------------------
     def exists(self, item_id: int) -> bool:
+        if not _storable_id(item_id):
+            return False
         return self.conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone() \
             is not None
 
     def get(self, item_id: int) -> MemoryItem:
+        if isinstance(item_id, bool) or not isinstance(item_id, (int, np.integer)):
+            raise InvalidInput(f"item ids are integers, got {item_id!r}")
+        if not _storable_id(item_id):
+            raise NotFound(f"no item with id {item_id}")
         row = self.conn.execute(
             f"SELECT {_ITEM_COLS} FROM items WHERE id = ?", (int(item_id),)
         ).fetchone()
@@ -291,7 +313,7 @@ class Store:
     def get_many(self, ids: Sequence[int]) -> dict[int, MemoryItem]:
         """The items that exist among ``ids`` (missing ones are left out)."""
         out: dict[int, MemoryItem] = {}
-        ids = [int(i) for i in ids]
+        ids = [int(i) for i in ids if _storable_id(i)]
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             for row in self.conn.execute(

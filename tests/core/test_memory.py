@@ -257,3 +257,36 @@ def test_rebuild_drops_and_recreates_derived_state(mem: Memory) -> None:
     assert mem.read("beta", k=3).ids == []
     assert mem.rebuild() == {"dense": 3}
     assert mem.read("beta two", k=1).ids == [ids[1]]
+
+
+def test_scoped_management_treats_other_scopes_as_missing(mem: Memory) -> None:
+    mine = mem.write("my note", {"namespace": "a", "user": "u"})
+    theirs = mem.write("their note", {"namespace": "b"})
+    a = {"namespace": "a"}
+    assert mem.get(mine, scope=a).text == "my note"
+    for call in (lambda: mem.get(theirs, scope=a), lambda: mem.versions(theirs, scope=a),
+                 lambda: mem.update(theirs, "hijacked", scope=a)):
+        with pytest.raises(NotFound, match=f"no item with id {theirs}"):
+            call()
+    with pytest.raises(NotFound, match="nothing was deleted"):
+        mem.delete([mine, theirs], scope=a)
+    assert mem.get(theirs).text == "their note" and mem.get(mine).text == "my note"
+    new = mem.update(mine, "my note v2", scope=a)
+    assert mem.forget("superseded", scope={"namespace": "b"}) == []
+    assert mem.forget("superseded", scope=a) == [mine]
+    assert mem.stats(scope=a) == {"items": 1, "versions": 1, "scope": {
+        "namespace": "a", "user": None, "agent": None, "session": None}}
+    assert mem.delete(new, scope=a) == [new]
+
+
+def test_ids_that_cannot_exist(mem: Memory) -> None:
+    with pytest.raises(NotFound):
+        mem.get(2**70)
+    with pytest.raises(NotFound):
+        mem.get(-1)
+    with pytest.raises(InvalidInput, match="integers"):
+        mem.get("5")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="integers"):
+        mem.delete(["x"])  # type: ignore[list-item]
+    with pytest.raises(NotFound):
+        mem.delete([2**64])
