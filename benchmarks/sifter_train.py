@@ -81,9 +81,7 @@ def make_rows(args: argparse.Namespace, out: Path) -> tuple[list, list, list]:
 
 def make_agent(args: argparse.Namespace, examples: list) -> tuple[WorkingAgent, bool]:
     if args.working_llm == "simulated":
-        knowledge = {e.question: (e.answers[0], [e.units[g].text for g in e.gold])
-                     for e in examples}
-        return WorkingAgent(SimulatedWorkingLLM(knowledge)), True
+        return WorkingAgent(SimulatedWorkingLLM.from_examples(examples)), True
     from memkit.llm import load_llm
 
     return WorkingAgent(load_llm(args.working_llm), max_tokens=64), False
@@ -162,7 +160,8 @@ def main() -> None:
     ap.add_argument("--max-completion", type=int, default=16)
     ap.add_argument("--eval-steps", type=int, default=25)
     ap.add_argument("--save-steps", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1 is fastest on a shared, oversubscribed CPU)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--use-vllm", action="store_true")

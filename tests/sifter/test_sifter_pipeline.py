@@ -168,7 +168,8 @@ def test_extract_answer():
 def test_simulated_working_llm_and_cache():
     gold = Unit("g", "Ann moved to Oslo in 2020.")
     other = Unit("o", "Bob likes chess.")
-    sim = SimulatedWorkingLLM({"Where did Ann move?": ("Oslo", [gold.text])})
+    sim = SimulatedWorkingLLM([("Where did Ann move?", "Oslo", [gold.text]),
+                               ("Where did Ann move?", "Rome", ["Ann moved to Rome."])])
     agent = WorkingAgent(sim)
     s = agent.scores("Where did Ann move?", "Oslo", [[], [other], [other, gold], [other, gold]])
     assert s == [0.0, 0.0, 1.0, 1.0]

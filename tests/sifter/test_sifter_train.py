@@ -26,7 +26,7 @@ def row(gold, top_n=3):
 def reward_fn(start=1.0):
     from memkit.backends.sifter.train import SifterReward
 
-    sim = SimulatedWorkingLLM({QUESTION: ("the answer", [UNITS[0].text, UNITS[3].text])})
+    sim = SimulatedWorkingLLM([(QUESTION, "the answer", [UNITS[0].text, UNITS[3].text])])
     return SifterReward(WorkingAgent(sim), retrieval_weight_start=start, top_n=3), sim
 
 
@@ -96,7 +96,8 @@ def test_tiny_policy_tokenizer_round_trips_tags_and_warmup_lowers_loss(tmp_path)
     assert tok.decode(ids) == text
     prompt = tok.apply_chat_template(rows[0]["prompt"], add_generation_prompt=True,
                                      tokenize=False)
-    assert prompt.startswith("<|user|> <session0> <date>") and prompt.endswith("<|assistant|>")
+    assert prompt.startswith("<|user|> <session0>\n") and prompt.endswith("<|assistant|>")
+    assert tok.tokenize("<session12>") == ["<", "session", "1", "2", ">"]
     model = AutoModelForCausalLM.from_pretrained(path)
     losses = format_warmup(model, tok, rows, steps=30, batch_size=4, lr=1e-2, progress=False)
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
@@ -143,8 +144,7 @@ def test_grpo_smoke_two_steps(tmp_path):
     rows = build_rows(exs, HashEmbedder(32), None,
                       config=PromptConfig(system=None, task="Q : {query} top {k}", top_n=2))
     path = build_tiny_policy(rows, tmp_path / "tiny", hidden=16, layers=1, heads=2)
-    sim = SimulatedWorkingLLM({e.question: (e.answers[0], [e.units[g].text for g in e.gold])
-                               for e in exs})
+    sim = SimulatedWorkingLLM.from_examples(exs)
     settings = TrainSettings(model=str(path), output_dir=str(tmp_path / "run"), max_steps=2,
                              prompts_per_step=2, num_generations=3, max_completion_length=10,
                              save_steps=1, use_cpu=True, learning_rate=1e-3)

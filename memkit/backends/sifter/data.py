@@ -271,9 +271,12 @@ def toy_examples(n: int, n_units: int = 6, seed: int = 0,
                  n_places: int = len(_TOY_PLACES)) -> list[SifterExample]:
     """A small synthetic memory task for CPU proofs of the learning loop (not a benchmark).
 
-    Each example has ``n_units`` dated one-line sessions ("Ann: I went to the museum today .")
-    with distinct places; the question names one place ("When did I go to the museum ?") and
-    its session is the single gold unit; the answer is that session's date.
+    Each example has ``n_units`` one-line sessions ("museum : Ann went there with Bob .")
+    about distinct places; the question names one place and one person ("Who went to the
+    museum with Ann ?"), its session is the single gold unit and the companion is the answer.
+    The same question and gold text always carry the same answer, so a simulated working LLM
+    keyed on them is consistent across examples. Sessions are undated (a numeric date next to
+    the session number would only confuse a tiny policy).
     """
     if not 1 <= n_units <= n_places <= len(_TOY_PLACES):
         raise InvalidInput(f"need 1 <= n_units <= n_places <= {len(_TOY_PLACES)}")
@@ -281,11 +284,12 @@ def toy_examples(n: int, n_units: int = 6, seed: int = 0,
     out = []
     for i in range(n):
         places = rng.sample(_TOY_PLACES[:n_places], n_units)
-        units = [Unit(uid=f"toy{seed}-{i}:S{j}", date=f"day {j + 1}", order=float(j),
-                      text=f"{rng.choice(_TOY_NAMES)}: I went to the {p} today .")
-                 for j, p in enumerate(places)]
+        pairs = [rng.sample(_TOY_NAMES, 2) for _ in places]
+        units = [Unit(uid=f"toy{seed}-{i}:S{j}", order=float(j),
+                      text=f"{p} : {a} went there with {b} .")
+                 for j, (p, (a, b)) in enumerate(zip(places, pairs, strict=True))]
         g = rng.randrange(n_units)
         out.append(SifterExample(
-            qid=f"toy:{seed}:{i}", question=f"When did I go to the {places[g]} ?",
-            answers=[f"day {g + 1}"], units=units, gold=[g], source="toy"))
+            qid=f"toy:{seed}:{i}", question=f"Who went to the {places[g]} with {pairs[g][0]} ?",
+            answers=[pairs[g][1]], units=units, gold=[g], source="toy"))
     return out

@@ -203,15 +203,22 @@ class SifterReward:
 # ----- tiny policy for CPU proofs --------------------------------------------------
 
 
-def _word_vocab(texts: Sequence[str]) -> list[str]:
+def _pre_tokenizer() -> Any:
+    """Words and punctuation runs, every digit its own token (so ``<session12>`` is
+    ``< session 1 2 >`` and the ids the proxy writes are tokens it has read)."""
     tokenizers = require("tokenizers", "train", "the tiny word-level tokenizer")
-    pre = tokenizers.pre_tokenizers.Whitespace()
+    pt = tokenizers.pre_tokenizers
+    return pt.Sequence([pt.Whitespace(), pt.Digits(individual_digits=True)])
+
+
+def _word_vocab(texts: Sequence[str]) -> list[str]:
+    pre = _pre_tokenizer()
     words: set[str] = set()
     for t in texts:
         for tag in TAGS:
             t = t.replace(tag, " ")
         words.update(w for w, _ in pre.pre_tokenize_str(t))
-    return sorted(words | {str(i) for i in range(100)} | {","})
+    return sorted(words | {str(i) for i in range(10)} | {",", "<", ">", "session"})
 
 
 def build_tiny_policy(rows: Sequence[dict[str, Any]], out_dir: str | Path, *, seed: int = 0,
@@ -219,7 +226,9 @@ def build_tiny_policy(rows: Sequence[dict[str, Any]], out_dir: str | Path, *, se
                       max_positions: int = 1024) -> Path:
     """A random-initialised Llama + word-level tokenizer (with a chat template) from ``rows``.
 
-    Saved with ``save_pretrained`` under ``out_dir`` so it loads like any local model.
+    Digits are single tokens, so decoded ids >= 10 come out as separate digits: the tiny
+    policy is for toy tasks with at most 10 candidates. Saved with ``save_pretrained`` under
+    ``out_dir`` so it loads like any local model.
     """
     tokenizers = require("tokenizers", "train", "build_tiny_policy")
     transformers = require("transformers", "train", "build_tiny_policy")
@@ -227,12 +236,11 @@ def build_tiny_policy(rows: Sequence[dict[str, Any]], out_dir: str | Path, *, se
     texts = [m["content"] for r in rows for m in r["prompt"]]
     texts += [a for r in rows for a in r["answers"]]
     specials = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
-    sessions = [f"<session{i}>" for i in range(max(int(r["n_candidates"]) for r in rows) + 1)]
-    vocab = {w: i for i, w in enumerate(specials + list(TAGS) + sessions + _word_vocab(texts))}
+    vocab = {w: i for i, w in enumerate(specials + list(TAGS) + _word_vocab(texts))}
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tok.pre_tokenizer = _pre_tokenizer()
     tok.add_special_tokens(specials)
-    tok.add_tokens([tokenizers.AddedToken(t, normalized=False) for t in (*TAGS, *sessions)])
+    tok.add_tokens([tokenizers.AddedToken(t, normalized=False) for t in TAGS])
     fast = transformers.PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]",
         eos_token="[EOS]")

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from memkit.backends.sifter.prefilter import Unit
 from memkit.backends.sifter.prompt import answer_messages
@@ -94,23 +95,34 @@ class _Known:
 class SimulatedWorkingLLM(LLM):
     """SIMULATED working LLM: correct iff a gold unit of the question is in the prompt.
 
-    ``knowledge`` maps each question to ``(answer, gold unit texts)``. The question is found
-    after the last ``Question:`` of the prompt; a gold unit counts as shown when its text (first
-    200 characters) occurs in the prompt. Unknown questions get "I don't know".
+    ``knowledge`` holds ``(question, answer, gold unit texts)`` triples (a question may occur
+    several times, e.g. asked over different conversations). The question is read after the
+    last ``Question:`` of the prompt; the first of its triples whose gold text (first 200
+    characters) occurs in the prompt gives the answer; otherwise it replies "I don't know".
     """
 
-    def __init__(self, knowledge: Mapping[str, tuple[str, Sequence[str]]]) -> None:
+    def __init__(self, knowledge: Iterable[tuple[str, str, Sequence[str]]]) -> None:
         super().__init__("simulated-working-llm")
-        self._known = {q.strip(): _Known(a, tuple(t[:200].strip() for t in texts))
-                       for q, (a, texts) in knowledge.items()}
+        self._known: dict[str, list[_Known]] = {}
+        for question, answer, texts in knowledge:
+            entry = _Known(answer, tuple(t[:200].strip() for t in texts))
+            self._known.setdefault(question.strip(), []).append(entry)
+
+    @classmethod
+    def from_examples(cls, examples: Iterable[Any]) -> SimulatedWorkingLLM:
+        """From :class:`~memkit.backends.sifter.data.SifterExample` objects."""
+        return cls((e.question, e.answers[0], [e.units[g].text for g in e.gold])
+                   for e in examples)
 
     def _complete(self, messages: list[Message], params: GenParams) -> Completion:
         prompt = "\n".join(m["content"] for m in messages)
         question = prompt.rsplit("Question:", 1)[-1].split("\n", 1)[0].strip()
-        known = self._known.get(question)
-        shown = known is not None and any(t and t in prompt for t in known.gold_texts)
-        text = f"<answer>{known.answer}</answer>" if shown and known else \
-            "<answer>I don't know</answer>"
+        answer = "I don't know"
+        for known in self._known.get(question, []):
+            if any(t and t in prompt for t in known.gold_texts):
+                answer = known.answer
+                break
+        text = f"<answer>{answer}</answer>"
         return Completion(text=text, prompt_tokens=estimate_prompt_tokens(messages),
                           completion_tokens=max(1, len(text) // 4), model=self.model,
                           finish_reason="stop")
