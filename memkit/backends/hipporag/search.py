@@ -69,8 +69,7 @@ class GraphSearch:
         # dense passage scores over the allowed passages (the fallback and the passage seeds)
         n_dense = min(len(allowed), o.dense_candidates, be.passage_index.ntotal)
         d_ids, d_scores = be.passage_index.search(qvec, n_dense, allowed.ids)
-        dense = [Scored(int(i), float(s), {"dense": float(s), "mode": "dense"})
-                 for i, s in zip(d_ids, d_scores, strict=True)]
+        dense = (d_ids, d_scores)
         if len(d_ids) == 0:
             return []
         in_graph = np.isin(d_ids, g.passage_ids)
@@ -127,13 +126,18 @@ class GraphSearch:
         order = order[pscores[order] > 0]
         graph_rank = [int(g.passage_ids[i]) for i in order[:max(k, 100)]]
         ppr_of = {int(g.passage_ids[i]): float(pscores[i]) for i in order[:max(k, 100)]}
-        dense_of = {int(i): float(s) for i, s in zip(d_ids, d_scores, strict=True)}
+        dense_of = {int(i): float(s) for i, s in zip(d_ids[:1000], d_scores[:1000],
+                                                      strict=True)}
         if o.fusion == "rrf":
             fused = weighted_rrf([(graph_rank, o.graph_rrf_weight),
                                   ([int(i) for i in d_ids[:max(k, 100)]], 1.0)], o.rrf_k)
         else:
-            fused = [(i, ppr_of[i]) for i in graph_rank]
-            fused += [(int(i), 0.0) for i in d_ids if int(i) not in ppr_of]
+            fused = [(i, ppr_of[i]) for i in graph_rank[:k]]
+            for i in d_ids[:k].tolist():  # fill up with dense hits PPR never reached
+                if len(fused) >= k:
+                    break
+                if i not in ppr_of:
+                    fused.append((i, 0.0))
         seed_text = {node: be.phrase_text.get(int(g.phrase_ids[node]), "")
                      for node in seeds}
         out = []
@@ -148,10 +152,11 @@ class GraphSearch:
             }))
         return out
 
-    def _fallback(self, dense: list[Scored], k: int, why: str) -> list[Scored]:
-        for s in dense[:k]:
-            s.evidence["fallback"] = why
-        return dense[:k]
+    def _fallback(self, dense: tuple[np.ndarray, np.ndarray], k: int, why: str
+                  ) -> list[Scored]:
+        ids, scores = dense
+        return [Scored(int(i), float(s), {"dense": float(s), "mode": "dense", "fallback": why})
+                for i, s in zip(ids[:k], scores[:k], strict=True)]
 
     def _fact_seeds(self, be: HippoRAGBackend, g: GraphArrays, query: str, qvec: np.ndarray,
                     o: RetrievalOptions, allowed: AllowedIds, allowed_all: bool
