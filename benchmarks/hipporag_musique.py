@@ -96,6 +96,11 @@ VARIANTS: list[tuple[str, dict[str, object]]] = [
     ("PPR no facts: no query phrases (top-3 dense only)", {**NOFACT, "query_phrase_weight": 0.0}),
     ("PPR no facts: linking_top_k 10", {**NOFACT, "linking_top_k": 10}),
     ("memkit LLM-free default (LLM_FREE_DEFAULTS)", dict(LLM_FREE_DEFAULTS)),
+    ("PPR no facts: top-2 dense, pnw 0.1", {**NOFACT, "dense_seed_passages": 2,
+                                             "passage_node_weight": 0.1}),
+    ("PPR no facts: top-1 dense", {**NOFACT, "dense_seed_passages": 1}),
+    ("PPR no facts: top-2 dense, query phrases x2", {**NOFACT, "dense_seed_passages": 2,
+                                                      "query_phrase_weight": 2.0}),
 ]
 
 
