@@ -228,3 +228,24 @@ def test_push_method_ranks_like_power_iteration() -> None:
     b = [(h.item.id, round(h.evidence["ppr"], 6)) for h in push.read(q, k=4,
                                                                       backend="hipporag").hits]
     assert a == b
+
+
+def test_query_is_embedded_with_fact_and_passage_instructions() -> None:
+    seen: list[str | None] = []
+
+    class Recording(HashEmbedder):
+        def embed_queries(self, texts, instruction=None):  # type: ignore[no-untyped-def]
+            seen.append(instruction)
+            return super().embed_queries(texts, instruction)
+
+    mem = Memory.open(None, backends=["hipporag", "dense"], embedder=Recording(64),
+                      backend_options={"hipporag": {
+                          "extractor": "rules", "use_facts": True,
+                          "fact_instruction": "Given a question, retrieve relevant triplet facts",
+                          "passage_instruction": "Given a question, retrieve passages"}})
+    for d in DOCS:
+        mem.write(d)
+    seen.clear()
+    mem.read("Port Blair", backend="hipporag")
+    assert seen == ["Given a question, retrieve passages",
+                    "Given a question, retrieve relevant triplet facts"]

@@ -68,6 +68,9 @@ class RetrievalOptions:
     dense_candidates: int = 20_000
     ppr_method: str = "power"  # "power" | "push"
     push_eps: float = 1e-6
+    # query instructions for embedders that support them (query-to-fact, query-to-passage)
+    fact_instruction: str | None = None
+    passage_instruction: str | None = None
 
 
 def minmax(x: np.ndarray) -> np.ndarray:

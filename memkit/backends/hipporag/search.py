@@ -65,7 +65,9 @@ class GraphSearch:
     def run(self, be: HippoRAGBackend, g: GraphArrays, query: str, k: int,
             allowed: AllowedIds, o: RetrievalOptions) -> list[Scored]:
         emb = be.embedder
-        qvec = emb.embed_query(query)
+        qvec = emb.embed_query(query, o.passage_instruction)
+        fvec = qvec if o.fact_instruction == o.passage_instruction else \
+            emb.embed_query(query, o.fact_instruction)
         # dense passage scores over the allowed passages (the fallback and the passage seeds)
         n_dense = min(len(allowed), o.dense_candidates, be.passage_index.ntotal)
         d_ids, d_scores = be.passage_index.search(qvec, n_dense, allowed.ids)
@@ -79,7 +81,7 @@ class GraphSearch:
         seed_facts: list[tuple[int, str, float]] = []
         fact_ends: list[tuple[str, tuple[int, int]]] = []
         if o.use_facts and be.fact_index.ntotal:
-            seed_facts = self._fact_seeds(be, g, query, qvec, o, allowed, allowed_all)
+            seed_facts = self._fact_seeds(be, g, query, fvec, o, allowed, allowed_all)
             if o.use_filter and not seed_facts:
                 return self._fallback(dense, k, "no fact survived the recognition filter")
             rows = np.searchsorted(g.fact_ids, [f for f, _, _ in seed_facts])
