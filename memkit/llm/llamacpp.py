@@ -17,6 +17,7 @@ Token counts are llama.cpp's own.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -35,6 +36,8 @@ from memkit.llm.base import (
     render_plain,
     schema_json,
 )
+
+log = logging.getLogger("memkit.llm")
 
 
 def gemma3_270m_path(cache_dir: str | Path | None = None) -> str:
@@ -93,13 +96,20 @@ class LlamaCppLLM(LLM):
         self._grammars: dict[str, Any] = {}
 
     def grammar_for(self, schema: type[pydantic.BaseModel]) -> Any:
-        """The GBNF grammar accepting exactly the JSON documents of ``schema`` (memoised)."""
+        """The GBNF grammar accepting exactly the JSON documents of ``schema`` (memoised), or
+        None when llama.cpp cannot compile the schema (e.g. ``list[Any]``): generation then
+        runs unconstrained and ``complete_json`` still repairs, validates and retries."""
         text = json.dumps(schema_json(schema), sort_keys=True)
         with self._lock:
             if text not in self._grammars:
-                self._grammars[text] = self._llama_cpp.LlamaGrammar.from_json_schema(
-                    text, verbose=False
-                )
+                try:
+                    grammar = self._llama_cpp.LlamaGrammar.from_json_schema(text, verbose=False)
+                except Exception as exc:  # llama_cpp raises KeyError/ValueError/RuntimeError
+                    log.warning("llama.cpp cannot compile a grammar for %s (%s: %s); "
+                                "generating unconstrained", schema.__name__,
+                                type(exc).__name__, exc)
+                    grammar = None
+                self._grammars[text] = grammar
             return self._grammars[text]
 
     def _generate(self, messages: list[Message], params: GenParams, grammar: Any) -> Completion:

@@ -143,3 +143,17 @@ def test_real_gemma3_270m_completes_and_follows_a_json_schema() -> None:
     # the grammar alone guarantees the shape: the raw constrained reply validates as is
     raw = llm.complete("Name a city as JSON.", json_schema=Answer, max_tokens=48)
     Answer.model_validate_json(raw.text)
+
+
+def test_schema_llama_cpp_cannot_compile_falls_back_to_unconstrained(
+    fake_llama_cpp: types.ModuleType, gguf_file: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(json_schema: str, verbose: bool = True) -> Any:
+        raise KeyError("prefixItems")  # what llama_cpp raises for list[Any]
+
+    monkeypatch.setattr(_Grammar, "from_json_schema", staticmethod(refuse))
+    llm = LlamaCppLLM(gguf_file, n_threads=1)
+    assert llm.complete_json("Where?", City) == City(city="Paris")
+    _, _, kw = llm.llama.calls[0]
+    assert "grammar" not in kw and "generating unconstrained" in caplog.text
