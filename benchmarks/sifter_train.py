@@ -48,8 +48,9 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 def make_examples(args: argparse.Namespace) -> tuple[list, list]:
     if args.data == "toy":
-        return (toy_examples(args.n_train, n_units=args.toy_units, seed=args.seed + 1),
-                toy_examples(args.n_eval, n_units=args.toy_units, seed=args.seed + 2))
+        kw = {"n_units": args.toy_units, "gold_at": args.toy_gold_at}
+        return (toy_examples(args.n_train, seed=args.seed + 1, **kw),
+                toy_examples(args.n_eval, seed=args.seed + 2, **kw))
     if args.data == "locomo":
         exs = locomo_examples(DATA / "locomo10.json")
         # hold out whole conversations: samples 8-9 evaluate, 0-7 train
@@ -139,25 +140,29 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", choices=["toy", "locomo", "musique"], default="toy")
     ap.add_argument("--n-train", type=int, default=512)
-    ap.add_argument("--n-eval", type=int, default=64)
-    ap.add_argument("--toy-units", type=int, default=5)
+    ap.add_argument("--n-eval", type=int, default=48)
+    ap.add_argument("--toy-units", type=int, default=4)
+    ap.add_argument("--toy-gold-at", type=int, default=None,
+                    help="fix the gold session's position (a learnable prior: RL sanity check)")
     ap.add_argument("--model", default="tiny", help="'tiny' or a local HF model directory")
-    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--working-llm", default="simulated",
                     help="'simulated' or a memkit.llm.load_llm spec")
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--budget-tokens", type=int, default=0, help="0: keep every unit")
-    ap.add_argument("--top-n", type=int, default=3)
+    ap.add_argument("--top-n", type=int, default=1)
     ap.add_argument("--compact-prompt", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--prompts-per-step", type=int, default=8)
-    ap.add_argument("--generations", type=int, default=6)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--generations", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--warmup-steps", type=int, default=120, help="format SFT steps (tiny)")
     ap.add_argument("--warmup-lr", type=float, default=3e-3)
+    ap.add_argument("--lr-warmup-steps", type=int, default=10,
+                    help="GRPO learning-rate warm-up (Adam's first steps are sign-like)")
     ap.add_argument("--retrieval-weight-start", type=float, default=1.0)
-    ap.add_argument("--max-completion", type=int, default=16)
+    ap.add_argument("--max-completion", type=int, default=8)
     ap.add_argument("--eval-steps", type=int, default=25)
     ap.add_argument("--save-steps", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1,
@@ -236,6 +241,7 @@ def main() -> None:
         eval_max_new_tokens=args.max_completion, eval_fallback=fallback, bf16=args.bf16,
         use_vllm=args.use_vllm,
         use_cpu=not torch.cuda.is_available(), weight_decay=0.0 if args.model == "tiny" else 0.1,
+        extra={"warmup_steps": args.lr_warmup_steps},
     )
     result = train_grpo(settings, train_rows, agent, eval_rows=eval_rows, model=model,
                         tokenizer=tok)

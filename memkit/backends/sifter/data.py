@@ -268,7 +268,8 @@ _TOY_NAMES = ("Ann", "Bob", "Cai", "Dee", "Eli", "Fay")
 
 
 def toy_examples(n: int, n_units: int = 6, seed: int = 0,
-                 n_places: int = len(_TOY_PLACES)) -> list[SifterExample]:
+                 n_places: int = len(_TOY_PLACES),
+                 gold_at: int | None = None) -> list[SifterExample]:
     """A small synthetic memory task for CPU proofs of the learning loop (not a benchmark).
 
     Each example has ``n_units`` one-line sessions ("museum : Ann went there with Bob .")
@@ -276,7 +277,8 @@ def toy_examples(n: int, n_units: int = 6, seed: int = 0,
     museum with Ann ?"), its session is the single gold unit and the companion is the answer.
     The same question and gold text always carry the same answer, so a simulated working LLM
     keyed on them is consistent across examples. Sessions are undated (a numeric date next to
-    the session number would only confuse a tiny policy).
+    the session number would only confuse a tiny policy). ``gold_at`` fixes the gold session's
+    position (a *prior* a policy can learn without reading: a sanity check of the RL loop).
     """
     if not 1 <= n_units <= n_places <= len(_TOY_PLACES):
         raise InvalidInput(f"need 1 <= n_units <= n_places <= {len(_TOY_PLACES)}")
@@ -288,7 +290,7 @@ def toy_examples(n: int, n_units: int = 6, seed: int = 0,
         units = [Unit(uid=f"toy{seed}-{i}:S{j}", order=float(j),
                       text=f"{p} : {a} went there with {b} .")
                  for j, (p, (a, b)) in enumerate(zip(places, pairs, strict=True))]
-        g = rng.randrange(n_units)
+        g = rng.randrange(n_units) if gold_at is None else gold_at % n_units
         out.append(SifterExample(
             qid=f"toy:{seed}:{i}", question=f"Who went to the {places[g]} with {pairs[g][0]} ?",
             answers=[pairs[g][1]], units=units, gold=[g], source="toy"))
