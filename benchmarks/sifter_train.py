@@ -163,6 +163,8 @@ def main() -> None:
                     help="GRPO learning-rate warm-up (Adam's first steps are sign-like)")
     ap.add_argument("--retrieval-weight-start", type=float, default=1.0)
     ap.add_argument("--max-completion", type=int, default=8)
+    ap.add_argument("--entropy-coef", type=float, default=0.0,
+                    help="TRL entropy bonus (the paper uses 0)")
     ap.add_argument("--eval-steps", type=int, default=25)
     ap.add_argument("--save-steps", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1,
@@ -241,7 +243,7 @@ def main() -> None:
         eval_max_new_tokens=args.max_completion, eval_fallback=fallback, bf16=args.bf16,
         use_vllm=args.use_vllm,
         use_cpu=not torch.cuda.is_available(), weight_decay=0.0 if args.model == "tiny" else 0.1,
-        extra={"warmup_steps": args.lr_warmup_steps},
+        extra={"warmup_steps": args.lr_warmup_steps, "entropy_coef": args.entropy_coef},
     )
     result = train_grpo(settings, train_rows, agent, eval_rows=eval_rows, model=model,
                         tokenizer=tok)
