@@ -86,11 +86,12 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     examples = locomo_examples(DATA)
-    if args.n:
-        examples = random.Random(args.seed).sample(examples, min(args.n, len(examples)))
     embedder = load_embedder(args.embedder)
+    # embed every session once (cached): runs on different question samples share the vectors
     scorer = UnitScorer(embedder, [u for e in examples for u in e.units],
                         cache_dir="/tmp/memkit-cache/sifter", progress=True)
+    if args.n:
+        examples = random.Random(args.seed).sample(examples, min(args.n, len(examples)))
     qvecs = embedder.embed_queries([e.question for e in examples])
     proxy = make_proxy(args.proxy, args.n_ctx, args.threads)
     ranker = ProxyRanker(proxy, top_n=args.top_n, max_tokens=args.max_tokens) if proxy else None

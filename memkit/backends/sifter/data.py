@@ -208,7 +208,7 @@ def build_rows(
     config = config or PromptConfig()
     all_units = [u for ex in examples for u in ex.units]
     scorer = UnitScorer(embedder, all_units, cache_dir=cache_dir, progress=progress)
-    qvecs = embedder.embed_queries([ex.question for ex in examples]) if examples else []
+    qvecs: Any = embedder.embed_queries([ex.question for ex in examples]) if examples else []
     rows = []
     for ex, qv in tqdm(list(zip(examples, qvecs, strict=True)), desc="building rows",
                        disable=not progress):

@@ -408,7 +408,7 @@ def _eval_callback(trl_module: Any, evaluate: Callable[[], dict[str, Any]], ever
                    log_path: Path) -> Any:
     transformers = require("transformers", "train", "train_grpo")
 
-    class EvalCallback(transformers.TrainerCallback):  # type: ignore[misc]
+    class EvalCallback(transformers.TrainerCallback):  # type: ignore[misc,name-defined]
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if every > 0 and state.global_step % every == 0:
                 metrics = evaluate()
