@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--entity-search", default="bm25")
     ap.add_argument("--min-score", type=float, default=0.2)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--beam-widths", default="5,10",
+                    help="oracle runs, one per beam width (5 = the paper's)")
     args = ap.parse_args()
     rows, corpus = load(args.limit)
     opts = {
@@ -106,7 +108,8 @@ def main() -> None:
     for item in mem.store.iter_items():
         ids[(item.metadata.get("title"), item.text.partition("\n")[2])] = item.id
     allowed = AllowedIds(mem.store.allowed_ids(Scope()))
-    systems = ["dense", "panini-single", "panini-oracle"]
+    widths = [int(w) for w in args.beam_widths.split(",")]
+    systems = ["dense", "panini-single"] + [f"panini-oracle-beam{w}" for w in widths]
     has_hippo = "hipporag" in mem.backends
     per: dict[str, list[dict]] = {s: [] for s in systems}
     for r in tqdm(rows, desc="questions"):
@@ -126,10 +129,12 @@ def main() -> None:
                 "abstain": False,
             }
         )
-        for name, dec in (
-            ("panini-single", single_hop(q)),
-            ("panini-oracle", from_musique(q, r["question_decomposition"])),
-        ):
+        default_width = panini.beam.beam_width
+        runs = [("panini-single", single_hop(q), default_width)] + [
+            (f"panini-oracle-beam{w}", from_musique(q, r["question_decomposition"]), w)
+            for w in widths]
+        for name, dec, width in runs:
+            panini.beam.beam_width = width
             ts = time.perf_counter()
             scored = panini.retrieve_with_decomposition(q, dec, 5, allowed=allowed)
             found = [s.id for s in scored]
@@ -142,6 +147,7 @@ def main() -> None:
                     "abstain": tr["abstained"],
                     "ms": (time.perf_counter() - ts) * 1000,
                     "hops": len(r["question_decomposition"]),
+                    "hits": len(found),
                 }
             )
     summary = {}
@@ -151,6 +157,7 @@ def main() -> None:
             "recall@5": round(100 * statistics.mean(x["r5"] for x in xs), 1),
             "context_tokens_mean": round(statistics.mean(x["tokens"] for x in xs), 1),
             "abstain_rate": round(100 * statistics.mean(x["abstain"] for x in xs), 1),
+            "hits_mean": round(statistics.mean(x.get("hits", 5) for x in xs), 2),
             "ms_mean": round(statistics.mean(x["ms"] for x in xs), 1),
         }
         for hops in (2, 3, 4):
@@ -167,7 +174,8 @@ def main() -> None:
         "embedder": mem.embedder.name,
         "panini_options": opts,
         "token_count": "memkit.fusion.approx_tokens",
-        "note": "panini-oracle uses MuSiQue's gold question_decomposition (analysis only)",
+        "note": "panini-oracle-* use MuSiQue's gold question_decomposition (analysis "
+        "only); beamN = beam width",
         "hipporag": "not run (backend not open in this memory)" if not has_hippo else "open",
         "build": {
             "open_s": round(t_open, 1),
@@ -187,14 +195,15 @@ def main() -> None:
         "",
         f"Command: `{out['command']}`",
         "",
-        "| system | R@2 | R@5 | reader tokens | abstain % | ms/q |",
-        "|---|---|---|---|---|---|",
+        "| system | R@2 | R@5 | reader tokens | hits | abstain % | ms/q |",
+        "|---|---|---|---|---|---|---|",
     ]
     for n, s in summary.items():
         label = n + (" (ORACLE decomposition)" if "oracle" in n else "")
         lines.append(
             f"| {label} | {s['recall@2']} | {s['recall@5']} | "
-            f"{s['context_tokens_mean']} | {s['abstain_rate']} | {s['ms_mean']} |"
+            f"{s['context_tokens_mean']} | {s['hits_mean']} | {s['abstain_rate']} | "
+            f"{s['ms_mean']} |"
         )
     (dest / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
