@@ -124,7 +124,8 @@ def main() -> None:
         f"Command: `python benchmarks/foundation.py --sizes {args.sizes} --queries "
         f"{args.queries}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; {time.strftime('%Y-%m-%d')}", "",
+        f"Python {platform.python_version()}; {time.strftime('%Y-%m-%d')}; load average "
+        f"at the end {os.getloadavg()[0]:.1f} (other jobs on the machine inflate latencies)", "",
         "Read = `Memory.read(k=10)` end to end (query lookup, scope filter from SQLite, faiss, "
         "items from SQLite); scoped = a user holding 10 % of the items; numpy = brute-force "
         "`items @ q` + argpartition on the same vectors (no filter, no items).", "",
