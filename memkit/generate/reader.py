@@ -88,11 +88,30 @@ def select_hits(hits: Sequence[Hit], max_context_tokens: int | None) -> list[Hit
     return out
 
 
+def compact_evidence(hits: Sequence[Hit]) -> str | None:
+    """The compact evidence a backend rendered for the whole read (Panini's QA chains), if
+    any: ``evidence["rendered"]``, at the top level or under a backend's name in a fused read.
+    """
+    for hit in hits:
+        ev = hit.evidence
+        candidates = [ev, *(v for v in ev.values() if isinstance(v, dict))]
+        for cand in candidates:
+            rendered = cand.get("rendered")
+            if isinstance(rendered, str) and rendered.strip():
+                return rendered.strip()
+    return None
+
+
+def reader_context(hits: Sequence[Hit]) -> str:
+    """What the reader is shown: a backend's compact evidence, else the passages."""
+    return compact_evidence(hits) or "\n\n".join(format_hit(h) for h in hits)
+
+
 def build_prompt(
     question: str, hits: Sequence[Hit], *, one_shot: bool = True
 ) -> list[dict[str, str]]:
     """The chat messages for one reading call."""
-    context = "\n\n".join(format_hit(h) for h in hits) or "(no passages)"
+    context = reader_context(hits) or "(no passages)"
     user = f"{context}\n\nQuestion: {question.strip()}\nThought:"
     messages = [{"role": "system", "content": INSTRUCTION}]
     if one_shot:
@@ -135,8 +154,12 @@ def answer_from_hits(
 ) -> Answer:
     """One reading call over the hits of ``read_result``. ``llm`` is a memkit LLM."""
     hits = select_hits(read_result.hits, max_context_tokens)
+    if not hits:  # nothing in memory supports an answer (e.g. Panini found no chain)
+        return Answer(text="No Answer", abstained=True)
     messages = build_prompt(question, hits, one_shot=one_shot)
-    context_tokens = sum(approx_tokens(format_hit(h)) for h in hits)
+    compact = compact_evidence(hits)
+    context_tokens = approx_tokens(compact) if compact else \
+        sum(approx_tokens(format_hit(h)) for h in hits)
     t0 = time.perf_counter()
     completion = llm.complete(messages, temperature=0, max_tokens=max_tokens)
     ms = (time.perf_counter() - t0) * 1000

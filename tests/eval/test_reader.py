@@ -64,3 +64,22 @@ def test_answer_from_hits_cost_and_budget() -> None:
     # a budget below one block still gives the reader the best hit
     assert answer_from_hits(llm, "Which band?", result, max_context_tokens=1).cited_ids == [1]
     assert llm.calls[-1].params.temperature == 0
+
+
+def test_reader_uses_compact_evidence_and_abstains_without_hits() -> None:
+    from memkit.store.sqlite import content_hash
+
+    item = MemoryItem(id=7, text="Title\nA long passage that should not be shown.",
+                      scope=Scope(), source=None, created_at=0.0, confidence=1.0,
+                      expires_at=None, metadata={"title": "Title"},
+                      content_hash=content_hash("x"))
+    rendered = "Q: Who wrote Dune? A: Frank Herbert"
+    fused = Hit(item=item, score=1.0, backend="panini+dense",
+                evidence={"panini": {"rendered": rendered, "rank": 1}, "dense": {"rank": 3}})
+    llm = ScriptedLLM({r"Who wrote": "Thought: the chain says so.\nAnswer: Frank Herbert"})
+    ans = answer_from_hits(llm, "Who wrote Dune?", ReadResult("Who wrote Dune?", [fused]))
+    prompt = llm.calls[0].prompt
+    assert rendered in prompt and "should not be shown" not in prompt
+    assert ans.text == "Frank Herbert" and ans.context_tokens == approx_tokens(rendered)
+    empty = answer_from_hits(llm, "Who wrote Dune?", ReadResult("Who wrote Dune?", []))
+    assert empty.abstained and empty.text == "No Answer" and len(llm.calls) == 1
