@@ -290,3 +290,21 @@ def test_ids_that_cannot_exist(mem: Memory) -> None:
         mem.delete(["x"])  # type: ignore[list-item]
     with pytest.raises(NotFound):
         mem.delete([2**64])
+
+
+def test_answer_reads_then_asks_the_llm_and_caches_the_call(tmp_path: Path) -> None:
+    from memkit import ConfigError
+    from memkit.llm.fake import ScriptedLLM
+
+    llm = ScriptedLLM({r"Where does Alice live": "Thought: the memory says Lyon.\nAnswer: Lyon"})
+    with Memory.open(tmp_path / "m", embedder=HashEmbedder(64), llm=llm) as mem:
+        i = mem.write("Alice lives in Lyon.", {"user": "u"})
+        mem.write("Bob likes chess.", {"user": "v"})
+        ans = mem.answer("Where does Alice live?", k=3, scope={"user": "u"})
+        assert ans.text == "Lyon" and not ans.abstained and ans.cited_ids == [i]
+        mem.answer("Where does Alice live?", k=3, scope={"user": "u"})
+        assert len(llm.calls) == 1  # the second call came from the memory's SQLite cache
+        assert "llm_cache" in mem.store.db.table_names()
+    with Memory.open(tmp_path / "m", embedder=HashEmbedder(64)) as mem, \
+            pytest.raises(ConfigError, match="needs an LLM"):
+        mem.answer("Where does Alice live?")
