@@ -38,6 +38,7 @@ from memkit.backends.sifter.data import (  # noqa: E402
     musique_examples,
     save_rows,
     toy_examples,
+    toy_match_examples,
 )
 from memkit.backends.sifter.prompt import PromptConfig  # noqa: E402
 from memkit.backends.sifter.working import SimulatedWorkingLLM, WorkingAgent  # noqa: E402
@@ -47,6 +48,9 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 def make_examples(args: argparse.Namespace) -> tuple[list, list]:
+    if args.data == "toy" and args.toy in ("category", "key"):
+        return (toy_match_examples(args.n_train, args.toy_units, args.seed + 1, args.toy),
+                toy_match_examples(args.n_eval, args.toy_units, args.seed + 2, args.toy))
     if args.data == "toy":
         kw = {"n_units": args.toy_units, "gold_at": args.toy_gold_at}
         return (toy_examples(args.n_train, seed=args.seed + 1, **kw),
@@ -141,6 +145,9 @@ def main() -> None:
     ap.add_argument("--data", choices=["toy", "locomo", "musique"], default="toy")
     ap.add_argument("--n-train", type=int, default=512)
     ap.add_argument("--n-eval", type=int, default=48)
+    ap.add_argument("--toy", choices=["places", "category", "key"], default="places",
+                    help="toy task: 'places' (toy_examples), 'category' (find the one fruit) "
+                    "or 'key' (find the unit holding the question's word): toy_match_examples")
     ap.add_argument("--toy-units", type=int, default=4)
     ap.add_argument("--toy-gold-at", type=int, default=None,
                     help="fix the gold session's position (a learnable prior: RL sanity check)")

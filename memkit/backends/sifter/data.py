@@ -46,6 +46,7 @@ __all__ = [
     "save_rows",
     "session_text",
     "toy_examples",
+    "toy_match_examples",
 ]
 
 _EVIDENCE = re.compile(r"D:?(\d+):(\d+)")
@@ -294,4 +295,57 @@ def toy_examples(n: int, n_units: int = 6, seed: int = 0,
         out.append(SifterExample(
             qid=f"toy:{seed}:{i}", question=f"Who went to the {places[g]} with {pairs[g][0]} ?",
             answers=[pairs[g][1]], units=units, gold=[g], source="toy"))
+    return out
+
+
+
+_MATCH_FRUITS = "apple pear plum fig kiwi lime lemon mango".split()
+_MATCH_KEYS = (
+    "onion carrot potato tomato garlic pepper radish leek cabbage turnip celery spinach"
+).split()
+_MATCH_VALUES = "red blue green black white pink gold grey".split()
+CATEGORY_QUESTION = "Which session names a fruit ?"
+
+
+def toy_match_examples(n: int, n_units: int = 4, seed: int = 0,
+                       mode: str = "category") -> list[SifterExample]:
+    """Relevance toys for CPU proofs with a tiny random-init policy (not benchmarks).
+
+    Units are short and all different within an example; exactly one is gold and its position
+    is uniform, so a position prior scores only ``1 / n_units``; deterministic in ``seed``.
+
+    - ``mode="category"``: units are single words, ``n_units - 1`` vegetables and one fruit;
+      the question is always :data:`CATEGORY_QUESTION`, the fruit's unit is gold and the fruit
+      is the answer. Relevance is a property of the unit's content (find the one fruit, write
+      its index): a tiny 2-layer model learns this supervised in a few hundred steps.
+    - ``mode="key"``: units are ``"<key> <value>"`` (distinct vegetable keys); the question is
+      the gold unit's key alone and the answer its value, so the only word the question shares
+      with any unit is the gold key (an induction-style match-and-copy). The same tiny model
+      did *not* learn this in 4,000 supervised steps on CPU; kept as the harder task.
+
+    No word of either list is a substring of another (the simulated working LLM matches gold
+    unit texts as substrings of its prompt).
+    """
+    if mode not in ("category", "key"):
+        raise InvalidInput(f"mode must be 'category' or 'key', not {mode!r}")
+    if not 1 <= n_units <= len(_MATCH_KEYS):
+        raise InvalidInput(f"need 1 <= n_units <= {len(_MATCH_KEYS)}")
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        g = rng.randrange(n_units)
+        if mode == "category":
+            texts = rng.sample(_MATCH_KEYS, n_units - 1)
+            texts.insert(g, rng.choice(_MATCH_FRUITS))
+            question, answer = CATEGORY_QUESTION, texts[g]
+        else:
+            keys = rng.sample(_MATCH_KEYS, n_units)
+            values = [rng.choice(_MATCH_VALUES) for _ in keys]
+            texts = [f"{k} {v}" for k, v in zip(keys, values, strict=True)]
+            question, answer = keys[g], values[g]
+        units = [Unit(uid=f"{mode}{seed}-{i}:S{j}", order=float(j), text=t)
+                 for j, t in enumerate(texts)]
+        out.append(SifterExample(qid=f"toy-{mode}:{seed}:{i}", question=question,
+                                 answers=[answer], units=units, gold=[g],
+                                 source=f"toy-{mode}"))
     return out
