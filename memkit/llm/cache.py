@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +171,7 @@ class CachedLLM(LLM):
         return None if row is None else (row[0], int(row[1]), int(row[2]), row[3])
 
     def _put(self, key: str, request: str, c: Completion) -> None:
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created = datetime.now(UTC).isoformat(timespec="seconds")
         with self._lock:
             try:
                 self._write(

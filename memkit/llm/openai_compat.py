@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.client import HTTPException
 from typing import Any, Literal
 
@@ -57,7 +57,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     >>> parse_retry_after("3"), parse_retry_after(None), parse_retry_after("soon")
     (3.0, None, None)
     >>> parse_retry_after("Wed, 21 Oct 2015 07:28:05 GMT",
-    ...                   now=datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc))
+    ...                   now=datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC))
     5.0
     """
     if not value:
@@ -72,8 +72,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
 
 

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -312,7 +312,7 @@ def test_constructor_validation() -> None:
 def test_parse_helpers() -> None:
     assert parse_retry_after("2.5") == 2.5
     assert parse_retry_after("-3") == 0.0
-    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc)
+    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=now) == 10.0
     body = b'{"choices": [{"message": {"content": null}, "finish_reason": "length"}]}'
     out = parse_chat_completion(body, "m", [{"role": "user", "content": "x"}])

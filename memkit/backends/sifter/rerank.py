@@ -17,7 +17,7 @@ Options: ``llm``, ``candidates`` (hits fetched before reranking; read by ``Memor
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from memkit.backends.sifter.prefilter import Unit, select_units
@@ -65,7 +65,7 @@ class SifterReranker:
 
     def _unit(self, hit: Hit) -> Unit:
         created = hit.item.created_at
-        date = datetime.fromtimestamp(created, tz=timezone.utc).strftime(self.date_format)
+        date = datetime.fromtimestamp(created, tz=UTC).strftime(self.date_format)
         return Unit(uid=hit.item.id, text=hit.item.text, date=date, order=created)
 
     def rerank(self, query: str, hits: list[Hit], k: int) -> list[Hit]:

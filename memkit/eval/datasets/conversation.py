@@ -14,7 +14,7 @@ LongMemEval: each question has its own haystack, so each question is one scope
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ def parse_date(text: str, formats: tuple[str, ...]) -> float | None:
     """
     for fmt in formats:
         try:
-            return datetime.strptime(text.strip(), fmt).replace(tzinfo=timezone.utc).timestamp()
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC).timestamp()
         except ValueError:
             continue
     return None
