@@ -424,3 +424,25 @@ class LLM(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r})"
+
+
+class BatchLLM(LLM):
+    """An LLM whose natural unit is a batch (a cache, an offline engine): it implements
+    ``_complete_batch`` and single calls go through it as batches of one."""
+
+    @abstractmethod
+    def _complete_batch(
+        self,
+        batch: list[list[Message]],
+        params: GenParams,
+        schema: type[pydantic.BaseModel] | None,
+    ) -> list[Completion]:
+        """Generate replies for several prompts, in order."""
+
+    def _complete(self, messages: list[Message], params: GenParams) -> Completion:
+        return self._complete_batch([messages], params, None)[0]
+
+    def _complete_constrained(
+        self, messages: list[Message], params: GenParams, schema: type[pydantic.BaseModel]
+    ) -> Completion:
+        return self._complete_batch([messages], params, schema)[0]

@@ -37,7 +37,7 @@ from typing import Any
 import pydantic
 
 from memkit.errors import ConfigError, InvalidInput, StoreCorrupt
-from memkit.llm.base import LLM, Completion, GenParams, Message, schema_json
+from memkit.llm.base import LLM, BatchLLM, Completion, GenParams, Message, schema_json
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -73,7 +73,7 @@ def request_json(
     return json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-class CachedLLM(LLM):
+class CachedLLM(BatchLLM):
     """Wrap ``inner`` with a persistent cache; hits cost no call and count as ``cached_calls``.
 
     ``usage`` of the wrapper counts misses in ``calls`` (with their tokens) and hits in
@@ -208,14 +208,6 @@ class CachedLLM(LLM):
         self.close()
 
     # ----- LLM ---------------------------------------------------------------------------
-
-    def _complete(self, messages: list[Message], params: GenParams) -> Completion:
-        return self._complete_batch([messages], params, None)[0]
-
-    def _complete_constrained(
-        self, messages: list[Message], params: GenParams, schema: type[pydantic.BaseModel]
-    ) -> Completion:
-        return self._complete_batch([messages], params, schema)[0]
 
     def _complete_batch(
         self,

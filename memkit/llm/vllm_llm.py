@@ -15,10 +15,10 @@ from typing import Any
 import pydantic
 
 from memkit._deps import require
-from memkit.llm.base import LLM, Completion, GenParams, Message, schema_json
+from memkit.llm.base import BatchLLM, Completion, GenParams, Message, schema_json
 
 
-class VLLMLLM(LLM):
+class VLLMLLM(BatchLLM):
     """Generate with ``vllm.LLM(model, **engine_kwargs)`` (a local path or a cached model)."""
 
     def __init__(self, model: str, **engine_kwargs: Any) -> None:
@@ -48,14 +48,6 @@ class VLLMLLM(LLM):
         if hasattr(sampling, "StructuredOutputsParams"):  # vLLM >= 0.10.2
             return {"structured_outputs": sampling.StructuredOutputsParams(json=json_schema)}
         return {"guided_decoding": sampling.GuidedDecodingParams(json=json_schema)}
-
-    def _complete(self, messages: list[Message], params: GenParams) -> Completion:
-        return self._complete_batch([messages], params, None)[0]
-
-    def _complete_constrained(
-        self, messages: list[Message], params: GenParams, schema: type[pydantic.BaseModel]
-    ) -> Completion:
-        return self._complete_batch([messages], params, schema)[0]
 
     def _complete_batch(
         self,
