@@ -452,6 +452,50 @@ class BatchRecallState:
                 st.observe(row[len(st) :])
 
 
+Tokens = Sequence[int] | npt.NDArray[np.integer]
+
+
+class SequenceRecall:
+    """One sequence's constraint, fed only the tokens it has not seen: the shared front of the
+    per-sequence adapters (llama.cpp, vLLM). Use one instance per generation."""
+
+    def __init__(
+        self,
+        config: RecallConfig,
+        vocab_size: int,
+        *,
+        open_span_at_prompt_end: bool = False,
+        eos_token_id: int | None = None,
+    ) -> None:
+        self.config = config
+        self.vocab_size = vocab_size
+        self.open_span_at_prompt_end = open_span_at_prompt_end
+        self.eos_token_id = eos_token_id
+        self.state: RecallState | None = None
+        self.prompt_len = 0
+
+    def _sync_parts(self, prompt: Tokens, output: Tokens) -> RecallState:
+        """Observe ``prompt`` on the first call (opening a span after it if asked), then
+        whatever part of ``output`` is new."""
+        if self.state is None:
+            self.state = RecallState(self.config, self.vocab_size)
+            self.state.observe(np.asarray(prompt, dtype=np.int64))
+            self.prompt_len = len(prompt)
+            if self.open_span_at_prompt_end:
+                self.state.open_span()
+        seen = len(self.state) - self.prompt_len
+        if len(output) > seen:
+            self.state.observe(np.asarray(output[seen:], dtype=np.int64))
+        return self.state
+
+    def _advance(self, prompt: Tokens, output: Tokens) -> RecallState:
+        """Sync, then close a span that cannot continue when the model has no end token."""
+        st = self._sync_parts(prompt, output)
+        if self.config.end_id is None:
+            st.auto_close_if_stuck()
+        return st
+
+
 def mask_scores(scores: npt.NDArray[np.floating], allowed: Allowed) -> npt.NDArray[np.floating]:
     """Return ``scores`` (1-D, one row) with every disallowed entry set to ``-inf`` (in place).
 

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from memkit._deps import require
-from memkit.generate.recall import DEFAULT_MAX_SPAN_TOKENS, RecallConfig, RecallState, mask_scores
+from memkit.generate.recall import (
+    DEFAULT_MAX_SPAN_TOKENS,
+    RecallState,
+    SequenceRecall,
+    Tokens,
+    mask_scores,
+)
 from memkit.generate.recall_result import (
     RecallInterrupted,
     RecallResult,
@@ -37,7 +43,7 @@ __all__ = [
 ]
 
 
-class LlamaCppRecallProcessor:
+class LlamaCppRecallProcessor(SequenceRecall):
     """A llama-cpp-python logits processor: ``(input_ids, scores) -> scores``.
 
     One sequence (llama.cpp decodes one at a time); use one instance per generation. It sees
@@ -45,35 +51,17 @@ class LlamaCppRecallProcessor:
     :class:`~memkit.generate.recall.RecallState`.
     """
 
-    def __init__(
-        self,
-        config: RecallConfig,
-        vocab_size: int,
-        *,
-        open_span_at_prompt_end: bool = False,
-        eos_token_id: int | None = None,
-    ) -> None:
-        self.config = config
-        self.vocab_size = vocab_size
-        self.open_span_at_prompt_end = open_span_at_prompt_end
-        self.eos_token_id = eos_token_id
-        self.state: RecallState | None = None
+    def _split(self, input_ids: Tokens) -> tuple[Tokens, Tokens]:
+        """(prompt, generated) of the whole sequence llama.cpp passes each step."""
+        n0 = len(input_ids) if self.state is None else self.prompt_len
+        return input_ids[:n0], input_ids[n0:]
 
-    def sync(self, input_ids: Sequence[int] | np.ndarray) -> RecallState:
+    def sync(self, input_ids: Tokens) -> RecallState:
         """Feed the tokens not seen yet (the prompt on the first call)."""
-        if self.state is None:
-            self.state = RecallState(self.config, self.vocab_size)
-            self.state.observe(np.asarray(input_ids, dtype=np.int64))
-            if self.open_span_at_prompt_end:
-                self.state.open_span()
-        elif len(input_ids) > len(self.state):
-            self.state.observe(np.asarray(input_ids[len(self.state) :], dtype=np.int64))
-        return self.state
+        return self._sync_parts(*self._split(input_ids))
 
     def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        st = self.sync(input_ids)
-        if self.config.end_id is None:
-            st.auto_close_if_stuck()
+        st = self._advance(*self._split(input_ids))
         if st.finished:
             if self.eos_token_id is not None:
                 keep = scores[self.eos_token_id]

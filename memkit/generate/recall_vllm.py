@@ -23,50 +23,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from memkit._deps import require
 from memkit.errors import InvalidInput
-from memkit.generate.recall import DEFAULT_MAX_SPAN_TOKENS, RecallConfig, RecallState
+from memkit.generate.recall import (
+    DEFAULT_MAX_SPAN_TOKENS,
+    RecallConfig,
+    SequenceRecall,
+)
 
 __all__ = ["RecallRequestProcessor", "recall_extra_args", "vllm_recall_logits_processor"]
 
 
-class RecallRequestProcessor:
+class RecallRequestProcessor(SequenceRecall):
     """The recall constraint for one request, on a torch logits row (any device)."""
 
-    def __init__(
-        self,
-        config: RecallConfig,
-        vocab_size: int,
-        *,
-        open_span_at_prompt_end: bool = False,
-        eos_token_id: int | None = None,
-    ) -> None:
-        self.config = config
-        self.vocab_size = vocab_size
-        self.open_span_at_prompt_end = open_span_at_prompt_end
-        self.eos_token_id = eos_token_id
-        self.state: RecallState | None = None
+    def __init__(self, config: RecallConfig, vocab_size: int, **kwargs: Any) -> None:
+        super().__init__(config, vocab_size, **kwargs)
         self._penalty: Any = None  # device copy of the empty-prefix penalty
         self._penalty_version = -1
 
-    def _sync(self, prompt: Sequence[int], output: Sequence[int]) -> RecallState:
-        if self.state is None:
-            self.state = RecallState(self.config, self.vocab_size)
-            self.state.observe(np.asarray(prompt, dtype=np.int64))
-            if self.open_span_at_prompt_end:
-                self.state.open_span()
-        seen = len(self.state) - len(prompt)
-        if len(output) > seen:
-            self.state.observe(np.asarray(output[seen:], dtype=np.int64))
-        return self.state
-
     def __call__(self, prompt: Sequence[int], output: Sequence[int], logits: Any) -> Any:
         torch = require("torch", "vllm", "recall (vLLM)")
-        st = self._sync(prompt, output)
-        if self.config.end_id is None:
-            st.auto_close_if_stuck()
+        st = self._advance(prompt, output)
         ninf = float("-inf")
         if st.finished:
             if self.eos_token_id is not None:
