@@ -321,7 +321,7 @@ def toy_match_examples(n: int, n_units: int = 4, seed: int = 0,
     - ``mode="key"``: units are ``"<key> <value>"`` (distinct vegetable keys); the question is
       the gold unit's key alone and the answer its value, so the only word the question shares
       with any unit is the gold key (an induction-style match-and-copy). The same tiny model
-      did *not* learn this in 4,000 supervised steps on CPU; kept as the harder task.
+      did *not* learn this in 1,500 supervised steps on CPU; kept as the harder task.
 
     No word of either list is a substring of another (the simulated working LLM matches gold
     unit texts as substrings of its prompt).
