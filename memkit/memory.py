@@ -487,7 +487,8 @@ def _cached(llm: Any, store: Store) -> Any:
     if isinstance(llm, CachedLLM):
         return llm
     try:
-        return CachedLLM(llm, store.db)
+        # its own connection to memory.db (sharing the store's would bypass the store's lock)
+        return CachedLLM(llm, store.path if store.path is not None else store.db)
     except MemkitError:
         raise
     except Exception as exc:  # pragma: no cover - defensive: never lose the LLM over a cache

@@ -98,14 +98,66 @@ def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
     return " AND ".join(clauses) or "1", params
 
 
+class _Rows:
+    """A materialised result: what callers use of a cursor (fetchone/fetchall/iteration)."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self.rows = cursor.fetchall()
+        self.lastrowid = cursor.lastrowid
+        self.rowcount = cursor.rowcount
+        self._pos = 0
+
+    def fetchone(self) -> Any:
+        if self._pos >= len(self.rows):
+            return None
+        self._pos += 1
+        return self.rows[self._pos - 1]
+
+    def fetchall(self) -> list[Any]:
+        rest, self._pos = self.rows[self._pos:], len(self.rows)
+        return rest
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class LockedConnection:
+    """The shared sqlite3 connection, used by one thread at a time.
+
+    SQLite's serialized mode holds the connection mutex during a COMMIT's busy wait, so a
+    statement from another thread on the same connection could deadlock with it; every
+    statement therefore runs under the store's lock, and results are fetched before the lock
+    is released. A writer holds the lock for its whole transaction, so readers never see
+    uncommitted rows."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.raw = conn
+        self._lock = lock
+
+    def execute(self, sql: str, params: Any = ()) -> _Rows:
+        with self._lock:
+            return _Rows(self.raw.execute(sql, params))
+
+    def executemany(self, sql: str, seq: Any) -> _Rows:
+        with self._lock:
+            return _Rows(self.raw.executemany(sql, seq))
+
+    def close(self) -> None:
+        with self._lock:
+            self.raw.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
 class Store:
-    """The system of record. Thread-safe: one connection, writes serialised by a lock."""
+    """The system of record. Thread-safe: one connection, used under one lock."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
-        self.conn = conn
+        self._lock = threading.RLock()
+        self.conn = LockedConnection(conn, self._lock)
         self.path = path
         self.db = sqlite_utils.Database(conn)
-        self._lock = threading.RLock()
         self._depth = 0
         self._generation = 0
         self._allowed_cache: dict[tuple[Any, ...], tuple[np.ndarray, float]] = {}
@@ -156,7 +208,7 @@ class Store:
         return len(migrations)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[LockedConnection]:
         """A re-entrant write transaction (BEGIN IMMEDIATE); rolls back on any exception."""
         with self._lock:
             outer = self._depth == 0

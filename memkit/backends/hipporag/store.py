@@ -8,13 +8,12 @@ indexes and ``graph.npz`` can always be rebuilt without re-embedding or re-extra
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from memkit.store.sqlite import Store
+from memkit.store.sqlite import LockedConnection, Store
 
 MIGRATIONS = [
     """
@@ -71,7 +70,7 @@ class GraphStore:
         store.migrate("hipporag", MIGRATIONS)
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> LockedConnection:
         return self.store.conn
 
     def generation(self) -> int:
