@@ -43,6 +43,7 @@ from memkit.embed.base import Embedder
 from memkit.errors import ConfigError
 from memkit.store.sqlite import Store
 from memkit.types import MemoryItem
+from memkit.vectors.faiss_index import id_bitmap
 
 
 @dataclass
@@ -75,10 +76,7 @@ class AllowedIds:
 
     def bitmap(self) -> np.ndarray:
         """Little-endian bitmap over ids (bit i set when id i is allowed), for faiss selectors."""
-        size = int(self.ids[-1]) + 1 if len(self.ids) else 1
-        bits = np.zeros(size, dtype=bool)
-        bits[self.ids] = True
-        return np.packbits(bits, bitorder="little")
+        return id_bitmap(self.ids)
 
 
 @dataclass

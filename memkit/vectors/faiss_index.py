@@ -38,6 +38,22 @@ def _omp_threads(n: int) -> None:
 _EXACT_SUBSET = 4096
 
 
+def id_bitmap(ids: np.ndarray, exclude: set[int] | None = None) -> np.ndarray:
+    """Little-endian bitmap over ids (bit i set when id i is in ``ids`` and not excluded), the
+    layout of faiss's IDSelectorBitmap.
+
+    >>> np.flatnonzero(np.unpackbits(id_bitmap(np.array([1, 4, 9]), {4}), bitorder="little"))
+    array([1, 9])
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    bits = np.zeros(int(ids.max()) + 1 if len(ids) else 1, dtype=bool)
+    bits[ids] = True
+    if exclude:
+        gone = np.fromiter(exclude, dtype=np.int64, count=len(exclude))
+        bits[gone[gone < len(bits)]] = False
+    return np.packbits(bits, bitorder="little")
+
+
 class FaissIndex:
     """Vectors by int64 id. ``kind`` is "flat" below ``hnsw_threshold`` vectors, else "hnsw"."""
 
@@ -146,10 +162,10 @@ class FaissIndex:
         self.present = {int(i) for i in ids}
 
     # ---- search -------------------------------------------------------------------------
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
-               bitmap: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (ids, scores) by inner product, restricted to the sorted ``allowed`` ids
-        when given (``bitmap`` is its precomputed little-endian bitmap, optional)."""
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (ids, scores) by inner product, restricted to the ``allowed`` ids when
+        given."""
         q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, self.dim))
         _omp_threads(1)
         if self.index.ntotal == 0 or k <= 0:
@@ -163,15 +179,7 @@ class FaissIndex:
                 allowed = self.ids()
             if len(allowed) == 0:
                 return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-            if bitmap is None:
-                bits = np.zeros(int(allowed[-1]) + 1, dtype=bool)
-                bits[allowed] = True
-                bitmap = np.packbits(bits, bitorder="little")
-            if self.dead:
-                bitmap = bitmap.copy()
-                for d in self.dead:
-                    if (d >> 3) < len(bitmap):
-                        bitmap[d >> 3] &= np.uint8(~(1 << (d & 7)) & 0xFF)
+            bitmap = id_bitmap(allowed, exclude=self.dead)
             sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
             if self.kind == "hnsw":
                 params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, 2 * k))
