@@ -63,6 +63,52 @@ def test_sifter_reward_after_anneal_is_pure_answer_reward():
     assert out == pytest.approx([1 / __import__("math").log2(3)])
 
 
+class CharTokenizer:
+    """Decodes one id to one piece: enough for ranking_span_mask."""
+
+    def __init__(self, pieces):
+        self.pieces = pieces
+
+    def decode(self, ids, skip_special_tokens=False):
+        return "".join(self.pieces[i] for i in ids)
+
+
+PIECES = ["<think>", "hmm", "</think>", "<rank", "ing>", "3", ",", " 1", "</ranking>", "[EOS]",
+          "[PAD]", "< ranking >"]
+
+
+@pytest.mark.parametrize(("seq", "valid", "ok", "want"), [
+    # the tag split over two tokens opens the span at the token after "ing>"
+    ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 10, True, [0, 0, 0, 0, 0, 1, 1, 1, 1, 0]),
+    # padding after the completion stays 0; a spaced tag counts
+    ([0, 2, 11, 5, 8, 9, 10, 10], 6, True, [0, 0, 0, 1, 1, 0, 0, 0]),
+    # never closed: the span runs to the end
+    ([0, 2, 3, 4, 5, 6], 6, True, [0, 0, 0, 0, 1, 1]),
+    # no <ranking>: the whole completion (malformed replies are pushed down as a whole)
+    ([0, 1, 2, 5, 9], 5, True, [1, 1, 1, 1, 1]),
+    # marked malformed by the format gate: the whole completion too
+    ([0, 2, 3, 4, 5, 8, 9, 10], 7, False, [1, 1, 1, 1, 1, 1, 1, 0]),
+])
+def test_ranking_span_mask_covers_only_the_ranking(seq, valid, ok, want):
+    torch = pytest.importorskip("torch")
+    from memkit.backends.sifter.train import ranking_span_mask
+
+    ids = torch.tensor([seq])
+    mask = torch.tensor([[1] * valid + [0] * (len(seq) - valid)])
+    got = ranking_span_mask(ids, CharTokenizer(PIECES), mask, [ok])
+    assert got.tolist() == [want] and got.dtype == mask.dtype
+
+
+def test_loss_tokens_must_be_known():
+    from memkit.backends.sifter.train import _trainer_class
+    from memkit.errors import InvalidInput
+
+    trl = SimpleNamespace(GRPOTrainer=object)
+    assert _trainer_class(trl, "all", 10) is object
+    with pytest.raises(InvalidInput, match="loss_tokens"):
+        _trainer_class(trl, "ids", 10)
+
+
 def test_settings_round_trip(tmp_path):
     from memkit.backends.sifter.train import TrainSettings
 
@@ -84,6 +130,7 @@ def test_tiny_policy_tokenizer_round_trips_tags_and_warmup_lowers_loss(tmp_path)
     from memkit.backends.sifter.prompt import PromptConfig
     from memkit.backends.sifter.train import build_tiny_policy, format_warmup
     from memkit.embed import HashEmbedder
+    from memkit.errors import InvalidInput
 
     torch.set_num_threads(1)
     rows = build_rows(toy_examples(8, n_units=3), HashEmbedder(32), None,
@@ -99,8 +146,20 @@ def test_tiny_policy_tokenizer_round_trips_tags_and_warmup_lowers_loss(tmp_path)
     assert prompt.startswith("<|user|> <session0>\n") and prompt.endswith("<|assistant|>")
     assert tok.tokenize("<session12>") == ["<", "session", "1", "2", ">"]
     model = AutoModelForCausalLM.from_pretrained(path)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
     losses = format_warmup(model, tok, rows, steps=30, batch_size=4, lr=1e-2, progress=False)
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+    # the default warm-up trains embeddings and norms only, and leaves every weight trainable
+    for n, p in model.named_parameters():
+        frozen = "self_attn" in n or "mlp" in n
+        assert torch.equal(p, before[n]) == frozen, n
+        assert p.requires_grad and p.grad is None, n
+    with pytest.raises(InvalidInput, match="freeze"):
+        format_warmup(model, tok, rows, steps=1, freeze=[""], progress=False)
+    losses = format_warmup(model, tok, rows, steps=3, batch_size=4, id_target="sample",
+                           freeze=(), progress=False)
+    assert not torch.equal(dict(model.named_parameters())["model.layers.0.mlp.up_proj.weight"],
+                           before["model.layers.0.mlp.up_proj.weight"])
 
 
 @pytest.mark.slow
@@ -129,7 +188,8 @@ def test_average_checkpoints_is_fp32_mean(tmp_path):
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning",
                             "ignore::DeprecationWarning")
-def test_grpo_smoke_two_steps(tmp_path):
+@pytest.mark.parametrize("loss_tokens", ["all", "ranking"])
+def test_grpo_smoke_two_steps(tmp_path, loss_tokens, monkeypatch, torch_device):
     pytest.importorskip("trl")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -147,8 +207,22 @@ def test_grpo_smoke_two_steps(tmp_path):
     sim = SimulatedWorkingLLM.from_examples(exs)
     settings = TrainSettings(model=str(path), output_dir=str(tmp_path / "run"), max_steps=2,
                              prompts_per_step=2, num_generations=3, max_completion_length=10,
-                             save_steps=1, use_cpu=True, learning_rate=1e-3)
+                             save_steps=1, use_cpu=torch_device == "cpu", learning_rate=1e-3,
+                             loss_tokens=loss_tokens, bf16=torch_device != "cpu")
+    import memkit.backends.sifter.train as train_mod
+
+    masks = []
+
+    def spy(ids, tok, valid=None, well_formed=None):
+        masks.append((ids.shape, list(well_formed)))
+        return real_mask(ids, tok, valid, well_formed)
+
+    real_mask = train_mod.ranking_span_mask
+    monkeypatch.setattr(train_mod, "ranking_span_mask", spy)
     result = train_grpo(settings, rows, WorkingAgent(sim), eval_rows=rows[:2])
+    # the ranking-span loss is applied to every generated batch, and only when asked for
+    assert len(masks) == (2 if loss_tokens == "ranking" else 0)
+    assert all(shape[0] == len(ok) == 6 for shape, ok in masks)
     assert result["steps"] == 2 and len(result["reward_history"]) == 2
     assert (tmp_path / "run" / "final" / "config.json").exists()
     assert (tmp_path / "run" / "sifter_train.json").exists()

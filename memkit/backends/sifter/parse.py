@@ -18,12 +18,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["ParsedRanking", "parse_ranking"]
+__all__ = ["RANK_CLOSE", "RANK_OPEN", "ParsedRanking", "parse_ranking"]
 
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
-_RANK_OPEN = re.compile(r"<\s*ranking\s*>", re.IGNORECASE)
-_RANK_CLOSE = re.compile(r"<\s*/\s*ranking\s*>", re.IGNORECASE)
+RANK_OPEN = re.compile(r"<\s*ranking\s*>", re.IGNORECASE)
+RANK_CLOSE = re.compile(r"<\s*/\s*ranking\s*>", re.IGNORECASE)
 _INT = re.compile(r"-?\d+")
 # what an "integers only" body may contain besides digits: separators and session labels
 _ALLOWED_NOISE = re.compile(r"^[\s,;>\[\]()#]*(?:session)?[\s,;>\[\]()#]*$", re.IGNORECASE)
@@ -56,11 +56,11 @@ class ParsedRanking:
 
 def _ranking_body(text: str) -> tuple[str | None, bool]:
     """The first ranking body and whether its closing tag was present."""
-    m = _RANK_OPEN.search(text)
+    m = RANK_OPEN.search(text)
     if m is None:
         return None, False
     rest = text[m.end():]
-    c = _RANK_CLOSE.search(rest)
+    c = RANK_CLOSE.search(rest)
     if c is None:
         return rest, False
     return rest[: c.start()], True

@@ -14,16 +14,14 @@ Defaults are the paper's: 6 rollouts per prompt, clip ε 0.2 / ε_high 0.28 (DAP
 (β = 0), lr 1e-6, temperature 1.0, DAPO token-mean loss. :func:`average_checkpoints` takes the
 fp32 mean of several checkpoints (the paper seeds the next round with it).
 
-For CPU proofs, :func:`build_tiny_policy` makes a random-initialised small Llama with a
-word-level tokenizer built from the rows (nothing downloaded) and :func:`format_warmup` teaches
-it the output format on *random* permutations (no relevance signal), so every gain in NDCG
-afterwards comes from the reward.
+For CPU proofs, :mod:`memkit.backends.sifter.tiny` builds a random-initialised small policy
+and teaches it the output format without any relevance signal (re-exported here), so every
+gain in NDCG afterwards comes from the reward.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -32,7 +30,7 @@ from typing import Any
 
 from memkit._deps import require
 from memkit.backends.sifter.data import rows_units
-from memkit.backends.sifter.parse import parse_ranking
+from memkit.backends.sifter.parse import RANK_CLOSE, RANK_OPEN, parse_ranking
 from memkit.backends.sifter.reward import (
     cold_start_weight,
     format_gate,
@@ -44,6 +42,7 @@ from memkit.backends.sifter.reward import (
     reward_cutoffs,
     token_f1,
 )
+from memkit.backends.sifter.tiny import build_tiny_policy, format_warmup
 from memkit.backends.sifter.working import WorkingAgent
 from memkit.errors import InvalidInput
 
@@ -55,16 +54,9 @@ __all__ = [
     "completion_text",
     "evaluate_policy",
     "format_warmup",
+    "ranking_span_mask",
     "train_grpo",
 ]
-
-TAGS = ("<think>", "</think>", "<ranking>", "</ranking>", "<answer>", "</answer>", "<date>",
-        "</date>", "</session>", "<|system|>", "<|user|>", "<|assistant|>")
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} {% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
-
 
 @dataclass
 class TrainSettings:
@@ -100,10 +92,14 @@ class TrainSettings:
     gradient_checkpointing: bool = False
     use_vllm: bool = False
     use_cpu: bool = False
+    # "all": the policy-gradient loss covers every completion token (the paper);
+    # "ranking": only the <ranking>…</ranking> span of each completion (its whole text when it
+    # has none, so malformed replies are still pushed down). See ranking_span_mask.
+    loss_tokens: str = "all"
     extra: dict[str, Any] = field(default_factory=dict)  # passed to GRPOConfig as is
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        Path(path).write_text(json.dumps(asdict(self), indent=2, sort_keys=True, default=str))
 
     @classmethod
     def load(cls, path: str | Path) -> TrainSettings:
@@ -198,113 +194,6 @@ class SifterReward:
                 log_metric(f"sifter/{name}", value)
         self.history.append(metrics)
         return rewards
-
-
-# ----- tiny policy for CPU proofs --------------------------------------------------
-
-
-def _pre_tokenizer() -> Any:
-    """Words and punctuation runs, every digit its own token (so ``<session12>`` is
-    ``< session 1 2 >`` and the ids the proxy writes are tokens it has read)."""
-    tokenizers = require("tokenizers", "train", "the tiny word-level tokenizer")
-    pt = tokenizers.pre_tokenizers
-    return pt.Sequence([pt.Whitespace(), pt.Digits(individual_digits=True)])
-
-
-def _word_vocab(texts: Sequence[str]) -> list[str]:
-    pre = _pre_tokenizer()
-    words: set[str] = set()
-    for t in texts:
-        for tag in TAGS:
-            t = t.replace(tag, " ")
-        words.update(w for w, _ in pre.pre_tokenize_str(t))
-    return sorted(words | {str(i) for i in range(10)} | {",", "<", ">", "session"})
-
-
-def build_tiny_policy(rows: Sequence[dict[str, Any]], out_dir: str | Path, *, seed: int = 0,
-                      hidden: int = 128, layers: int = 2, heads: int = 4,
-                      max_positions: int = 1024) -> Path:
-    """A random-initialised Llama + word-level tokenizer (with a chat template) from ``rows``.
-
-    Digits are single tokens, so decoded ids >= 10 come out as separate digits: the tiny
-    policy is for toy tasks with at most 10 candidates. Saved with ``save_pretrained`` under
-    ``out_dir`` so it loads like any local model.
-    """
-    tokenizers = require("tokenizers", "train", "build_tiny_policy")
-    transformers = require("transformers", "train", "build_tiny_policy")
-    torch = require("torch", "train", "build_tiny_policy")
-    texts = [m["content"] for r in rows for m in r["prompt"]]
-    texts += [a for r in rows for a in r["answers"]]
-    specials = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
-    vocab = {w: i for i, w in enumerate(specials + list(TAGS) + _word_vocab(texts))}
-    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = _pre_tokenizer()
-    tok.add_special_tokens(specials)
-    tok.add_tokens([tokenizers.AddedToken(t, normalized=False) for t in TAGS])
-    fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]",
-        eos_token="[EOS]")
-    fast.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(seed)
-    config = transformers.LlamaConfig(
-        vocab_size=len(fast), hidden_size=hidden, intermediate_size=2 * hidden,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-        max_position_embeddings=max_positions, tie_word_embeddings=True,
-        bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id)
-    model = transformers.LlamaForCausalLM(config)
-    out = Path(out_dir)
-    model.save_pretrained(out)
-    fast.save_pretrained(out)
-    return out
-
-
-def format_warmup(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, steps: int,
-                  batch_size: int = 16, lr: float = 1e-3, seed: int = 0,
-                  progress: bool = True) -> list[float]:
-    """Teach the output format with a short SFT on *random* permutations (no relevance signal).
-
-    Targets are ``<think> </think> <ranking> p₁ , p₂ , … </ranking>`` + EOS over
-    ``min(top_n, N)`` random distinct ids; loss on the target tokens only. Returns the losses.
-    """
-    torch = require("torch", "train", "format_warmup")
-    tqdm = require("tqdm.auto", "train", "format_warmup").tqdm
-    rng = random.Random(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    model.train()
-    losses = []
-    for _ in tqdm(range(steps), desc="format warm-up", disable=not progress):
-        batch = rng.sample(list(rows), min(batch_size, len(rows)))
-        seqs, masks = [], []
-        for r in batch:
-            n = int(r["n_candidates"])
-            perm = rng.sample(range(n), min(int(r.get("top_n", 10)), n))
-            target = "<think> </think> <ranking> " + " , ".join(map(str, perm)) + " </ranking>"
-            p_ids = tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True,
-                                                  tokenize=True)
-            if isinstance(p_ids, dict) or hasattr(p_ids, "input_ids"):
-                p_ids = p_ids["input_ids"]
-            t_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + \
-                [tokenizer.eos_token_id]
-            seqs.append(list(p_ids) + t_ids)
-            masks.append([0] * len(p_ids) + [1] * len(t_ids))
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), tokenizer.pad_token_id)
-        labels = torch.full((len(seqs), width), -100)
-        attn = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, (s, m) in enumerate(zip(seqs, masks, strict=True)):
-            ids[i, : len(s)] = torch.tensor(s)
-            attn[i, : len(s)] = 1
-            labels[i, : len(s)] = torch.tensor([t if k else -100 for t, k in zip(s, m,
-                                                                                 strict=True)])
-        loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(float(loss.detach()))
-    model.eval()
-    return losses
 
 
 # ----- evaluation ----------------------------------------------------------------------
@@ -425,6 +314,78 @@ def _eval_callback(trl_module: Any, evaluate: Callable[[], dict[str, Any]], ever
     return EvalCallback()
 
 
+_TAIL = 48
+
+
+def ranking_span_mask(completion_ids: Any, tokenizer: Any, completion_mask: Any = None,
+                      well_formed: Sequence[bool] | None = None) -> Any:
+    """0/1 mask (same shape as ``completion_ids``) of the tokens inside each completion's
+    first ``<ranking>…</ranking>`` span: the tokens after the one that completes ``<ranking>``
+    up to and including the one that completes ``</ranking>`` (or to the end when it is never
+    closed). A completion without ``<ranking>``, or marked ``False`` in ``well_formed``, keeps
+    all of its tokens, so a malformed reply is pushed down as a whole.
+
+    Why: with a policy whose format tokens are already near-certain, their gradients are tiny
+    but noisy, and Adam scales them up to full-size steps; restricting the loss to the span
+    that carries the decision (``TrainSettings.loss_tokens = "ranking"``) keeps the format
+    stable at learning rates where the ids can move.
+    """
+    torch = require("torch", "train", "ranking_span_mask")
+    ids = completion_ids.tolist()
+    valid = completion_mask.tolist() if completion_mask is not None else None
+    rows = []
+    for r, seq in enumerate(ids):
+        n = len(seq) if valid is None else int(sum(valid[r]))
+        text, opened, closed, row = "", False, False, []
+        for t in seq[:n]:
+            # a short tail suffices to spot a tag that the newest token completes
+            text = text[-_TAIL:] + tokenizer.decode([t], skip_special_tokens=False)
+            if not opened:
+                m = RANK_OPEN.search(text)
+                row.append(0)
+                if m is not None:
+                    opened, text = True, text[m.end():]
+                continue
+            if closed:
+                row.append(0)
+                continue
+            row.append(1)
+            closed = RANK_CLOSE.search(text) is not None
+        if not opened or (well_formed is not None and not well_formed[r]):
+            row = [1] * n
+        rows.append(row + [0] * (len(seq) - n))
+    return torch.tensor(rows, dtype=completion_ids.dtype if completion_mask is None
+                        else completion_mask.dtype, device=completion_ids.device)
+
+
+def _trainer_class(trl: Any, loss_tokens: str, top_n: int) -> Any:
+    if loss_tokens == "all":
+        return trl.GRPOTrainer
+    if loss_tokens != "ranking":
+        raise InvalidInput(f"loss_tokens must be 'all' or 'ranking', not {loss_tokens!r}")
+
+    class RankingSpanGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc,name-defined]
+        """GRPO whose loss covers only the ranking span (see :func:`ranking_span_mask`)."""
+
+        def _generate_and_score_completions(self, inputs: Any) -> Any:
+            out = super()._generate_and_score_completions(inputs)
+            ids, valid = out["completion_ids"], out["completion_mask"]
+            texts = self.processing_class.batch_decode(
+                [row[: int(n)] for row, n in zip(ids.tolist(), valid.sum(1).tolist(),
+                                                 strict=True)], skip_special_tokens=True)
+            ok = [format_gate(t, int(x["n_candidates"]), int(x.get("top_n", top_n)))
+                  for t, x in zip(texts, inputs, strict=True)]
+            mask = ranking_span_mask(ids, self.processing_class, valid, ok)
+            if "tool_mask" in out:
+                mask = mask * out["tool_mask"]
+            out["tool_mask"] = mask
+            kept = (out["completion_mask"] * mask).sum()
+            out["num_items_in_batch"] = self.accelerator.gather(kept).sum()
+            return out
+
+    return RankingSpanGRPOTrainer
+
+
 def train_grpo(settings: TrainSettings, train_rows: Sequence[dict[str, Any]],
                agent: WorkingAgent, *, eval_rows: Sequence[dict[str, Any]] = (),
                model: Any = None, tokenizer: Any = None, resume: bool = True) -> dict[str, Any]:
@@ -478,7 +439,8 @@ def train_grpo(settings: TrainSettings, train_rows: Sequence[dict[str, Any]],
     callbacks = []
     if eval_rows and settings.eval_steps > 0:
         callbacks.append(_eval_callback(trl, run_eval, settings.eval_steps, eval_log))
-    trainer = trl.GRPOTrainer(model=model, reward_funcs=[reward], args=config,
+    trainer_cls = _trainer_class(trl, settings.loss_tokens, settings.top_n)
+    trainer = trainer_cls(model=model, reward_funcs=[reward], args=config,
                               train_dataset=datasets.Dataset.from_list(list(train_rows)),
                               processing_class=tokenizer, callbacks=callbacks)
     checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
