@@ -17,6 +17,20 @@ from memkit import Memory  # noqa: E402
 from memkit.embed import HashEmbedder  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+# where the tests that build tiny torch models put them: "cpu" (CI) or "cuda" (a GPU machine:
+# MEMKIT_TEST_DEVICE=cuda python -m pytest tests/generate tests/llm tests/sifter ...)
+TORCH_DEVICE = os.environ.get("MEMKIT_TEST_DEVICE", "cpu")
+
+
+@pytest.fixture(scope="session")
+def torch_device() -> str:
+    """The device tiny test models run on (``MEMKIT_TEST_DEVICE``, default ``cpu``)."""
+    if TORCH_DEVICE != "cpu":
+        import torch
+
+        if TORCH_DEVICE.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"MEMKIT_TEST_DEVICE={TORCH_DEVICE} but torch sees no CUDA device")
+    return TORCH_DEVICE
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 

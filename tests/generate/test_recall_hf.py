@@ -97,7 +97,7 @@ def test_batched_generate_integration(tiny: tuple[Any, Any]) -> None:
     start, end = recall_token_ids(tok)
     prompts = ["k1 = v2 v3 v4 ; k2 = v5 v6 ; ? k1 =", "k9 = v9 v8 v9 v7 ; ? k9 ="]
     tok.padding_side = "left"
-    enc = tok(prompts, return_tensors="pt", padding=True)
+    enc = tok(prompts, return_tensors="pt", padding=True).to(model.device)
     cfg = RecallConfig(
         start_id=start, end_id=end, excluded_ids=frozenset({0, 1, 2}), max_span_tokens=5
     )

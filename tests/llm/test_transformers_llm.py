@@ -55,13 +55,13 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def llm(model_dir: Path) -> TransformersLLM:
-    return TransformersLLM(model_dir)
+def llm(model_dir: Path, torch_device: str) -> TransformersLLM:
+    return TransformersLLM(model_dir, device=torch_device)
 
 
 def reference_greedy(llm: TransformersLLM, prompt: str, max_new: int) -> tuple[list[int], str]:
     """Greedy decoding straight through model.generate, for comparison."""
-    ids = llm.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    ids = llm.tokenizer(prompt, return_tensors="pt")["input_ids"].to(llm.hf_model.device)
     config = transformers.GenerationConfig(
         max_new_tokens=max_new, do_sample=False, pad_token_id=1, eos_token_id=0
     )
