@@ -228,3 +228,52 @@ def test_grpo_smoke_two_steps(tmp_path, loss_tokens, monkeypatch, torch_device):
     assert (tmp_path / "run" / "sifter_train.json").exists()
     AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final")
     AutoTokenizer.from_pretrained(tmp_path / "run" / "final")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning",
+                            "ignore::DeprecationWarning")
+def test_training_script_runs_resumes_and_takes_a_real_model_and_working_llm(tmp_path):
+    """benchmarks/sifter_train.py end to end: the tiny CPU proof, resumed from its checkpoint,
+    then the path for a real proxy (--model DIR) against a real working LLM (hf:DIR)."""
+    pytest.importorskip("trl")
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "sifter_train.py"
+    small = ["--n-train", "32", "--n-eval", "8", "--warmup-steps", "200", "--prompts-per-step",
+             "2", "--generations", "3", "--eval-steps", "1", "--save-steps", "1"]
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, str(script), *small, *args],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    tiny = tmp_path / "tiny"
+    run("--steps", "1", "--out", str(tiny))
+    assert (tiny / "grpo" / "checkpoint-1").exists()
+    out = run("--steps", "2", "--out", str(tiny))  # same folder: resumes at step 1
+    summary = json.loads((tiny / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["working_llm"].startswith("SIMULATED")
+    assert "working LLM: SIMULATED" in out
+    logged = [json.loads(x)["step"] for x in (tiny / "train_log.jsonl").read_text().splitlines()
+              if "reward" in json.loads(x)]
+    assert logged == [1, 2]  # step 1 was not trained again
+    settings = json.loads((tiny / "grpo" / "sifter_train.json").read_text())
+    assert settings["loss_tokens"] == "ranking"
+    for name in ("args.json", "before.json", "eval_log.jsonl", "train_log.jsonl",
+                 "training.png", "warmup_losses.json"):
+        assert (tiny / name).exists(), name
+
+    real = tmp_path / "real"
+    policy = tiny / "init_policy"
+    run("--steps", "1", "--model", str(policy), "--working-llm", f"hf:{policy}",
+        "--loss-tokens", "auto", "--out", str(real))
+    summary = json.loads((real / "summary.json").read_text())
+    assert summary["working_llm"] == f"hf:{policy}" and summary["agent_calls"] > 0
+    settings = json.loads((real / "grpo" / "sifter_train.json").read_text())
+    assert settings["loss_tokens"] == "all" and settings["model"] == str(policy)
+    assert not (real / "init_policy").exists()  # a given model is used as is
