@@ -114,7 +114,7 @@ def _writer(url: str, key: str, tenant: str, tag: str, deadline: float, stop: An
                     break
                 errors += 1
                 continue
-            if r.status_code == 200:
+            if r.status_code in (200, 201):  # 201 created, 200 duplicate
                 lat.append(time.perf_counter() - t0)
                 acked.append((r.json()["id"], text, tenant))
             elif not stop.is_set():

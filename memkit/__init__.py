@@ -21,7 +21,7 @@ from memkit.errors import (
     StoreCorrupt,
 )
 from memkit.memory import Memory
-from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport
+from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport, Written
 
 __version__ = "0.1.0"
 
@@ -55,5 +55,6 @@ __all__ = [
     "ScopeViolation",
     "StoreCorrupt",
     "WriteReport",
+    "Written",
     "__version__",
 ]

@@ -185,9 +185,15 @@ def write(text: str, memory_dir: str, namespace: str | None, user: str | None,
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--metadata") from exc
     with _open(memory_dir, progress=False) as mem:
-        iid = mem.write(text, _scope(namespace, user, agent, session), source=source,
-                        confidence=confidence, ttl=ttl, metadata=meta)
-    _emit({"id": iid}, as_json, lambda: click.echo(iid))
+        written = mem.put(text, _scope(namespace, user, agent, session), source=source,
+                          confidence=confidence, ttl=ttl, metadata=meta)
+
+    def plain() -> None:
+        click.echo(written.id)
+        if not written.created:
+            click.echo("duplicate: the same text is already stored in this scope", err=True)
+
+    _emit({"id": written.id, "created": written.created}, as_json, plain)
 
 
 @main.command()

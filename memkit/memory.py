@@ -25,7 +25,7 @@ from memkit.embed import Embedder, load_embedder
 from memkit.errors import ConfigError, InvalidInput, MemkitError, NotFound
 from memkit.fusion import approx_tokens, reciprocal_rank_fusion
 from memkit.store.sqlite import NewItem, Store
-from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport
+from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport, Written
 
 log = logging.getLogger("memkit")
 
@@ -188,9 +188,18 @@ class Memory:
               metadata: dict[str, Any] | None = None) -> int:
         """Write one memory; returns its id (the existing id when the same text is already
         current in the same scope). Raises InvalidInput, writing nothing, on bad input."""
+        return self.put(text, scope, source=source, confidence=confidence, ttl=ttl,
+                        metadata=metadata).id
+
+    def put(self, text: str, scope: Scope | dict[str, Any] | str | None = None, *,
+            source: str | None = None, confidence: float = 1.0, ttl: float | None = None,
+            metadata: dict[str, Any] | None = None) -> Written:
+        """:meth:`write` that also says whether it created an item: ``Written(id, created)``
+        (``created`` is False for a duplicate of a current item in the same scope)."""
         new = admit(text, scope=scope, source=source, confidence=confidence, ttl=ttl,
                     metadata=metadata, max_chars=self.config.max_item_chars)
-        return self._commit([new])[0][0]
+        iid, created = self._commit([new])[0]
+        return Written(iid, created)
 
     def _commit(self, new: list[NewItem]) -> list[tuple[int, bool]]:
         with self._lock.write():

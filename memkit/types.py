@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from memkit.errors import InvalidInput
 
@@ -158,6 +158,14 @@ class ReadResult:
     @property
     def ids(self) -> list[int]:
         return [h.item.id for h in self.hits]
+
+
+class Written(NamedTuple):
+    """What ``Memory.put`` did: the item's id, and whether a new item was created (``False``:
+    the same text was already current in the same scope, and that item's id is returned)."""
+
+    id: int
+    created: bool
 
 
 @dataclass

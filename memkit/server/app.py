@@ -25,7 +25,7 @@ import anyio.to_thread  # noqa: E402
 from fastapi import Depends, FastAPI, Request, Security  # noqa: E402
 from fastapi import Path as PathParam  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
-from fastapi.responses import JSONResponse  # noqa: E402
+from fastapi.responses import JSONResponse, Response  # noqa: E402
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
 from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
 from starlette.routing import Route  # noqa: E402
@@ -325,14 +325,20 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
         """The key this request authenticated as, and the scope it is confined to."""
         return m.WhoAmI(**who.as_dict())
 
-    @app.post("/v1/memories", response_model=m.WriteResponse, tags=["write"])
-    async def write(body: m.WriteRequest, request: Request, who: Who) -> Any:
-        """Write one memory; returns its id (the existing id for a duplicate in scope)."""
+    @app.post("/v1/memories", response_model=m.WriteResponse, tags=["write"], status_code=201,
+              responses={200: {"model": m.WriteResponse,
+                               "description": "duplicate: the same text is already current "
+                               "in the scope; its id is returned and nothing is written"}})
+    async def write(body: m.WriteRequest, request: Request, response: Response,
+                    who: Who) -> Any:
+        """Write one memory: 201 with the new id, or 200 with the existing id when the same
+        text is already current in the scope."""
         state, mem = scoped(request, who)
-        new_id = await state.call(mem.write, body.text, scope_arg(body.scope),
-                                  source=body.source, confidence=body.confidence, ttl=body.ttl,
-                                  metadata=body.metadata)
-        return m.WriteResponse(id=new_id)
+        written = await state.call(mem.put, body.text, scope_arg(body.scope),
+                                   source=body.source, confidence=body.confidence, ttl=body.ttl,
+                                   metadata=body.metadata)
+        response.status_code = 201 if written.created else 200
+        return m.WriteResponse(id=written.id, created=written.created)
 
     @app.post("/v1/memories/batch", response_model=m.WriteManyResponse, tags=["write"])
     async def write_many(body: m.WriteManyRequest, request: Request, who: Who) -> Any:
@@ -376,7 +382,7 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
         state, mem = scoped(request, who)
         return [m.ItemModel.of(i) for i in await state.call(mem.versions, item_id)]
 
-    @app.patch("/v1/memories/{item_id}", response_model=m.WriteResponse, tags=["manage"])
+    @app.patch("/v1/memories/{item_id}", response_model=m.UpdateResponse, tags=["manage"])
     async def update(item_id: ItemId, body: m.UpdateRequest, request: Request,
                      who: Who) -> Any:
         """Supersede an item with a new version; returns the new version's id."""
@@ -384,7 +390,7 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
         new_id = await state.call(mem.update, item_id, body.text, reason=body.reason,
                                   metadata=body.metadata, confidence=body.confidence,
                                   source=body.source)
-        return m.WriteResponse(id=new_id)
+        return m.UpdateResponse(id=new_id)
 
     @app.delete("/v1/memories/{item_id}", response_model=m.IdsResponse, tags=["manage"])
     async def delete_one(item_id: ItemId, request: Request, who: Who) -> Any:

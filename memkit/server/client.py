@@ -35,7 +35,7 @@ from memkit.errors import (
     ScopeViolation,
     StoreCorrupt,
 )
-from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport
+from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport, Written
 
 
 class AuthError(ScopeViolation):
@@ -165,9 +165,17 @@ class Client:
               source: str | None = None, confidence: float = 1.0, ttl: float | None = None,
               metadata: dict[str, Any] | None = None) -> int:
         """Write one memory; returns its id (see ``Memory.write``)."""
+        return self.put(text, scope, source=source, confidence=confidence, ttl=ttl,
+                        metadata=metadata).id
+
+    def put(self, text: str, scope: Scope | dict[str, Any] | str | None = None, *,
+            source: str | None = None, confidence: float = 1.0, ttl: float | None = None,
+            metadata: dict[str, Any] | None = None) -> Written:
+        """Write one memory; ``Written(id, created)`` (see ``Memory.put``)."""
         body = {"text": text, "scope": _scope_json(scope), "source": source,
                 "confidence": confidence, "ttl": _seconds(ttl), "metadata": metadata}
-        return int(self._call("POST", "/v1/memories", body)["id"])
+        reply = self._call("POST", "/v1/memories", body)
+        return Written(int(reply["id"]), bool(reply["created"]))
 
     def write_many(self, records: Iterable[str | dict[str, Any]], *,
                    scope: Scope | dict[str, Any] | str | None = None, batch_size: int = 64,

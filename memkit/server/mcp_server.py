@@ -83,10 +83,10 @@ def build_mcp(state_of: Callable[[], ServerState], principal_of: PrincipalOf,
                                                    "this many seconds (optional)", gt=0,
                                                    le=1e10)] = None,
     ) -> dict[str, Any]:
-        """Store a memory for later. Returns its id (the existing id if the same fact is
-        already stored)."""
-        new_id = await call(ctx, "write", text, None, source=source, ttl=ttl_seconds)
-        return {"id": new_id}
+        """Store a memory for later. Returns its id and whether it is new ("created": false
+        when the same fact was already stored; its id is returned)."""
+        written = await call(ctx, "put", text, None, source=source, ttl=ttl_seconds)
+        return {"id": written.id, "created": written.created}
 
     @server.tool(name="recall", title="Recall memories")
     async def recall(

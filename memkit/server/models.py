@@ -47,8 +47,14 @@ class WriteRequest(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
+class UpdateResponse(BaseModel):
+    id: int = Field(..., description="the id of the new version")
+
+
 class WriteResponse(BaseModel):
     id: int = Field(..., description="the item id (the existing one for a duplicate)")
+    created: bool = Field(..., description="false: the same text was already current in the "
+                          "scope (status 200) and nothing was written; true: a new item (201)")
 
 
 class BatchRecord(BaseModel):

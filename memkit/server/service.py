@@ -22,7 +22,7 @@ import anyio.to_thread
 from memkit.errors import ConfigError, InvalidInput, NotFound, ScopeViolation
 from memkit.memory import Memory
 from memkit.server.auth import KeyStore, Principal, confine
-from memkit.types import MemoryItem, ReadResult, Scope, WriteReport
+from memkit.types import MemoryItem, ReadResult, Scope, WriteReport, Written
 
 T = TypeVar("T")
 _MAX_ID = 2**63 - 1  # SQLite's INTEGER range: larger ids cannot exist
@@ -130,7 +130,10 @@ class ScopedMemory:
 
     # ---- write --------------------------------------------------------------------------
     def write(self, text: str, scope: Any = None, **fields: Any) -> int:
-        return self.memory.write(text, self.scope(scope), **fields)
+        return self.put(text, scope, **fields).id
+
+    def put(self, text: str, scope: Any = None, **fields: Any) -> Written:
+        return self.memory.put(text, self.scope(scope), **fields)
 
     def write_many(self, records: Sequence[str | dict[str, Any]], scope: Any = None,
                    batch_size: int = 64) -> WriteReport:

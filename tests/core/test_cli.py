@@ -33,6 +33,10 @@ def test_ingest_read_get_delete_stats_roundtrip(tmp_path: Path) -> None:
     assert json.loads(r.stdout)["items"] == 1
     r = run("write", "a new note", "--memory", m, "--user", "u1", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["id"] > 0
+    assert json.loads(r.stdout)["created"] is True
+    again = run("write", "a new note", "--memory", m, "--user", "u1")
+    assert again.exit_code == 0 and again.stdout.strip() == str(json.loads(r.stdout)["id"])
+    assert "duplicate" in again.stderr
     r = run("read", "note", "--memory", m, "--user", "u2", "--json")
     assert json.loads(r.stdout)["hits"] == []
     r = run("index", "--memory", m, "--rebuild", "--json")

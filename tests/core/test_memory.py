@@ -93,6 +93,20 @@ def test_forget_ttl_and_superseded(mem: Memory) -> None:
         mem.forget("lru")
 
 
+def test_put_says_whether_it_created_an_item(mem: Memory) -> None:
+    first = mem.put("Dana likes tea.", {"user": "dana"})
+    assert first.created and first == (first.id, True)
+    assert mem.put("Dana likes tea.", {"user": "dana"}) == (first.id, False)
+    assert mem.write("Dana likes tea.", {"user": "dana"}) == first.id
+    other = mem.put("Dana likes tea.", {"user": "eve"})
+    assert other.created and other.id != first.id
+    new = mem.update(first.id, "Dana likes green tea.")
+    # the old text is superseded, so writing it again creates a new current item
+    again = mem.put("Dana likes tea.", {"user": "dana"})
+    assert again.created and again.id not in (first.id, new)
+    assert mem.stats()["items"] == 3
+
+
 def test_write_many_batches_dedups_and_reports(mem: Memory) -> None:
     report = mem.write_many(
         ["one", "two", "", {"text": "three", "scope": {"user": "x"}}, "one",

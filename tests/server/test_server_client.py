@@ -48,6 +48,10 @@ def test_client_answers_like_the_embedded_memory(served: Served, tmp_path: Path)
             assert len(report.added) == 3 and report.skipped_duplicates == 0  # other scope
             assert report.rejected == [("record 2", "text is empty or whitespace only")]
             assert isinstance(mem.get(ids[0]), MemoryItem)
+            assert mem.put(DOCS[0], {"namespace": "acme", "user": "u1"}) == (ids[0], False)
+            fresh = mem.put("A sixth fact.", {"namespace": "acme"})
+            assert fresh.created and fresh.id > max(ids)
+            mem.delete([fresh.id])
         for query in ("Where did Alice move?", "cat name", "who leads data"):
             a = local.read(query, k=3, scope="acme")
             b = remote.read(query, k=3, scope="acme")

@@ -32,7 +32,7 @@ def _step(rng: random.Random, me: Tenant, other: Tenant, tally: dict[str, int]) 
     if op == "write":
         text = f"{me.name} {' '.join(rng.sample(WORDS, 3))} #{rng.randrange(10**9)}"
         r = c.post("/v1/memories", json={"text": text, "scope": {"user": rng.choice(["u1", "u2"])}})
-        assert r.status_code == 200, r.text
+        assert r.status_code == 201 and r.json()["created"], r.text
         with me.lock:
             me.ids.add(r.json()["id"])
             me.texts.append(text)

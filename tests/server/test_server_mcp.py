@@ -61,7 +61,8 @@ def test_mcp_over_http_lists_writes_recalls_updates_forgets(served: Served) -> N
                                                       "source": "chat"}))["id"]
         b = structured(await s.call_tool("remember", {"text": "Dana's badge number is 4471."}))
         again = structured(await s.call_tool("remember", {"text": "Dana prefers aisle seats."}))
-        assert again["id"] == a  # duplicate in scope: same id
+        assert again == {"id": a, "created": False}  # duplicate in scope: same id
+        assert b["created"] is True
         got = structured(await s.call_tool("recall", {"query": "Dana prefers seats", "k": 1}))
         assert [m["id"] for m in got["memories"]] == [a]
         assert got["memories"][0]["source"] == "chat"

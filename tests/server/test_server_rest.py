@@ -59,6 +59,19 @@ def test_revoked_key_is_refused_by_the_running_server(served: Served) -> None:
         assert c.get("/v1/whoami").status_code == 401
 
 
+def test_write_says_created_201_or_duplicate_200(served: Served) -> None:
+    text = "The office opens at 9."
+    with served.client(served.keys["acme"]) as c:
+        first = c.post("/v1/memories", json={"text": text, "scope": {"user": "u"}})
+        again = c.post("/v1/memories", json={"text": text, "scope": {"user": "u"}})
+        other = c.post("/v1/memories", json={"text": text, "scope": {"user": "v"}})
+        spec = c.get("/openapi.json").json()["paths"]["/v1/memories"]["post"]["responses"]
+    assert (first.status_code, first.json()["created"]) == (201, True)
+    assert (again.status_code, again.json()) == (200, {"id": first.json()["id"], "created": False})
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+    assert {"200", "201"} <= set(spec)
+
+
 def test_write_get_read_are_confined_to_the_keys_namespace(served: Served) -> None:
     acme, globex = served.client(served.keys["acme"]), served.client(served.keys["globex"])
     a = acme.post("/v1/memories", json={"text": "Acme's launch is on May 3.",
@@ -197,7 +210,7 @@ def test_body_limit_413_by_header_and_by_stream(tmp_path: Any, new_memory: Any,
         r = c.post("/v1/memories", content=chunks(),
                    headers={"content-type": "application/json"})
         assert r.status_code == 413 and err(r)["code"] == "payload_too_large"
-        assert c.post("/v1/memories", json={"text": "small"}).status_code == 200
+        assert c.post("/v1/memories", json={"text": "small"}).status_code == 201
         assert c.get("/v1/stats").json()["items"] == 1
 
 
@@ -327,7 +340,7 @@ def test_reads_run_in_parallel_and_writes_one_at_a_time(open_served: Served) -> 
 
     def call(path: str, body: dict) -> None:
         with open_served.client() as c:
-            assert c.post(path, json=body).status_code == 200
+            assert c.post(path, json=body).status_code in (200, 201)
 
     jobs = [threading.Thread(target=call, args=("/v1/read", {"query": f"q{i}"}))
             for i in range(4)]

@@ -36,7 +36,7 @@ def _operations(served: Served) -> list[Any]:
 def _seed_items(served: Served, key: str) -> None:
     with served.client(key) as c:
         for i in range(5):
-            assert c.post("/v1/memories", json={"text": f"seed memory {i}"}).status_code == 200
+            assert c.post("/v1/memories", json={"text": f"seed memory {i}"}).status_code == 201
 
 
 def _fuzz(served: Served, op: Any, mode: Any, key: str, stats: dict[str, int],
