@@ -103,10 +103,19 @@ def test_loss_tokens_must_be_known():
     from memkit.backends.sifter.train import _trainer_class
     from memkit.errors import InvalidInput
 
-    trl = SimpleNamespace(GRPOTrainer=object)
+    trl = SimpleNamespace(GRPOTrainer=object, __version__="0.1")
     assert _trainer_class(trl, "all", 10) is object
     with pytest.raises(InvalidInput, match="loss_tokens"):
         _trainer_class(trl, "ids", 10)
+
+    class OldTrainer:  # a GRPOTrainer whose loss knows nothing of a token mask
+        def _compute_loss(self, model, inputs):
+            return inputs["completion_mask"]
+
+    from memkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tool_mask.*0.1"):
+        _trainer_class(SimpleNamespace(GRPOTrainer=OldTrainer, __version__="0.1"), "ranking", 1)
 
 
 def test_settings_round_trip(tmp_path):

@@ -44,7 +44,7 @@ from memkit.backends.sifter.reward import (
 )
 from memkit.backends.sifter.tiny import build_tiny_policy, format_warmup
 from memkit.backends.sifter.working import WorkingAgent
-from memkit.errors import InvalidInput
+from memkit.errors import ConfigError, InvalidInput
 
 __all__ = [
     "SifterReward",
@@ -363,6 +363,17 @@ def _trainer_class(trl: Any, loss_tokens: str, top_n: int) -> Any:
         return trl.GRPOTrainer
     if loss_tokens != "ranking":
         raise InvalidInput(f"loss_tokens must be 'all' or 'ranking', not {loss_tokens!r}")
+    import inspect
+
+    try:
+        honours_mask = "tool_mask" in inspect.getsource(trl.GRPOTrainer._compute_loss)
+    except (AttributeError, OSError, TypeError):
+        honours_mask = False
+    if not honours_mask:  # the mask would be silently ignored: refuse instead
+        raise ConfigError(
+            "loss_tokens='ranking' needs a TRL whose GRPOTrainer applies a per-token tool_mask "
+            f"in its loss (TRL 1.16 does); installed: {getattr(trl, '__version__', '?')}. "
+            "Upgrade TRL or use loss_tokens='all'.")
 
     class RankingSpanGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc,name-defined]
         """GRPO whose loss covers only the ranking span (see :func:`ranking_span_mask`)."""
