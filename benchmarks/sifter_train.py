@@ -51,7 +51,7 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 def make_examples(args: argparse.Namespace) -> tuple[list, list]:
-    if args.data == "toy" and args.toy in ("category", "key"):
+    if args.data == "toy" and args.toy in ("category", "choice", "key"):
         return (toy_match_examples(args.n_train, args.toy_units, args.seed + 1, args.toy),
                 toy_match_examples(args.n_eval, args.toy_units, args.seed + 2, args.toy))
     if args.data == "toy":
@@ -235,9 +235,11 @@ def main() -> None:
     ap.add_argument("--data", choices=["toy", "locomo", "musique"], default="toy")
     ap.add_argument("--n-train", type=int, default=4000)
     ap.add_argument("--n-eval", type=int, default=200)
-    ap.add_argument("--toy", choices=["places", "category", "key"], default="category",
-                    help="toy task: 'places' (toy_examples), 'category' (find the one fruit) "
-                    "or 'key' (find the unit holding the question's word): toy_match_examples")
+    ap.add_argument("--toy", choices=["places", "category", "choice", "key"],
+                    default="category",
+                    help="toy task: 'places' (toy_examples), 'category' (find the one fruit), "
+                    "'choice' (find the fruit or the colour, as the question asks) or 'key' "
+                    "(find the unit holding the question's word): toy_match_examples")
     ap.add_argument("--toy-units", type=int, default=4)
     ap.add_argument("--toy-gold-at", type=int, default=None,
                     help="fix the gold session's position (a learnable prior: RL sanity check)")

@@ -11,13 +11,14 @@ from memkit.backends.sifter.data import (
     _MATCH_KEYS,
     _MATCH_VALUES,
     CATEGORY_QUESTION,
+    COLOUR_QUESTION,
     toy_match_examples,
 )
 from memkit.backends.sifter.working import SimulatedWorkingLLM, WorkingAgent
 from memkit.errors import InvalidInput
 
 
-@pytest.mark.parametrize("mode", ["category", "key"])
+@pytest.mark.parametrize("mode", ["category", "choice", "key"])
 def test_deterministic_in_seed(mode: str) -> None:
     a = toy_match_examples(20, seed=3, mode=mode)
     b = toy_match_examples(20, seed=3, mode=mode)
@@ -27,7 +28,7 @@ def test_deterministic_in_seed(mode: str) -> None:
     assert [[u.text for u in e.units] for e in a] != [[u.text for u in e.units] for e in c]
 
 
-@pytest.mark.parametrize("mode", ["category", "key"])
+@pytest.mark.parametrize("mode", ["category", "choice", "key"])
 def test_gold_position_uniform(mode: str) -> None:
     exs = toy_match_examples(4000, n_units=4, seed=0, mode=mode)
     counts = Counter(e.gold[0] for e in exs)
@@ -48,6 +49,23 @@ def test_category_only_gold_is_a_fruit() -> None:
         assert e.answers == [texts[e.gold[0]]]
 
 
+def test_choice_gold_is_what_the_question_asks_for() -> None:
+    asked = Counter()
+    for e in toy_match_examples(400, n_units=4, seed=1, mode="choice"):
+        texts = [u.text for u in e.units]
+        fruits = [i for i, t in enumerate(texts) if t in _MATCH_FRUITS]
+        colours = [i for i, t in enumerate(texts) if t in _MATCH_VALUES]
+        assert len(fruits) == len(colours) == 1 and len(set(texts)) == 4
+        want = colours if e.question == COLOUR_QUESTION else fruits
+        assert e.question in (COLOUR_QUESTION, CATEGORY_QUESTION) and e.gold == want
+        assert e.answers == [texts[e.gold[0]]]
+        asked[e.question] += 1
+    # both questions are asked, so a policy ignoring the question scores about 0.5
+    assert all(150 < c < 250 for c in asked.values())
+    with pytest.raises(InvalidInput, match="2 <= n_units"):
+        toy_match_examples(1, n_units=1, mode="choice")
+
+
 def test_key_question_word_only_in_gold() -> None:
     for e in toy_match_examples(300, n_units=4, seed=1, mode="key"):
         holders = [i for i, u in enumerate(e.units) if e.question in u.text.split()]
@@ -62,7 +80,7 @@ def test_no_word_is_substring_of_another() -> None:
     assert not [(a, b) for a in words for b in words if a != b and a in b]
 
 
-@pytest.mark.parametrize("mode", ["category", "key"])
+@pytest.mark.parametrize("mode", ["category", "choice", "key"])
 def test_simulated_llm_correct_iff_gold_shown(mode: str) -> None:
     exs = toy_match_examples(40, seed=5, mode=mode)
     agent = WorkingAgent(SimulatedWorkingLLM.from_examples(exs))

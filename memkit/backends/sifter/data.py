@@ -305,6 +305,7 @@ _MATCH_KEYS = (
 ).split()
 _MATCH_VALUES = "red blue green black white pink gold grey".split()
 CATEGORY_QUESTION = "Which session names a fruit ?"
+COLOUR_QUESTION = "Which session names a colour ?"
 
 
 def toy_match_examples(n: int, n_units: int = 4, seed: int = 0,
@@ -318,6 +319,11 @@ def toy_match_examples(n: int, n_units: int = 4, seed: int = 0,
       the question is always :data:`CATEGORY_QUESTION`, the fruit's unit is gold and the fruit
       is the answer. Relevance is a property of the unit's content (find the one fruit, write
       its index): a tiny 2-layer model learns this supervised in a few hundred steps.
+    - ``mode="choice"``: units are single words, ``n_units - 2`` vegetables, one fruit and one
+      colour; the question asks for the fruit (:data:`CATEGORY_QUESTION`) or the colour
+      (:data:`COLOUR_QUESTION`), each half the time. Ignoring the question (always the fruit)
+      scores 0.5, so NDCG@1 above 0.5 needs the question to be read: query-conditioned
+      relevance without the match-and-copy step of ``key``.
     - ``mode="key"``: units are ``"<key> <value>"`` (distinct vegetable keys); the question is
       the gold unit's key alone and the answer its value, so the only word the question shares
       with any unit is the gold key (an induction-style match-and-copy). The same tiny model
@@ -326,10 +332,11 @@ def toy_match_examples(n: int, n_units: int = 4, seed: int = 0,
     No word of either list is a substring of another (the simulated working LLM matches gold
     unit texts as substrings of its prompt).
     """
-    if mode not in ("category", "key"):
-        raise InvalidInput(f"mode must be 'category' or 'key', not {mode!r}")
-    if not 1 <= n_units <= len(_MATCH_KEYS):
-        raise InvalidInput(f"need 1 <= n_units <= {len(_MATCH_KEYS)}")
+    if mode not in ("category", "choice", "key"):
+        raise InvalidInput(f"mode must be 'category', 'choice' or 'key', not {mode!r}")
+    low = 2 if mode == "choice" else 1
+    if not low <= n_units <= len(_MATCH_KEYS):
+        raise InvalidInput(f"need {low} <= n_units <= {len(_MATCH_KEYS)} for mode {mode!r}")
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -338,6 +345,16 @@ def toy_match_examples(n: int, n_units: int = 4, seed: int = 0,
             texts = rng.sample(_MATCH_KEYS, n_units - 1)
             texts.insert(g, rng.choice(_MATCH_FRUITS))
             question, answer = CATEGORY_QUESTION, texts[g]
+        elif mode == "choice":
+            fruit, colour = rng.choice(_MATCH_FRUITS), rng.choice(_MATCH_VALUES)
+            texts = rng.sample(_MATCH_KEYS, n_units - 2)
+            slots = rng.sample(range(n_units), 2)  # positions of the fruit and the colour
+            for slot, word in sorted(zip(slots, (fruit, colour), strict=True)):
+                texts.insert(slot, word)
+            ask_colour = rng.random() < 0.5
+            g = texts.index(colour if ask_colour else fruit)
+            question = COLOUR_QUESTION if ask_colour else CATEGORY_QUESTION
+            answer = texts[g]
         else:
             keys = rng.sample(_MATCH_KEYS, n_units)
             values = [rng.choice(_MATCH_VALUES) for _ in keys]
