@@ -8,7 +8,7 @@ trains embeddings and norms only, and the GRPO loss covers the ``<ranking>`` spa
 (``--loss-tokens``). Prints and saves greedy-eval NDCG@1 / answer reward before and after,
 the per-step training curves, and a plot (about 4 minutes on 2 CPU cores)::
 
-    python benchmarks/sifter_train.py --out evals/sifter/train_toy_category_grpo
+    python benchmarks/sifter_train.py --out runs/sifter_toy
 
 The same script runs a real proxy against a real working LLM (e.g. on a GPU machine)::
 
@@ -270,6 +270,7 @@ def main() -> None:
     ap.add_argument("--loss-tokens", choices=["auto", "all", "ranking"], default="auto",
                     help="GRPO loss over every completion token ('all', the paper) or only the "
                     "<ranking> span ('ranking'); 'auto': 'ranking' for the tiny policy, else 'all'")
+    ap.add_argument("--temperature", type=float, default=1.0, help="rollout sampling temperature")
     ap.add_argument("--entropy-coef", type=float, default=0.0,
                     help="TRL entropy bonus (the paper uses 0)")
     ap.add_argument("--eval-steps", type=int, default=50)
@@ -352,7 +353,7 @@ def main() -> None:
 
     settings = TrainSettings(
         model=model_path, output_dir=str(out / "grpo"), seed=args.seed,
-        num_generations=args.generations, learning_rate=args.lr,
+        num_generations=args.generations, learning_rate=args.lr, temperature=args.temperature,
         prompts_per_step=args.prompts_per_step, max_steps=args.steps,
         max_completion_length=args.max_completion, top_n=args.top_n,
         retrieval_weight_start=args.retrieval_weight_start,

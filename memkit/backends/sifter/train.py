@@ -325,10 +325,10 @@ def ranking_span_mask(completion_ids: Any, tokenizer: Any, completion_mask: Any 
     closed). A completion without ``<ranking>``, or marked ``False`` in ``well_formed``, keeps
     all of its tokens, so a malformed reply is pushed down as a whole.
 
-    Why: with a policy whose format tokens are already near-certain, their gradients are tiny
-    but noisy, and Adam scales them up to full-size steps; restricting the loss to the span
-    that carries the decision (``TrainSettings.loss_tokens = "ranking"``) keeps the format
-    stable at learning rates where the ids can move.
+    Why (``TrainSettings.loss_tokens = "ranking"``): only the span carries the decision. On
+    the category toy (evals/sifter/README.md) GRPO with this mask reached held-out NDCG@1 1.0
+    by step 400, with every token in the loss 0.55 at step 1,000; our reading is that the
+    near-certain format tokens add small, noisy gradients that Adam scales up to full steps.
     """
     torch = require("torch", "train", "ranking_span_mask")
     ids = completion_ids.tolist()
@@ -452,8 +452,8 @@ def train_grpo(settings: TrainSettings, train_rows: Sequence[dict[str, Any]],
         callbacks.append(_eval_callback(trl, run_eval, settings.eval_steps, eval_log))
     trainer_cls = _trainer_class(trl, settings.loss_tokens, settings.top_n)
     trainer = trainer_cls(model=model, reward_funcs=[reward], args=config,
-                              train_dataset=datasets.Dataset.from_list(list(train_rows)),
-                              processing_class=tokenizer, callbacks=callbacks)
+                          train_dataset=datasets.Dataset.from_list(list(train_rows)),
+                          processing_class=tokenizer, callbacks=callbacks)
     checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints
                   else None)
