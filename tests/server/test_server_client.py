@@ -13,7 +13,7 @@ from memkit import InvalidInput, Memory, NotFound, ScopeViolation
 from memkit.server.client import AuthError, Client, ServerError
 from memkit.types import Hit, MemoryItem, ReadResult, WriteReport
 
-SHARED = ["write", "write_many", "read", "answer", "get", "versions", "update", "delete",
+SHARED = ["write", "put", "write_many", "read", "answer", "get", "versions", "update", "delete",
           "forget", "stats", "close"]
 
 if TYPE_CHECKING:
