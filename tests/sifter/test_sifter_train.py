@@ -286,3 +286,11 @@ def test_training_script_runs_resumes_and_takes_a_real_model_and_working_llm(tmp
     settings = json.loads((real / "grpo" / "sifter_train.json").read_text())
     assert settings["loss_tokens"] == "all" and settings["model"] == str(policy)
     assert not (real / "init_policy").exists()  # a given model is used as is
+
+    sup = tmp_path / "sup"  # the learnability diagnostic, after the same warm-up
+    run("--supervised-check", "1", "--supervised-after-warmup", "--toy", "choice",
+        "--out", str(sup))
+    check = json.loads((sup / "supervised_check.json").read_text())
+    assert check["warmup"]["steps"] == 200 and check["warmup"]["freeze"] == ["self_attn", "mlp"]
+    assert 0.0 <= check["warmup"]["sampled_format_ok"] <= 1.0
+    assert [c["step"] for c in check["curve"]] == [0]
