@@ -7,6 +7,7 @@ signal, so every gain in NDCG afterwards comes from the GRPO reward (extra ``[tr
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,10 +121,11 @@ def format_warmup(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *,
     model.train()
     losses = []
 
-    def one_token(text: str) -> int:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    @functools.cache  # the same few ids are looked up for every row of every step
+    def id_token(i: int) -> int:
+        ids = tokenizer(str(i), add_special_tokens=False)["input_ids"]
         if len(ids) != 1:
-            raise InvalidInput(f"id_target='uniform' needs one-token ids; {text!r} is {ids}")
+            raise InvalidInput(f"id_target='uniform' needs one-token ids; {str(i)!r} is {ids}")
         return int(ids[0])
 
     head = tokenizer("<think> </think> <ranking>", add_special_tokens=False)["input_ids"]
@@ -145,9 +147,9 @@ def format_warmup(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *,
                 if j:
                     seq, mask = seq + comma, mask + [1] * len(comma)
                 if id_target == "uniform":
-                    allowed = [one_token(str(i)) for i in range(n) if i not in perm[:j]]
+                    allowed = [id_token(i) for i in range(n) if i not in perm[:j]]
                     soft.append((b, len(seq), allowed))
-                    seq, mask = seq + [one_token(str(pid))], mask + [0]
+                    seq, mask = seq + [id_token(pid)], mask + [0]
                 else:
                     t = tokenizer(str(pid), add_special_tokens=False)["input_ids"]
                     seq, mask = seq + t, mask + [1] * len(t)
