@@ -8,7 +8,11 @@ from contextlib import contextmanager
 
 
 class RWLock:
+    """Readers share, a writer is alone. Re-entrant for a thread that already reads or
+    writes (a nested read never waits behind a queued writer, so it cannot deadlock)."""
+
     def __init__(self) -> None:
+        self._local = threading.local()
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._writer: int | None = None
@@ -18,16 +22,23 @@ class RWLock:
     @contextmanager
     def read(self) -> Iterator[None]:
         me = threading.get_ident()
-        if self._writer == me:  # a writer may read what it is writing
-            yield
+        depth = getattr(self._local, "reads", 0)
+        if self._writer == me or depth:  # a writer may read what it writes; reads nest
+            self._local.reads = depth + 1
+            try:
+                yield
+            finally:
+                self._local.reads = depth
             return
         with self._cond:
             while self._writer is not None or self._waiting_writers:
                 self._cond.wait()
             self._readers += 1
+        self._local.reads = 1
         try:
             yield
         finally:
+            self._local.reads = 0
             with self._cond:
                 self._readers -= 1
                 if self._readers == 0:

@@ -29,9 +29,8 @@ class MemoryConfig:
     def __post_init__(self) -> None:
         if not self.backends or not all(isinstance(b, str) and b for b in self.backends):
             raise ConfigError(f"backends must be a non-empty list of names, got {self.backends}")
-        if "dense" not in self.backends:
-            # every other backend falls back on dense retrieval; the first listed is the default
-            self.backends = [*self.backends, "dense"]
+        if len(set(self.backends)) != len(self.backends):
+            raise ConfigError(f"backends are listed twice: {self.backends}")
         if not isinstance(self.max_item_chars, int) or self.max_item_chars <= 0:
             raise ConfigError(f"max_item_chars must be a positive int, got {self.max_item_chars}")
 

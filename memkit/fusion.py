@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from memkit.backends.base import Scored
+from memkit.types import Scored
 
 
 def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[Scored]], k: int, c: float = 60.0,

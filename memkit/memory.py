@@ -10,68 +10,90 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
 from memkit._locks import RWLock
 from memkit.admission import admit, admit_record
-from memkit.backends.base import AllowedIds, Backend, BackendContext, Scored, resolve_backend
+from memkit.backends.base import AllowedIds, Backend, BackendContext, resolve_backend
 from memkit.config import CONFIG_NAME, MemoryConfig
 from memkit.embed import Embedder, load_embedder
 from memkit.errors import ConfigError, InvalidInput, MemkitError, NotFound
 from memkit.fusion import approx_tokens, reciprocal_rank_fusion
+from memkit.indexer import Indexer
+from memkit.metering import metered
+from memkit.options import Options, parse_options
 from memkit.store.sqlite import NewItem, Store
-from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport, Written
+from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, Scored, WriteReport, Written
+from memkit.vectors.items import ItemVectors
+
+if TYPE_CHECKING:
+    from memkit.llm.base import LLM
 
 log = logging.getLogger("memkit")
 
-_REMOVING_OPS = {"delete", "expire"}
+_CONSISTENCY = ("strong", "eventual")
 
 
 class Memory:
-    """One memory: a system of record plus derived indexes (backends). Thread-safe."""
+    """One memory: a system of record plus derived indexes (backends). Thread-safe.
+
+    Writes commit the record under a short lock; the :class:`~memkit.indexer.Indexer` then
+    brings each backend up to date under that backend's own locks. Reads take no lock that a
+    write holds while it embeds or calls an LLM."""
 
     def __init__(self, store: Store, directory: Path | None, config: MemoryConfig,
-                 embedder: Embedder, llm: Any = None, progress: bool = False) -> None:
+                 embedder: Embedder, llm: LLM | None = None, progress: bool = False, *,
+                 components: dict[str, dict[str, Any]] | None = None,
+                 index: str = "sync") -> None:
         self.store = store
         self.directory = directory
         self.config = config
         self.embedder = embedder
         self.llm = llm
         self.progress = progress
-        self._lock = RWLock()
-        self._seen_seq = -1
-        # change-feed position each backend *in this process* has applied; the persisted
-        # watermark is shared by every process that opens the directory
-        self._applied: dict[str, int] = {}
+        self._record_lock = threading.Lock()  # record mutations that read then write
+        self._life = RWLock()  # operations share it; close() takes it alone
         self._closed = False
-        ctx_common = {"directory": directory, "store": store, "embedder": embedder, "llm": llm,
-                      "progress": progress}
+        self.vectors = ItemVectors(store, embedder)
+        components = components or {}
         self.backends: dict[str, Backend] = {}
         for name in config.backends:
             cls = resolve_backend(name)
-            options = dict(config.backend_options.get(name, {}))
-            ctx = BackendContext(options=options, **ctx_common)  # type: ignore[arg-type]
-            backend = cls(ctx, **options)
-            backend.open()
-            self.backends[name] = backend
-        self.sync()
+            options = backend_options(cls, name, config.backend_options.get(name))
+            ctx = BackendContext(directory=directory, store=store, embedder=embedder,
+                                 vectors=self.vectors, llm=llm,
+                                 components=dict(components.get(name, {})), progress=progress)
+            self.backends[name] = cls(ctx, options)
+        stage_ctx = BackendContext(directory=directory, store=store, embedder=embedder,
+                                   vectors=self.vectors, llm=llm, progress=progress)
+        self.indexer = Indexer(store, stage_ctx, self.backends, mode=index, progress=progress)
+        self.indexer.catch_up(raise_errors=True)
 
     # ---- opening and closing ------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path | None = None, *, backends: Sequence[str] | None = None,
-             embedder: Embedder | str | None = None, llm: Any = None,
+             embedder: Embedder | str | None = None, llm: LLM | None = None,
              config: MemoryConfig | None = None, progress: bool = False,
+             index: str = "sync", components: dict[str, dict[str, Any]] | None = None,
              **options: Any) -> Memory:
         """Open (creating if needed) the memory in directory ``path``; ``None`` = in memory.
 
         A new directory saves its configuration to ``memkit.toml``; reopening without
         ``backends``/``embedder`` uses the saved one. ``options`` are MemoryConfig fields
-        (e.g. ``max_item_chars``, ``backend_options``)."""
+        (e.g. ``max_item_chars``, ``backend_options``: each backend's typed options, checked
+        strictly). ``components`` are live objects per backend, never saved (e.g.
+        ``{"panini": {"nlp": spacy_pipeline}}``); live objects found in ``backend_options``
+        are moved there. ``index="async"`` indexes in a background thread (bulk ingest;
+        call :meth:`wait_indexed` before relying on reads). A failing open closes everything
+        it opened."""
+        if index not in ("sync", "async"):
+            raise ConfigError(f"index must be 'sync' or 'async', got {index!r}")
         directory = None if path is None else Path(path).expanduser()
         saved = None
         if directory is not None:
@@ -93,37 +115,61 @@ class Memory:
                     raise ConfigError(f"unknown memory option {key!r}")
                 setattr(config, key, value)
             config.__post_init__()
+        elif options:
+            raise ConfigError(f"pass memory options in config or as keywords, not both: "
+                              f"{sorted(options)}")
+        config, live = split_components(config, components)
         emb = load_embedder(embedder if embedder is not None else config.embedder)
-        if llm is None and config.llm:
-            from memkit.llm import load_llm  # the LLM boundary is optional
-
-            llm = load_llm(config.llm)
-        store = Store.open(":memory:" if directory is None else directory / "memory.db")
-        if llm is not None:
-            llm = _cached(llm, store)
+        opened: list[Any] = []
         try:
-            mem = cls(store, directory, config, emb, llm=llm, progress=progress)
+            if llm is None and config.llm:
+                from memkit.llm import load_llm  # the LLM boundary is optional
+
+                llm = load_llm(config.llm)
+            store = Store.open(":memory:" if directory is None else directory / "memory.db")
+            opened.append(store)
+            if llm is not None:
+                llm = _cached(llm, store)
+                if llm is not None and hasattr(llm, "close"):
+                    opened.append(llm)
+            mem = cls(store, directory, config, emb, llm=llm, progress=progress,
+                      components=live, index=index)
+            opened.append(mem)
+            if directory is not None:
+                config.save(directory / CONFIG_NAME)
         except BaseException:
-            store.close()
+            for obj in reversed(opened):
+                try:
+                    obj.close()
+                except Exception:  # pragma: no cover - closing after a failure
+                    log.exception("closing after a failed open")
             raise
-        if directory is not None:
-            config.save(directory / CONFIG_NAME)
         return mem
 
     def close(self) -> None:
-        if self._closed:
-            return
-        with self._lock.write():
-            for backend in self.backends.values():
-                backend.close()
-            self.store.close()
+        """Catch up, save index files and close the store (waits for operations in flight)."""
+        with self._life.write():
+            if self._closed:
+                return
             self._closed = True
+            try:
+                self.indexer.close()
+            finally:
+                llm_close = getattr(self.llm, "close", None)
+                if callable(llm_close) and getattr(self.llm, "_owns_conn", False):
+                    llm_close()
+                self.store.close()
 
     def flush(self) -> None:
         """Persist every backend's files now (they are also flushed on close)."""
-        with self._lock.write():
-            for backend in self.backends.values():
-                backend.flush()
+        with self._op():
+            self.indexer.flush()
+
+    def wait_indexed(self, timeout: float | None = None) -> bool:
+        """Block until every backend reflects every change committed so far (with
+        ``index="async"``; immediate in sync mode). False if ``timeout`` passed first."""
+        with self._op():
+            return self.indexer.wait(timeout)
 
     def __enter__(self) -> Memory:
         return self
@@ -131,56 +177,29 @@ class Memory:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _op(self) -> Any:
+        """Context of one public operation: refuses to run on a closed memory."""
+        if self._closed:
+            raise MemkitError("this memory is closed")
+        return self._life.read()
+
     # ---- keeping indexes in step with the record ----------------------------------------
     def sync(self, batch_size: int = 256) -> dict[str, int]:
         """Bring every backend up to the record's change feed; returns changes applied."""
-        with self._lock.write():
-            applied = {name: self._sync_backend(name, backend, batch_size)
-                       for name, backend in self.backends.items()}
-            self._seen_seq = self.store.last_seq()
-        return applied
-
-    def _sync_backend(self, name: str, backend: Backend, batch_size: int) -> int:
-        start = self._applied.get(name)
-        if start is None:
-            start = self.store.watermark(name)
-        changes = self.store.changes_since(start)
-        if not changes:
-            self._applied[name] = start
-            return 0
-        touched = list(dict.fromkeys(c.item_id for c in changes))
-        removed = {c.item_id for c in changes if c.op in _REMOVING_OPS}
-        bar = tqdm(total=len(touched), desc=f"indexing ({name})",
-                   disable=not self.progress or len(touched) < batch_size)
-        for start in range(0, len(touched), batch_size):
-            chunk = touched[start:start + batch_size]
-            present = self.store.get_many([i for i in chunk if i not in removed])
-            gone = [i for i in chunk if i not in present]
-            if gone:
-                backend.remove(gone)
-            backend.add([present[i] for i in chunk if i in present])
-            bar.update(len(chunk))
-        bar.close()
-        last = changes[-1].seq
-        self._applied[name] = last
-        if last > self.store.watermark(name):
-            self.store.set_watermark(name, last)
-        return len(changes)
+        with self._op():
+            applied = self.indexer.catch_up(raise_errors=True)
+        return {n: c for n, c in applied.items() if n in self.backends}
 
     def rebuild(self, backends: Sequence[str] | None = None) -> dict[str, int]:
         """Drop the derived state of these backends (default: all) and rebuild it from the
         record. The record itself is never touched."""
         names = list(self.backends) if backends is None else list(backends)
-        with self._lock.write():
-            for name in names:
-                self.backends[name].reset()
-                self._applied[name] = 0
-        return self.sync()
-
-    def _catch_up(self) -> None:
-        """Another process may have written to this memory: index what it wrote."""
-        if self.store.last_seq() != self._seen_seq:
-            self.sync()
+        unknown = [n for n in names if n not in self.backends]
+        if unknown:
+            raise InvalidInput(f"backend(s) {unknown} not open in this memory")
+        with self._op():
+            applied = self.indexer.rebuild(names)
+        return {n: c for n, c in applied.items() if n in self.backends}
 
     # ---- write --------------------------------------------------------------------------
     def write(self, text: str, scope: Scope | dict[str, Any] | str | None = None, *,
@@ -202,9 +221,10 @@ class Memory:
         return Written(iid, created)
 
     def _commit(self, new: list[NewItem]) -> list[tuple[int, bool]]:
-        with self._lock.write():
-            result = self.store.insert_items(new)
-            self._sync_all(batch_size=max(len(new), 1))
+        with self._op():
+            with self._record_lock:
+                result = self.store.insert_items(new)
+            self.indexer.changed()
         return result
 
     def write_many(self, records: Iterable[str | dict[str, Any]], *,
@@ -260,13 +280,13 @@ class Memory:
     def get(self, item_id: int, *, scope: Scope | dict[str, Any] | str | None = None
             ) -> MemoryItem:
         """The item with this id (any version). Raises NotFound."""
-        with self._lock.read():
+        with self._op():
             return self._scoped(item_id, scope)
 
     def versions(self, item_id: int, *, scope: Scope | dict[str, Any] | str | None = None
                  ) -> list[MemoryItem]:
         """All versions of the item's chain, oldest first."""
-        with self._lock.read():
+        with self._op():
             self._scoped(item_id, scope)
             return self.store.versions(item_id)
 
@@ -276,16 +296,17 @@ class Memory:
                scope: Scope | dict[str, Any] | str | None = None) -> int:
         """Supersede item ``item_id`` with a new version; returns the new version's id. The old
         version keeps its text and gets ``valid_until``; ``read(as_of=...)`` still sees it."""
-        with self._lock.write():
-            old = self._scoped(item_id, scope)
-            new = admit(text, scope=old.scope,
-                        source=source if source is not None else old.source,
-                        confidence=old.confidence if confidence is None else confidence,
-                        metadata=old.metadata if metadata is None else metadata,
-                        max_chars=self.config.max_item_chars)
-            new.expires_at = old.expires_at
-            new_id = self.store.supersede(old.id, new, reason=reason)
-            self._sync_all(batch_size=16)
+        with self._op():
+            with self._record_lock:
+                old = self._scoped(item_id, scope)
+                new = admit(text, scope=old.scope,
+                            source=source if source is not None else old.source,
+                            confidence=old.confidence if confidence is None else confidence,
+                            metadata=old.metadata if metadata is None else metadata,
+                            max_chars=self.config.max_item_chars)
+                new.expires_at = old.expires_at
+                new_id = self.store.supersede(old.id, new, reason=reason)
+            self.indexer.changed()
         return new_id
 
     def delete(self, ids: int | Sequence[int], *, reason: str | None = None,
@@ -296,13 +317,14 @@ class Memory:
         id_list = [ids] if isinstance(ids, int) else list(ids)
         if not id_list:
             return []
-        with self._lock.write():
-            if scope is not None:
-                missing = [i for i in id_list if not self._visible(i, scope)]
-                if missing:
-                    raise NotFound(f"no item with id(s) {missing}; nothing was deleted")
-            deleted = self.store.delete(id_list, reason=reason)
-            self._sync_all(batch_size=256)
+        with self._op():
+            with self._record_lock:
+                if scope is not None:
+                    missing = [i for i in id_list if not self._visible(i, scope)]
+                    if missing:
+                        raise NotFound(f"no item with id(s) {missing}; nothing was deleted")
+                deleted = self.store.delete(id_list, reason=reason)
+            self.indexer.changed()
         return deleted
 
     def _visible(self, item_id: int, scope: Scope | dict[str, Any] | str) -> bool:
@@ -320,88 +342,126 @@ class Memory:
         ``ttl``: delete items whose expiry has passed. ``superseded``: delete old versions
         (as_of reads will no longer see them)."""
         scope_obj = Scope.coerce(scope) if scope is not None else None
-        with self._lock.write():
-            if policy == "ttl":
-                ids = self.store.expired_ids(now, scope=scope_obj)
-            elif policy == "superseded":
-                ids = self.store.superseded_ids(scope=scope_obj)
-            else:
-                raise InvalidInput(f"unknown forget policy {policy!r}; use 'ttl' or 'superseded'")
-            gone = self.store.delete(ids, reason=policy, op="expire",
-                                     whole_chain=False) if ids else []
-            self._sync_all(batch_size=256)
+        if policy not in ("ttl", "superseded"):
+            raise InvalidInput(f"unknown forget policy {policy!r}; use 'ttl' or 'superseded'")
+        with self._op():
+            with self._record_lock:
+                if policy == "ttl":
+                    ids = self.store.expired_ids(now, scope=scope_obj)
+                else:
+                    ids = self.store.superseded_ids(scope=scope_obj)
+                gone = self.store.delete(ids, reason=policy, op="expire",
+                                         whole_chain=False) if ids else []
+            self.indexer.changed()
         return gone
-
-    def _sync_all(self, batch_size: int) -> None:
-        """Apply the record's new changes to every backend (caller holds the write lock)."""
-        for name, backend in self.backends.items():
-            self._sync_backend(name, backend, batch_size=batch_size)
-        self._seen_seq = self.store.last_seq()
 
     def audit(self, item_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The audit log, newest first (optionally for one item id)."""
-        return self.store.audit_log(item_id, limit)
+        with self._op():
+            return self.store.audit_log(item_id, limit)
 
     # ---- read ---------------------------------------------------------------------------
     def read(self, query: str, k: int = 5, scope: Scope | dict[str, Any] | str | None = None,
              *, backend: str | Sequence[str] | None = None, as_of: float | None = None,
              budget_tokens: int | None = None, rerank: str | None = None,
-             rerank_options: dict[str, Any] | None = None) -> ReadResult:
+             rerank_options: dict[str, Any] | None = None,
+             read_options: dict[str, dict[str, Any]] | None = None,
+             weights: dict[str, float] | None = None,
+             consistency: str = "strong", trace: bool = False) -> ReadResult:
         """The ``k`` best memories for ``query`` visible in ``scope``.
 
-        ``backend``: a name, several (comma-separated or a list: fused by reciprocal rank), or
-        None for the first configured. ``as_of``: see the versions valid at that time.
-        ``budget_tokens``: drop trailing hits that would exceed this context size.
-        ``rerank``: a reranker name (e.g. ``"sifter"``) applied to the hits."""
+        ``backend``: a name, several (comma-separated or a list: fused by reciprocal rank,
+        with optional per-backend ``weights``), or None for the first configured.
+        ``as_of``: see the versions valid at that time. ``budget_tokens``: drop trailing hits
+        that would exceed this context size. ``rerank``: a reranker name (e.g. ``"sifter"``)
+        applied to the hits. ``read_options``: per-backend options for this read only
+        (``{"panini": {"decomposition": [...]}}``; each backend documents its own and rejects
+        unknown ones). ``consistency``: ``"strong"`` (default) waits until each asked backend
+        reflects every write committed before the read; ``"eventual"`` reads each backend as
+        of what it has indexed (``ReadResult.positions`` says where). ``trace``: put each
+        backend's trace (seed phrases and facts, QA chains, ...) in ``ReadResult.traces``.
+        The result's ``cost`` counts exactly this read's LLM and embedding calls."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidInput("query must be a non-empty string")
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise InvalidInput(f"k must be a positive int, got {k!r}")
+        if consistency not in _CONSISTENCY:
+            raise InvalidInput(f"consistency must be one of {_CONSISTENCY}, got {consistency!r}")
         names = self._backend_names(backend)
+        per_read = self._read_options(names, read_options)
         scope_obj = Scope.coerce(scope)
+        fetch = k if rerank is None else max(k, int((rerank_options or {}).get(
+            "candidates", 4 * k)))
         t0 = time.perf_counter()
-        self._catch_up()
         timings: dict[str, float] = {}
+        traces: dict[str, dict[str, Any]] = {}
+        positions: dict[str, int] = {}
         cost = Cost()
-        with self._lock.read():
+        with self._op():
+            target = self.store.last_seq()
             allowed = AllowedIds(self.store.allowed_ids(scope_obj, as_of=as_of))
             rankings: dict[str, list[Scored]] = {}
             for name in names:
                 tb = time.perf_counter()
-                fetch = k if rerank is None else max(k, int((rerank_options or {}).get(
-                    "candidates", 4 * k)))
-                rankings[name] = self.backends[name].retrieve(query, fetch, allowed=allowed)
+                if consistency == "strong":
+                    self.indexer.ensure(name, target)
+                with metered() as spent, self.indexer.reading(name) as be:
+                    positions[name] = self.indexer.position(name)
+                    got = be.retrieve(query, fetch, allowed=allowed, options=per_read[name])
+                cost.add(_merge_cost(spent, got.cost))
+                rankings[name] = got.scored
+                if trace:
+                    traces[name] = got.trace
                 timings[name] = (time.perf_counter() - tb) * 1000
-                spent = self.backends[name].cost()
-                cost.llm_calls += int(spent.get("llm_calls", 0))
-                cost.prompt_tokens += int(spent.get("prompt_tokens", 0))
-                cost.completion_tokens += int(spent.get("completion_tokens", 0))
             fetch_n = max(len(r) for r in rankings.values()) if rankings else 0
             scored = rankings[names[0]] if len(names) == 1 else \
-                reciprocal_rank_fusion(rankings, k=fetch_n)
+                reciprocal_rank_fusion(rankings, k=fetch_n, weights=weights)
             items = self.store.get_many([s.id for s in scored])
-        hits = []
-        for s in scored:
-            item = items.get(s.id)
-            if item is None or s.id not in allowed or not scope_obj.contains(item.scope):
-                continue  # deleted meanwhile, or a backend returned something out of scope
+            hits = []
             label = names[0] if len(names) == 1 else "+".join(names)
-            hits.append(Hit(item=item, score=s.score, backend=label, evidence=s.evidence))
-        if rerank is not None:
-            tr = time.perf_counter()
-            from memkit.rerank import resolve_reranker
+            for s in scored:
+                item = items.get(s.id)
+                if item is None or s.id not in allowed or not scope_obj.contains(item.scope):
+                    continue  # deleted meanwhile, or a backend returned something out of scope
+                hits.append(Hit(item=item, score=s.score, backend=label, evidence=s.evidence))
+            if rerank is not None:
+                tr = time.perf_counter()
+                from memkit.rerank import resolve_reranker
 
-            reranker = resolve_reranker(rerank, self, **(rerank_options or {}))
-            hits = reranker.rerank(query, hits, k)
-            timings["rerank"] = (time.perf_counter() - tr) * 1000
-            cost.add(getattr(reranker, "last_cost", Cost()))
+                reranker = resolve_reranker(rerank, self, **(rerank_options or {}))
+                with metered() as spent:
+                    reranked = reranker.rerank(query, hits, k)
+                hits = reranked.hits
+                cost.add(_merge_cost(spent, reranked.cost))
+                if trace:
+                    traces["rerank"] = reranked.trace
+                timings["rerank"] = (time.perf_counter() - tr) * 1000
         hits = hits[:k]
         if budget_tokens is not None:
             hits = _trim_to_budget(hits, budget_tokens)
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
         cost.ms = (time.perf_counter() - t0) * 1000
-        return ReadResult(query=query, hits=hits, cost=cost, timings=timings)
+        return ReadResult(query=query, hits=hits, cost=cost, timings=timings, traces=traces,
+                          positions=positions)
+
+    def _read_options(self, names: list[str], raw: dict[str, dict[str, Any]] | None
+                      ) -> dict[str, Options | None]:
+        raw = raw or {}
+        if not isinstance(raw, dict):
+            raise InvalidInput("read_options must be a dict of backend name -> options")
+        stray = [n for n in raw if n not in names]
+        if stray:
+            raise InvalidInput(f"read_options for backend(s) {stray} not read here: {names}")
+        out: dict[str, Options | None] = {}
+        for name in names:
+            model = type(self.backends[name]).read_options_model
+            try:
+                out[name] = parse_options(model, raw[name], f"{name} read") \
+                    if name in raw else None
+            except ConfigError as exc:
+                raise InvalidInput(str(exc)) from None
+        return out
 
     def _backend_names(self, backend: str | Sequence[str] | None) -> list[str]:
         if backend is None:
@@ -446,7 +506,7 @@ class Memory:
 
         options.setdefault("progress", self.progress)
         consolidator = Consolidator(self.directory, base_model, method, **options)
-        with self._lock.read():
+        with self._op():
             items = list(self.store.iter_items(
                 scope=Scope.coerce(scope) if scope is not None else None))
         return consolidator.consolidate(items, since=since)
@@ -455,7 +515,7 @@ class Memory:
         """Counts, sizes and per-backend figures; with ``scope``, only that scope's counts."""
         if scope is not None:
             scope_obj = Scope.coerce(scope)
-            with self._lock.read():
+            with self._op():
                 return {"items": self.store.count(scope_obj),
                         "versions": self.store.count(scope_obj, current_only=False),
                         "scope": scope_obj.as_dict()}
@@ -471,8 +531,71 @@ class Memory:
             "db_bytes": db_bytes,
             "directory": str(self.directory) if self.directory else None,
             "embedder": self.embedder.name,
-            "backends": {n: b.stats() for n, b in self.backends.items()},
+            "item_vectors": self.vectors.stats(),
+            "backends": {n: {**b.stats(), "options": b.options.model_dump(mode="json"),
+                             "position": self.indexer.position(n)}
+                         for n, b in self.backends.items()},
+            "indexing": {"mode": self.indexer.mode, "lag": self.indexer.lag(),
+                         "errors": self.indexer.errors()},
         }
+
+
+def backend_options(cls: type[Backend], name: str, raw: dict[str, Any] | None) -> Options:
+    """A backend's typed options from their saved/plain form (ConfigError naming any bad
+    or unknown key)."""
+    return parse_options(cls.options_model, raw, name)
+
+
+def split_components(config: MemoryConfig, components: dict[str, dict[str, Any]] | None
+                     ) -> tuple[MemoryConfig, dict[str, dict[str, Any]]]:
+    """Move live objects out of ``backend_options`` into components, validate every
+    backend's options, and keep only plain, non-default values in the config (what is
+    saved). Returns the cleaned config and the components by backend."""
+    live: dict[str, dict[str, Any]] = {n: dict(c) for n, c in (components or {}).items()}
+    unknown = [n for n in live if n not in config.backends]
+    if unknown:
+        raise ConfigError(f"components for backend(s) {unknown} that are not configured: "
+                          f"{config.backends}")
+    stray = [n for n in config.backend_options if n not in config.backends]
+    if stray:
+        raise ConfigError(f"backend_options for backend(s) {stray} that are not configured: "
+                          f"{config.backends}")
+    cleaned: dict[str, dict[str, Any]] = {}
+    for name in config.backends:
+        cls = resolve_backend(name)
+        raw = dict(config.backend_options.get(name) or {})
+        for key in [k for k in raw if k in cls.components and not _plain(raw[k])]:
+            live.setdefault(name, {})[key] = raw.pop(key)
+        bad = [k for k in live.get(name, {}) if k not in cls.components]
+        if bad:
+            raise ConfigError(f"{name} takes no component(s) {bad}; it takes "
+                              f"{sorted(cls.components) or 'none'}")
+        saved = backend_options(cls, name, raw).saved()
+        if saved:
+            cleaned[name] = saved
+    config.backend_options = cleaned
+    return config, live
+
+
+def _plain(value: Any) -> bool:
+    """A value that can be saved in TOML (an option), as opposed to a live object."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _merge_cost(metered_cost: Cost, reported: Cost) -> Cost:
+    """A call's cost: what the meter saw, or what the callee reported if it saw more (a
+    callee that spends outside this context, e.g. on a server, reports it itself)."""
+    out = Cost()
+    for f in ("llm_calls", "prompt_tokens", "completion_tokens", "embed_calls",
+              "cached_llm_calls", "embedded_texts"):
+        setattr(out, f, max(getattr(metered_cost, f), getattr(reported, f)))
+    return out
 
 
 def _trim_to_budget(hits: list[Hit], budget_tokens: int) -> list[Hit]:

@@ -109,13 +109,31 @@ class Cost:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     embed_calls: int = 0
+    cached_llm_calls: int = 0
+    embedded_texts: int = 0
 
     def add(self, other: Cost) -> None:
+        """Add ``other``'s counts (and milliseconds) to this one."""
         self.ms += other.ms
         self.llm_calls += other.llm_calls
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.embed_calls += other.embed_calls
+        self.cached_llm_calls += other.cached_llm_calls
+        self.embedded_texts += other.embedded_texts
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class Scored:
+    """One backend result: an id, its score and the evidence for it. The facade turns these
+    into :class:`Hit` objects carrying the record's items."""
+
+    id: int
+    score: float
+    evidence: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -145,6 +163,10 @@ class ReadResult:
     hits: list[Hit]
     cost: Cost = field(default_factory=Cost)
     timings: dict[str, float] = field(default_factory=dict)
+    #: per backend (and ``"rerank"``): what each one did, with ``Memory.read(trace=True)``
+    traces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per backend: the change-feed position the backend had applied when it answered
+    positions: dict[str, int] = field(default_factory=dict)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.hits)

@@ -14,15 +14,27 @@ Rules every backend follows:
   security boundary, so each backend enforces it too).
 * Derived state lives in the memory directory (``ctx.directory``) or in the memory's SQLite
   (``ctx.store``, own tables created with ``ctx.store.migrate(<name>, [...])``); files are
-  written to a temporary name and renamed.
+  written to a temporary name and renamed. A backend never reads another backend's tables:
+  passage vectors come from the shared item-vector store (``ctx.vectors.ensure(items)``).
+* ``retrieve`` leaves no state behind: its cost and trace are part of the returned
+  :class:`Retrieval` (the facade meters LLM and embedding calls made inside it).
+* Settings are a pydantic ``Options`` model (strict: a typo is a ConfigError naming it).
 * A backend that cannot index an item right now (an LLM is down) records that and retries it
   later; it never raises out of ``add`` for one bad item.
 
 Registering a backend::
 
+    class MineOptions(Options):
+        boost: float = 1.0
+
     @register_backend("mine")
     class MyBackend(Backend):
-        ...
+        name = "mine"
+        options_model = MineOptions
+        def add(self, items, prepared=None): ...
+        def remove(self, ids): ...
+        def retrieve(self, query, k, *, allowed, options=None):
+            return Retrieval([Scored(i, 1.0) for i in allowed.ids[:k].tolist()])
 
 Third-party packages register through the ``memkit.backends`` entry-point group.
 """
@@ -35,15 +47,20 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from memkit.embed.base import Embedder
 from memkit.errors import ConfigError
+from memkit.options import Options
 from memkit.store.sqlite import Store
-from memkit.types import MemoryItem
+from memkit.types import Cost, MemoryItem, Scored
 from memkit.vectors.faiss_index import id_bitmap
+from memkit.vectors.items import ItemVectors
+
+if TYPE_CHECKING:
+    from memkit.llm.base import LLM
 
 
 @dataclass
@@ -80,67 +97,97 @@ class AllowedIds:
 
 
 @dataclass
-class Scored:
-    """What ``Backend.retrieve`` returns: an id, its score and the evidence for it. The facade
-    turns these into :class:`~memkit.types.Hit` objects carrying the record's items."""
+class Retrieval:
+    """What ``Backend.retrieve`` returns: the scored ids, what this one call cost, and (always
+    cheap to build) a trace of what the backend did - the facts and phrases that seeded a
+    graph walk, the decomposition and chains of a QA-network read. A return value, never
+    state left on the backend, so concurrent reads each get their own."""
 
-    id: int
-    score: float
-    evidence: dict[str, Any] = field(default_factory=dict)
+    scored: list[Scored]
+    cost: Cost = field(default_factory=Cost)
+    trace: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class BackendContext:
-    """What a backend gets injected: where to keep files, the record, the embedder, the LLM."""
+    """What a backend gets injected: where to keep files, the record, the embedder, the shared
+    item vectors, the LLM, and live components (objects, never saved: a spaCy pipeline, a
+    custom extractor) by name."""
 
     directory: Path | None  # None for an in-memory memory (tests)
     store: Store
     embedder: Embedder
-    llm: Any = None  # memkit.llm.LLM or None
-    options: dict[str, Any] = field(default_factory=dict)
+    vectors: ItemVectors
+    llm: LLM | None = None
+    components: dict[str, Any] = field(default_factory=dict)
     progress: bool = False
 
 
+class NoReadOptions(Options):
+    """A backend that takes no per-read options."""
+
+
 class Backend(ABC):
-    """A derived index over the record. Subclasses set ``name`` and implement three methods."""
+    """A derived index over the record. Subclasses set ``name`` (and ``options_model``, a
+    pydantic model of their settings) and implement ``add``, ``remove`` and ``retrieve``.
+
+    Indexing is split in two so that slow work never blocks readers: ``prepare(items)`` does
+    the expensive, side-effect-free part (embedding, extraction) with no lock that readers
+    need; ``add(items, prepared)`` applies it to the backend's state under the backend's
+    write lock. Backends that have nothing slow to do leave ``prepare`` as it is."""
 
     name: ClassVar[str] = "backend"
+    #: the backend's settings (saved in memkit.toml); subclasses override
+    options_model: ClassVar[type[Options]] = Options
+    #: what ``Memory.read(..., read_options={name: {...}})`` may pass to one read
+    read_options_model: ClassVar[type[Options]] = NoReadOptions
+    #: names of live objects it accepts in ``BackendContext.components``
+    components: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, ctx: BackendContext, **options: Any) -> None:
+    def __init__(self, ctx: BackendContext, options: Options | None = None) -> None:
         self.ctx = ctx
-        self.options = options
+        self.options = options if options is not None else type(self).options_model()
 
-    def open(self) -> None:  # noqa: B027 - optional hook
-        """Load persisted state; rebuild what is missing or corrupt from the record."""
+    def open(self) -> int | None:
+        """Load persisted state; rebuild what is missing or corrupt from the record.
+
+        Returns the change-feed position the loaded in-memory state reflects when the backend
+        knows it (a file labelled with it), else None: the indexer then replays from the
+        backend's shared watermark."""
+        return None
+
+    def prepare(self, items: Sequence[MemoryItem]) -> Any:
+        """The slow, side-effect-free part of indexing ``items`` (embedding, extraction),
+        run without the backend's write lock. Its result is handed to :meth:`add`."""
+        return None
 
     @abstractmethod
-    def add(self, items: Sequence[MemoryItem]) -> None:
-        """Index these items (idempotent)."""
+    def add(self, items: Sequence[MemoryItem], prepared: Any = None) -> None:
+        """Index these items (idempotent); ``prepared`` is :meth:`prepare`'s result or None."""
 
     @abstractmethod
     def remove(self, ids: Sequence[int]) -> None:
         """Forget these ids and everything derived only from them (idempotent)."""
 
     @abstractmethod
-    def retrieve(self, query: str, k: int, *, allowed: AllowedIds) -> list[Scored]:
-        """Up to ``k`` results among ``allowed``, best first, with score and evidence."""
+    def retrieve(self, query: str, k: int, *, allowed: AllowedIds,
+                 options: Options | None = None) -> Retrieval:
+        """Up to ``k`` results among ``allowed``, best first, with score and evidence, plus
+        the call's cost and trace. ``options`` is a ``read_options_model`` instance or None."""
 
-    def flush(self) -> None:  # noqa: B027 - optional hook
-        """Persist in-memory state (atomic file replace)."""
+    def flush(self, position: int) -> None:  # noqa: B027 - optional hook
+        """Persist in-memory state (atomic file replace), labelled with ``position``: the
+        change-feed position it reflects."""
 
     def reset(self) -> None:
         """Drop all derived state and set this backend's watermark to 0, so that the next
         sync rebuilds it from the record. Call it through ``Memory.rebuild``."""
         self.ctx.store.set_watermark(self.name, 0)
 
-    def close(self) -> None:
-        self.flush()
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (files are flushed by the indexer before this is called)."""
 
     def stats(self) -> dict[str, Any]:
-        return {}
-
-    def cost(self) -> dict[str, Any]:
-        """LLM calls/tokens spent by the last retrieve, if any (merged into ReadResult.cost)."""
         return {}
 
 

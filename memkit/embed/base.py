@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from memkit.metering import charge_embed
+
 
 class Embedder(ABC):
     """Turns texts into L2-normalised float32 vectors (so inner product = cosine)."""
@@ -28,6 +30,7 @@ class Embedder(ABC):
         """Embed any number of texts in batches, with an optional progress bar."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        charge_embed(len(texts))
         out = []
         bar = tqdm(total=len(texts), desc=desc, disable=not progress, unit="text")
         for start in range(0, len(texts), batch_size):

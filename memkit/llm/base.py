@@ -36,6 +36,7 @@ import pydantic
 
 from memkit.errors import InvalidInput, LLMOutputError
 from memkit.llm.jsonrepair import parse_json_lenient
+from memkit.metering import charge_llm, llm_call
 
 Message = dict[str, str]
 """One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
@@ -334,7 +335,8 @@ class LLM(ABC):
         if not batch:
             return []
         params = GenParams(temperature, max_tokens, tuple(stop), seed)
-        results = self._complete_batch(batch, params, json_schema)
+        with llm_call() as outermost:
+            results = self._complete_batch(batch, params, json_schema)
         if len(results) != len(batch):
             raise RuntimeError(
                 f"{type(self).__name__}._complete_batch returned {len(results)} results "
@@ -343,6 +345,9 @@ class LLM(ABC):
         with self._usage_lock:
             for c in results:
                 self.usage.add(c)
+        if outermost:  # charge the caller's open meters once, at the outermost LLM
+            for c in results:
+                charge_llm(c.prompt_tokens, c.completion_tokens, cached=c.cached)
         return results
 
     @overload

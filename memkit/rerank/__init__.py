@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any, Protocol
 
@@ -9,11 +10,18 @@ from memkit.errors import ConfigError
 from memkit.types import Cost, Hit
 
 
-class Reranker(Protocol):
-    last_cost: Cost
+@dataclass
+class Reranked:
+    """What a reranker returns: the reordered hits, the call's cost and a trace."""
 
-    def rerank(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
-        """Reorder (and cut to ``k``) the hits of one read."""
+    hits: list[Hit]
+    cost: Cost = field(default_factory=Cost)
+    trace: dict[str, Any] = field(default_factory=dict)
+
+
+class Reranker(Protocol):
+    def rerank(self, query: str, hits: list[Hit], k: int) -> Reranked:
+        """Reorder (and cut to ``k``) the hits of one read; no state is left behind."""
         ...
 
 

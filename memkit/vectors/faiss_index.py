@@ -17,6 +17,7 @@ from typing import Any
 import faiss as _faiss
 import numpy as np
 
+from memkit._files import private_tmp, replace_from
 from memkit.errors import InvalidInput, StoreCorrupt
 
 # faiss's bundled stubs describe the C++ API, not the Python wrapper (numpy overloads,
@@ -205,15 +206,15 @@ class FaissIndex:
         each to a temporary name then renamed; the json goes last, so a crash between the
         two leaves a generation mismatch that forces a rebuild on open."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = private_tmp(path)
         faiss.write_index(self.index, str(tmp))
-        os.replace(tmp, path)
+        replace_from(tmp, path)
         meta = {"kind": self.kind, "dim": self.dim, "dead": sorted(self.dead),
                 "generation": generation, "ntotal": int(self.index.ntotal)}
         side = path.with_name(path.name + ".json")
-        tmp_side = side.with_name(side.name + ".tmp")
+        tmp_side = private_tmp(side)
         tmp_side.write_text(json.dumps(meta))
-        os.replace(tmp_side, side)
+        replace_from(tmp_side, side)
 
     def load(self, path: Path) -> int:
         """Load from ``path``; returns the saved generation. Raises StoreCorrupt if unreadable."""

@@ -58,7 +58,7 @@ def _assert_consistent(directory: Path) -> int:
         ids = [it.id for it in mem.store.iter_items()]
         dense = mem.backends["dense"]
         assert sorted(dense.index.ids().tolist()) == ids  # every recorded item is indexed
-        stored = {r[0] for r in mem.store.conn.execute("SELECT item_id FROM dense_vectors")}
+        stored = {r[0] for r in mem.store.conn.execute("SELECT item_id FROM item_vectors")}
         assert stored == set(ids)
         texts = [it.text for it in mem.store.iter_items()]
         assert len(texts) == len(set(texts))  # no duplicates

@@ -9,7 +9,7 @@ import pytest
 
 import memkit
 from memkit import InvalidInput, Memory, NotFound, Scope
-from memkit.backends.base import AllowedIds, Backend, Scored, register_backend
+from memkit.backends.base import AllowedIds, Backend, Retrieval, Scored, register_backend
 from memkit.embed import HashEmbedder
 from memkit.types import MemoryItem
 
@@ -70,7 +70,7 @@ def test_delete_removes_from_record_and_index_and_audits(mem: Memory) -> None:
     dense = mem.backends["dense"]
     assert a not in dense.index and b in dense.index
     assert mem.store.conn.execute(
-        "SELECT COUNT(*) FROM dense_vectors WHERE item_id = ?", (a,)).fetchone()[0] == 0
+        "SELECT COUNT(*) FROM item_vectors WHERE item_id = ?", (a,)).fetchone()[0] == 0
     assert mem.read("the code", k=5, scope={"user": "u"}).ids == [b]
     assert mem.audit(a)[0]["op"] == "delete" and mem.audit(a)[0]["reason"] == "user request"
     with pytest.raises(NotFound, match="nothing was deleted"):
@@ -200,11 +200,11 @@ class KeywordBackend(Backend):
 
     name = "test-keyword"
 
-    def __init__(self, ctx, **options):  # type: ignore[no-untyped-def]
-        super().__init__(ctx, **options)
+    def __init__(self, ctx, options=None):  # type: ignore[no-untyped-def]
+        super().__init__(ctx, options)
         self.docs: dict[int, set[str]] = {}
 
-    def add(self, items: Sequence[MemoryItem]) -> None:
+    def add(self, items: Sequence[MemoryItem], prepared: object = None) -> None:
         for it in items:
             self.docs[it.id] = set(it.text.lower().split())
 
@@ -212,10 +212,11 @@ class KeywordBackend(Backend):
         for i in ids:
             self.docs.pop(int(i), None)
 
-    def retrieve(self, query: str, k: int, *, allowed: AllowedIds) -> list[Scored]:
+    def retrieve(self, query: str, k: int, *, allowed: AllowedIds,
+                 options: object = None) -> Retrieval:
         q = set(query.lower().split())
         scored = [Scored(i, len(q & w)) for i, w in self.docs.items() if i in allowed and q & w]
-        return sorted(scored, key=lambda s: (-s.score, s.id))[:k]
+        return Retrieval(sorted(scored, key=lambda s: (-s.score, s.id))[:k])
 
 
 def test_second_backend_replays_record_and_fuses(tmp_path: Path) -> None:
@@ -224,7 +225,7 @@ def test_second_backend_replays_record_and_fuses(tmp_path: Path) -> None:
         a = mem.write("red apples grow on trees")
         b = mem.write("bananas are yellow")
     # opening with a new backend replays the whole record into it
-    with Memory.open(tmp_path / "m", embedder=emb, backends=["test-keyword"]) as mem:
+    with Memory.open(tmp_path / "m", embedder=emb, backends=["test-keyword", "dense"]) as mem:
         assert mem.config.backends == ["test-keyword", "dense"]
         kw = mem.backends["test-keyword"]
         assert set(kw.docs) == {a, b}  # type: ignore[attr-defined]

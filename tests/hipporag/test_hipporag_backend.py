@@ -82,7 +82,7 @@ def test_scope_is_respected_in_ranking_and_walk() -> None:
 
     be = mem.backends["hipporag"]
     out = be.retrieve("Andaman Islands India", 5, allowed=AllowedIds(np.array([a, c])))
-    assert {s.id for s in out} <= {a, c}
+    assert {s.id for s in out.scored} <= {a, c}
 
 
 def test_delete_takes_unsupported_facts_and_phrases(tmp_path: Path) -> None:

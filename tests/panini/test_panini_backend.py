@@ -161,13 +161,17 @@ def test_without_llm_a_decomposition_can_be_given_and_dead_ends_abstain(tmp_path
 
         allowed = AllowedIds(m.store.allowed_ids(__import__("memkit").Scope()))
         dead = ["Who directed the film Casablanca?", "Which zebra did <ENTITY_Q1> paint?"]
-        assert backend.retrieve_with_decomposition(QUESTION, dead, 5, allowed=allowed) == []
-        assert backend.last_trace["abstained"] is True
+        got = backend.retrieve_with_decomposition(QUESTION, dead, 5, allowed=allowed)
+        assert got.scored == [] and got.trace["abstained"] is True
         bad = backend.retrieve_with_decomposition(QUESTION, ["Who is <ENTITY_Q4>?"], 5,
                                                   allowed=allowed)
-        assert backend.last_trace["decomposition"]["mode"] == "single"
-        assert backend.last_trace["decomposition"]["fallback"]
-        assert isinstance(bad, list)
+        assert bad.trace["decomposition"]["mode"] == "single"
+        assert bad.trace["decomposition"]["fallback"]
+        assert isinstance(bad.scored, list)
+        # the same through the facade, as a per-read option, with the trace returned
+        res = m.read(QUESTION, k=5, backend="panini", trace=True,
+                     read_options={"panini": {"decomposition": dead}})
+        assert res.hits == [] and res.traces["panini"]["abstained"] is True
         oracle = Decomposition(QUESTION, [], "oracle")
         assert oracle.mode == "oracle"
 

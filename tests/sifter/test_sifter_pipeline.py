@@ -148,13 +148,14 @@ def test_sifter_reranker_budget_keeps_best_hits_then_chronological(mem):
     hits = mem.read("fact", k=4).hits
     llm = ScriptedLLM({"Current question": "<think></think><ranking>0</ranking>"})
     rr = SifterReranker(mem, llm=llm, budget_tokens=90)
-    out = rr.rerank("fact", hits, k=4)
+    reranked = rr.rerank("fact", hits, k=4)
+    out = reranked.hits
     kept_ids = {h.id for h in hits[:2]}            # 41 tokens each: two fit in 90
     assert {h.id for h in out} == kept_ids and set(kept_ids) <= set(ids)
     shown = re.findall(r"fact number (\d)", llm.calls[0].prompt)
     created = sorted(hits[:2], key=lambda h: (h.item.created_at, h.id))
     assert shown == [h.text.split()[2] for h in created]
-    assert rr.last_cost.llm_calls == 1
+    assert reranked.cost.llm_calls == 1
 
 
 # ----- working LLM ---------------------------------------------------------------------------

@@ -21,19 +21,26 @@ rebuilt from the tables when stale, missing or corrupt.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from memkit.backends.base import AllowedIds, Backend, BackendContext, Scored
+from memkit.backends.base import AllowedIds, Backend, BackendContext, Retrieval
 from memkit.backends.hipporag.extract_rules import _FUNCTION, RuleExtractor
 from memkit.backends.hipporag.extraction import Extraction, Extractor
 from memkit.backends.hipporag.graph import GraphArrays, build_arrays
+from memkit.backends.hipporag.options import (
+    LLM_FREE_DEFAULTS,
+    HippoRAGOptions,
+    HippoRAGReadOptions,
+    retrieval_options,
+)
 from memkit.backends.hipporag.retriever import (
-    RetrievalOptions,
     link_query_phrases,
     minmax,
     seed_weights,
@@ -44,55 +51,58 @@ from memkit.backends.hipporag.store import GraphStore, PassageUpdate
 from memkit.backends.hipporag.synonymy import synonym_edges
 from memkit.errors import ConfigError, StoreCorrupt
 from memkit.nlp import alnum_count, normalise_phrase, spacy_available
+from memkit.options import Options
 from memkit.types import MemoryItem
 from memkit.vectors import FaissIndex
 
-#: LLM-free retrieval defaults (chosen by the MuSiQue ablation, evals/hipporag/)
-LLM_FREE_DEFAULTS: dict[str, Any] = {
-    "use_facts": False, "query_phrase_weight": 1.0, "dense_seed_passages": 2,
-    "fusion": "ppr",
-}
-_RETRIEVAL_KEYS = set(RetrievalOptions.__dataclass_fields__)
-_KNOWN_KEYS = _RETRIEVAL_KEYS | {
-    "extractor", "filter", "synonymy_threshold", "synonymy_max", "max_attempts",
-    "batch_size", "spacy_model", "noun_phrases", "cooccurrence", "hnsw_threshold",
-}
+
+@dataclass
+class Prepared:
+    """The slow part of indexing a batch, done without the write lock: passage vectors,
+    extractions, and the vectors of phrases and facts this process did not know yet."""
+
+    items: list[MemoryItem]
+    pvecs: np.ndarray
+    extractions: list[Extraction]
+    phrase_vecs: dict[str, np.ndarray] = field(default_factory=dict)
+    fact_vecs: dict[str, np.ndarray] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class HippoRAGBackend(Backend):
     name = "hipporag"
+    options_model = HippoRAGOptions
+    read_options_model = HippoRAGReadOptions
+    components = frozenset({"extractor"})
 
-    def __init__(self, ctx: BackendContext, **options: Any) -> None:
-        super().__init__(ctx, **options)
-        unknown = set(options) - _KNOWN_KEYS
-        if unknown:
-            raise ConfigError(f"unknown hipporag option(s) {sorted(unknown)}; "
-                              f"known: {sorted(_KNOWN_KEYS)}")
+    def __init__(self, ctx: BackendContext, options: Options | None = None) -> None:
+        super().__init__(ctx, options)
+        o: Any = self.options
+        self.opts = o
         self.embedder = ctx.embedder
         self.llm = ctx.llm
         self.gs = GraphStore(ctx.store)
-        self.extractor = self._make_extractor(options.get("extractor", "auto"))
-        use_filter = bool(options.get("filter", self.llm is not None))
-        ro = {} if self.llm is not None else dict(LLM_FREE_DEFAULTS)
-        ro.update({k: v for k, v in options.items() if k in _RETRIEVAL_KEYS})
-        ro["use_filter"] = use_filter and self.llm is not None
-        self.ropts = RetrievalOptions(**ro)
-        self.syn_threshold = float(options.get("synonymy_threshold", 0.8))
-        self.syn_max = int(options.get("synonymy_max", 100))
-        self.max_attempts = int(options.get("max_attempts", 3))
-        self.batch_size = int(options.get("batch_size", 32))
-        hnsw = int(options.get("hnsw_threshold", 50_000))
+        custom = ctx.components.get("extractor")
+        self.extractor: Extractor = custom if custom is not None else \
+            self._make_extractor(o.extractor)
+        self.ropts = retrieval_options(o, self.llm is not None)
+        self.syn_threshold = float(o.synonymy_threshold)
+        self.syn_max = int(o.synonymy_max)
+        self.max_attempts = int(o.max_attempts)
+        self.batch_size = int(o.batch_size)
         dim = self.embedder.dim
-        self.phrase_index = FaissIndex(dim, hnsw_threshold=hnsw)
-        self.fact_index = FaissIndex(dim, hnsw_threshold=hnsw)
-        self.passage_index = FaissIndex(dim, hnsw_threshold=hnsw)
+        self.phrase_index = FaissIndex(dim, hnsw_threshold=o.hnsw_threshold)
+        self.fact_index = FaissIndex(dim, hnsw_threshold=o.hnsw_threshold)
+        self.passage_index = FaissIndex(dim, hnsw_threshold=o.hnsw_threshold)
         self.phrase_by_text: dict[str, int] = {}
         self.phrase_text: dict[int, str] = {}
         self.arrays: GraphArrays | None = None
+        self._arrays_lock = threading.Lock()
         self.search = GraphSearch()
         self.dirty_files = False
-        self._last_cost: dict[str, Any] = {}
-        self.last_index_stats: dict[str, float] = {}
+        # the tables' generation this process's in-memory state matches (-1: unknown)
+        self._synced_gen = -1
+        self.index_timings: dict[str, float] = {}
 
     # ---- configuration --------------------------------------------------------------------
     def _make_extractor(self, kind: str) -> Extractor:
@@ -107,10 +117,10 @@ class HippoRAGBackend(Backend):
         if kind == "spacy":
             from memkit.backends.hipporag.extract_spacy import SpacyExtractor
 
-            kw: dict[str, Any] = {k: self.options[k] for k in ("noun_phrases", "cooccurrence")
-                  if k in self.options}
-            if "spacy_model" in self.options:
-                kw["model"] = self.options["spacy_model"]
+            kw: dict[str, Any] = {k: getattr(self.opts, k) for k in ("noun_phrases",
+                                  "cooccurrence") if getattr(self.opts, k) is not None}
+            if self.opts.spacy_model is not None:
+                kw["model"] = self.opts.spacy_model
             return SpacyExtractor(**kw)
         if kind == "rules":
             return RuleExtractor()
@@ -122,8 +132,15 @@ class HippoRAGBackend(Backend):
         d = self.ctx.directory
         return None if d is None else d / "hipporag"
 
-    def open(self) -> None:
-        gen = self.gs.generation()
+    def open(self) -> int | None:
+        self._load_state()
+        self._retry_failed()
+        return None
+
+    def _load_state(self) -> None:
+        """Load the in-memory state (phrase maps, faiss indexes, graph arrays) from the
+        tables and the files that match their generation."""
+        gen = self.gs.generation()  # read first: what is written after it shows as foreign
         rows = self.ctx.store.conn.execute("SELECT id, text FROM hipporag_phrases").fetchall()
         self.phrase_by_text = {t: i for i, t in rows}
         self.phrase_text = {i: t for i, t in rows}
@@ -131,11 +148,13 @@ class HippoRAGBackend(Backend):
             if not self._load_index(name, index, gen):
                 ids, vecs = self.gs.vectors(name)
                 if name == "phrases" and len(ids):
-                    keep = np.array([alnum_count(self.phrase_text[int(i)]) >= 3 for i in ids])
+                    keep = np.array([alnum_count(self.phrase_text.get(int(i), "")) >= 3
+                                     for i in ids])
                     ids, vecs = ids[keep], vecs[keep]
                 index.rebuild(ids, vecs if len(ids) else
                               np.zeros((0, self.embedder.dim), np.float32))
                 self.dirty_files = True
+        self.arrays = None
         folder = self.folder
         if folder is not None and (folder / "graph.npz").exists():
             try:
@@ -144,7 +163,13 @@ class HippoRAGBackend(Backend):
                     self.arrays = arrays
             except StoreCorrupt:
                 self.arrays = None
-        self._retry_failed()
+        self._synced_gen = gen
+
+    def _refresh_if_foreign(self) -> None:
+        """Another process changed the graph tables since this process last matched them:
+        reload, so that its phrases, facts and passages are seen (and never re-inserted)."""
+        if self.gs.generation() != self._synced_gen:
+            self._load_state()
 
     def _indexes(self) -> dict[str, FaissIndex]:
         return {"phrases": self.phrase_index, "facts": self.fact_index,
@@ -159,11 +184,12 @@ class HippoRAGBackend(Backend):
         except StoreCorrupt:
             return False
 
-    def flush(self) -> None:
+    def flush(self, position: int = 0) -> None:
         folder = self.folder
         if folder is None or not self.dirty_files:
             return
-        gen = self.gs.generation()
+        self._refresh_if_foreign()  # never label a stale in-memory index as current
+        gen = self._synced_gen
         for name, index in self._indexes().items():
             index.save(folder / f"{name}.faiss", gen)
         arrays = self._graph()
@@ -177,22 +203,76 @@ class HippoRAGBackend(Backend):
         self.phrase_by_text, self.phrase_text = {}, {}
         self.arrays = None
         self.dirty_files = True
+        self._synced_gen = self.gs.generation()
         super().reset()
 
     def _graph(self) -> GraphArrays:
-        gen = self.gs.generation()
-        if self.arrays is None or self.arrays.generation != gen:
-            self.arrays = build_arrays(self.gs)
-            self.dirty_files = True
-        return self.arrays
+        """The CSR arrays of the current tables (built once per generation; safe under
+        concurrent readers)."""
+        with self._arrays_lock:
+            if self.arrays is None or self.arrays.generation != self.gs.generation():
+                self.arrays = build_arrays(self.gs)
+                self.dirty_files = True
+            return self.arrays
 
     # ---- indexing -------------------------------------------------------------------------
-    def add(self, items: Sequence[MemoryItem]) -> None:
-        self._retry_failed()  # failures of earlier passes first, then the new items
+    def prepare(self, items: Sequence[MemoryItem]) -> Any:
+        """Embed passages, extract them, and embed the phrases and facts not known yet: the
+        slow part, run while readers keep reading."""
         status = self.gs.passage_status([it.id for it in items])
         todo = [it for it in items if it.id not in status]
-        for start in range(0, len(todo), self.batch_size):
-            self._index_batch(todo[start:start + self.batch_size])
+        return [self._prepare_batch(todo[s:s + self.batch_size])
+                for s in range(0, len(todo), self.batch_size)]
+
+    def _prepare_batch(self, items: Sequence[MemoryItem]) -> Prepared:
+        t0 = time.perf_counter()
+        pvecs = self.ctx.vectors.ensure(items)
+        t1 = time.perf_counter()
+        known = dict(self.phrase_by_text)  # a snapshot: the apply step re-checks
+        try:
+            extractions = self.extractor.extract([it.text for it in items],
+                                                 known=lambda n: n in known)
+        except Exception as exc:  # an extractor bug must not lose the passages
+            extractions = [Extraction(error=f"extractor failed: {exc!r}") for _ in items]
+        t2 = time.perf_counter()
+        phrases: dict[str, None] = {}
+        facts: dict[str, None] = {}
+        for ex in extractions:
+            if not ex.ok:
+                continue
+            for surface in (*ex.entities, *(x for s, _, o in ex.triples for x in (s, o))):
+                norm = normalise_phrase(surface)
+                if norm and norm not in known:
+                    phrases[norm] = None
+            for s_, p_, o_ in ex.triples:
+                facts[f"{s_} {p_} {o_}"] = None
+        p_list, f_list = list(phrases), list(facts)
+        p_vecs = self.embedder.embed(p_list) if p_list else None
+        f_vecs = self.embedder.embed(f_list) if f_list else None
+        t3 = time.perf_counter()
+        return Prepared(list(items), pvecs, extractions,
+                        dict(zip(p_list, p_vecs, strict=True)) if p_vecs is not None else {},
+                        dict(zip(f_list, f_vecs, strict=True)) if f_vecs is not None else {},
+                        {"embed_passages_s": t1 - t0, "extract_s": t2 - t1,
+                         "embed_nodes_s": t3 - t2})
+
+    def add(self, items: Sequence[MemoryItem], prepared: Any = None) -> None:
+        self._refresh_if_foreign()
+        self._retry_failed()  # failures of earlier passes first, then the new items
+        status = self.gs.passage_status([it.id for it in items])
+        batches: list[Prepared] = list(prepared or [])
+        covered = {it.id for b in batches for it in b.items}
+        todo = [it for it in items if it.id not in status and it.id not in covered]
+        batches += [self._prepare_batch(todo[s:s + self.batch_size])
+                    for s in range(0, len(todo), self.batch_size)]
+        for batch in batches:
+            fresh = [i for i, it in enumerate(batch.items) if it.id not in status]
+            if len(fresh) < len(batch.items):  # indexed meanwhile (another process)
+                batch = Prepared([batch.items[i] for i in fresh], batch.pvecs[fresh],
+                                 [batch.extractions[i] for i in fresh], batch.phrase_vecs,
+                                 batch.fact_vecs, batch.timings)
+            if batch.items:
+                self._apply_batch(batch)
 
     def _retry_failed(self) -> None:
         """Re-extract passages whose extraction failed earlier (bounded attempts)."""
@@ -205,41 +285,19 @@ class HippoRAGBackend(Backend):
         if gone:
             self.remove(gone)
         if batch:
-            self._index_batch(batch, retry=True)
+            self._apply_batch(self._prepare_batch(batch), retry=True)
 
-    def _passage_vectors(self, items: Sequence[MemoryItem]) -> np.ndarray:
-        """Reuse the dense backend's vectors when it used the same embedder, else embed."""
-        import json
-
-        out: dict[int, np.ndarray] = {}
-        conf = self.ctx.store.get_meta("dense.config")
-        if conf and json.loads(conf).get("embedder") == self.embedder.name:
-            ids = [it.id for it in items]
-            marks = ",".join("?" * len(ids))
-            try:
-                for iid, b in self.ctx.store.conn.execute(
-                        f"SELECT item_id, vec FROM dense_vectors WHERE item_id IN ({marks})", ids):
-                    v = np.frombuffer(b, dtype=np.float32)
-                    if len(v) == self.embedder.dim:
-                        out[iid] = v
-            except Exception:  # no dense table (yet): embed ourselves
-                out = {}
-        missing = [it for it in items if it.id not in out]
+    def _embed_missing(self, texts: list[str], have: dict[str, np.ndarray]) -> np.ndarray:
+        missing = [t for t in texts if t not in have]
         if missing:
-            vecs = self.embedder.embed([it.text for it in missing])
-            out.update({it.id: v for it, v in zip(missing, vecs, strict=True)})
-        return np.vstack([out[it.id] for it in items])
+            have = {**have, **dict(zip(missing, self.embedder.embed(missing), strict=True))}
+        if not texts:
+            return np.zeros((0, self.embedder.dim), np.float32)
+        return np.vstack([have[t] for t in texts])
 
-    def _index_batch(self, items: Sequence[MemoryItem], retry: bool = False) -> None:
-        t0 = time.perf_counter()
-        pvecs = self._passage_vectors(items)
-        t1 = time.perf_counter()
-        try:
-            extractions = self.extractor.extract(
-                [it.text for it in items], known=lambda n: n in self.phrase_by_text)
-        except Exception as exc:  # an extractor bug must not lose the passages
-            extractions = [Extraction(error=f"extractor failed: {exc!r}") for _ in items]
-        t2 = time.perf_counter()
+    def _apply_batch(self, prep: Prepared, retry: bool = False) -> None:
+        items, pvecs, extractions = prep.items, prep.pvecs, prep.extractions
+        t3 = time.perf_counter()
         up = PassageUpdate()
         next_phrase, next_fact = self.gs.next_ids()
         new_phrase: dict[str, tuple[int, str]] = {}
@@ -281,16 +339,13 @@ class HippoRAGBackend(Backend):
                     next_fact += 1
                 fid = new_fact[key][0]
             up.support.append((iid, fid))
-        # embed new phrases and facts, then synonymy for the new phrases only
+        # vectors of new phrases and facts: prepared outside the lock (embed any stragglers)
         p_norms = list(new_phrase)
         p_ids = np.array([new_phrase[n][0] for n in p_norms], dtype=np.int64)
-        p_vecs = self.embedder.embed(p_norms) if p_norms else \
-            np.zeros((0, self.embedder.dim), np.float32)
+        p_vecs = self._embed_missing(p_norms, prep.phrase_vecs)
         f_keys = list(new_fact)
         f_ids = np.array([new_fact[k][0] for k in f_keys], dtype=np.int64)
-        f_vecs = self.embedder.embed([new_fact[k][1] for k in f_keys]) if f_keys else \
-            np.zeros((0, self.embedder.dim), np.float32)
-        t3 = time.perf_counter()
+        f_vecs = self._embed_missing([new_fact[k][1] for k in f_keys], prep.fact_vecs)
         long_mask = np.array([alnum_count(n) >= 3 for n in p_norms], dtype=bool)
         if len(p_ids):  # staged: removed again below if the transaction fails
             self.phrase_index.add(p_ids[long_mask], p_vecs[long_mask])
@@ -304,10 +359,14 @@ class HippoRAGBackend(Backend):
                               for i, n, v in zip(p_ids, p_norms, p_vecs, strict=True)]
             up.new_facts = [(int(fid), k[0], k[1], k[2], new_fact[k][1], v)
                             for fid, k, v in zip(f_ids, f_keys, f_vecs, strict=True)]
+            before = self.gs.generation()
             self.gs.apply(up)  # one transaction: all of it or nothing
         except BaseException:
             self.phrase_index.remove(p_ids)  # undo the staged phrases: nothing half-done
             raise
+        after = self.gs.generation()
+        # our own write moved the generation by one; anything else was another process
+        self._synced_gen = after if before == self._synced_gen and after == before + 1 else -1
         t4 = time.perf_counter()
         for n, (pid, _) in new_phrase.items():
             self.phrase_by_text[n] = pid
@@ -319,16 +378,21 @@ class HippoRAGBackend(Backend):
             self.passage_index.remove(ids)
         self.passage_index.add(ids, pvecs)
         self.dirty_files = True
-        stats = self.last_index_stats
-        for name, val in (("embed_passages_s", t1 - t0), ("extract_s", t2 - t1),
-                          ("embed_nodes_s", t3 - t2), ("synonymy_and_write_s", t4 - t3)):
-            stats[name] = stats.get(name, 0.0) + val
+        for name, val in (*prep.timings.items(), ("synonymy_and_write_s", t4 - t3)):
+            self.index_timings[name] = self.index_timings.get(name, 0.0) + val
 
     def remove(self, ids: Sequence[int]) -> None:
         ids = [int(i) for i in ids]
         if not ids:
             return
+        self._refresh_if_foreign()
+        before = self.gs.generation()
         dead_phrases, dead_facts = self.gs.remove_passages(ids)
+        after = self.gs.generation()
+        if before == self._synced_gen and after in (before, before + 1):
+            self._synced_gen = after
+        else:
+            self._synced_gen = -1
         for pid in dead_phrases:
             text = self.phrase_text.pop(pid, None)
             if text is not None:
@@ -339,25 +403,23 @@ class HippoRAGBackend(Backend):
         self.dirty_files = True
 
     # ---- reading --------------------------------------------------------------------------
-    def retrieve(self, query: str, k: int, *, allowed: AllowedIds) -> list[Scored]:
-        self._last_cost = {}
+    def retrieve(self, query: str, k: int, *, allowed: AllowedIds,
+                 options: Options | None = None) -> Retrieval:
+        """Graph retrieval; the trace names the seed phrases and facts and how the walk went
+        (LLM calls of the recognition filter are metered by the caller)."""
         if len(allowed) == 0 or self.passage_index.ntotal == 0:
-            return []
-        used_before = _usage(self.llm)
-        g = self._graph()
-        hits = self.search.run(self, g, query, k, allowed, self.ropts)
-        spent = _usage(self.llm)
-        self._last_cost = {key: spent[key] - used_before[key] for key in spent}
-        return hits
+            return Retrieval([], trace={"mode": "empty"})
+        ropts = self.ropts if options is None else \
+            retrieval_options(self.opts, self.llm is not None, options)
+        trace: dict[str, Any] = {}
+        hits = self.search.run(self, self._graph(), query, k, allowed, ropts, trace=trace)
+        return Retrieval(hits, trace=trace)
 
     def lookup_phrase(self, norm: str) -> int | None:
         """A phrase id by normalised text (single function words never match)."""
         if " " not in norm and norm in _FUNCTION:
             return None
         return self.phrase_by_text.get(norm)
-
-    def cost(self) -> dict[str, Any]:
-        return dict(self._last_cost)
 
     def stats(self) -> dict[str, Any]:
         g = self._graph()
@@ -366,15 +428,6 @@ class HippoRAGBackend(Backend):
         syn = self.ctx.store.conn.execute("SELECT COUNT(*) FROM hipporag_synonyms").fetchone()[0]
         return {**g.stats(), "synonymy_edges": int(syn), "failed_extractions": int(failed),
                 "extractor": self.extractor.name, "filter": self.ropts.use_filter}
-
-
-def _usage(llm: Any) -> dict[str, int]:
-    u = getattr(llm, "usage", None)
-    if u is None:
-        return {"llm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
-    return {"llm_calls": int(getattr(u, "calls", 0)),
-            "prompt_tokens": int(getattr(u, "prompt_tokens", 0)),
-            "completion_tokens": int(getattr(u, "completion_tokens", 0))}
 
 
 __all__ = ["HippoRAGBackend", "LLM_FREE_DEFAULTS", "link_query_phrases", "minmax",

@@ -10,13 +10,13 @@ loaded back only if its generation matches the tables'.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from memkit._files import private_tmp, replace_from
 from memkit.backends.hipporag.store import GraphStore
 from memkit.errors import StoreCorrupt
 
@@ -78,14 +78,14 @@ class GraphArrays:
     # ---- persistence ----------------------------------------------------------------------
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = private_tmp(path, ".npz")
         np.savez(tmp, phrase_ids=self.phrase_ids, passage_ids=self.passage_ids,
                  indptr=self.adj.indptr, indices=self.adj.indices, data=self.adj.data,
                  phrase_passages=self.phrase_passages, fact_ids=self.fact_ids,
                  fact_nodes=self.fact_nodes, generation=np.int64(self.generation),
                  support_indptr=_or_empty(self.support_indptr),
                  support_items=_or_empty(self.support_items))
-        os.replace(tmp, path)
+        replace_from(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> GraphArrays:

@@ -9,13 +9,14 @@ are ranked.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from memkit.backends.base import AllowedIds, Scored
+from memkit.backends.base import AllowedIds
 from memkit.backends.hipporag.graph import GraphArrays
 from memkit.backends.hipporag.ppr import PPROperator
 from memkit.backends.hipporag.push import LocalPPR
@@ -30,6 +31,7 @@ from memkit.backends.hipporag.retriever import (
     weighted_rrf,
 )
 from memkit.errors import LLMError
+from memkit.types import Scored
 
 if TYPE_CHECKING:
     from memkit.backends.hipporag.backend import HippoRAGBackend
@@ -41,14 +43,16 @@ class GraphSearch:
     def __init__(self, cache_size: int = 4) -> None:
         self.cache: OrderedDict[tuple[int, int, bytes], Any] = OrderedDict()
         self.cache_size = cache_size
+        self._lock = threading.Lock()  # concurrent readers share the LRU
 
     def operator(self, g: GraphArrays, allowed_mask: np.ndarray | None, method: str) -> Any:
         key = (g.generation, id(g), b"" if allowed_mask is None
                else np.packbits(allowed_mask).tobytes())
         key = (key[0], key[1], key[2] + method.encode())
-        if key in self.cache:
-            self.cache.move_to_end(key)
-            return self.cache[key]
+        with self._lock:
+            if key in self.cache:
+                self.cache.move_to_end(key)
+                return self.cache[key]
         adj = g.adj
         if allowed_mask is not None:
             keep = np.ones(g.n_nodes)
@@ -57,13 +61,19 @@ class GraphSearch:
             adj = (d @ adj @ d).tocsr()
             adj.eliminate_zeros()
         op = LocalPPR(adj) if method == "push" else PPROperator(adj)
-        self.cache[key] = op
-        while len(self.cache) > self.cache_size:
-            self.cache.popitem(last=False)
+        with self._lock:
+            self.cache[key] = op
+            while len(self.cache) > self.cache_size:
+                self.cache.popitem(last=False)
         return op
 
     def run(self, be: HippoRAGBackend, g: GraphArrays, query: str, k: int,
-            allowed: AllowedIds, o: RetrievalOptions) -> list[Scored]:
+            allowed: AllowedIds, o: RetrievalOptions,
+            trace: dict[str, Any] | None = None) -> list[Scored]:
+        """Rank the allowed passages; ``trace`` (if given) is filled with what seeded the
+        walk: seed phrases with weights, seed facts, and whether dense was fallen back on."""
+        trace = {} if trace is None else trace
+        trace["mode"] = "graph"
         emb = be.embedder
         qvec = emb.embed_query(query, o.passage_instruction)
         fvec = qvec if o.fact_instruction == o.passage_instruction else \
@@ -82,8 +92,10 @@ class GraphSearch:
         fact_ends: list[tuple[str, tuple[int, int]]] = []
         if o.use_facts and be.fact_index.ntotal:
             seed_facts = self._fact_seeds(be, g, query, fvec, o, allowed, allowed_all)
+            trace["facts"] = [t for _, t, _ in seed_facts]
             if o.use_filter and not seed_facts:
-                return self._fallback(dense, k, "no fact survived the recognition filter")
+                return self._fallback(dense, k, "no fact survived the recognition filter",
+                                      trace)
             rows = np.searchsorted(g.fact_ids, [f for f, _, _ in seed_facts])
             triples = [(int(g.fact_nodes[r, 0]), int(g.fact_nodes[r, 1]), s)
                        for r, (_, _, s) in zip(rows, seed_facts, strict=True)]
@@ -108,7 +120,7 @@ class GraphSearch:
         for node, w in extra.items():
             seeds[node] = seeds.get(node, 0.0) + w
         if not seeds:
-            return self._fallback(dense, k, "no seed phrase")
+            return self._fallback(dense, k, "no seed phrase", trace)
         # reset vector: phrase seeds + dense passage weights
         reset = np.zeros(g.n_nodes)
         for node, w in seeds.items():
@@ -142,6 +154,9 @@ class GraphSearch:
                     fused.append((i, 0.0))
         seed_text = {node: be.phrase_text.get(int(g.phrase_ids[node]), "")
                      for node in seeds}
+        trace["seed_phrases"] = sorted(((seed_text[n], float(w)) for n, w in seeds.items()),
+                                       key=lambda tw: -tw[1])[:50]
+        trace["fusion"] = o.fusion
         out = []
         for iid, score in fused[:k]:
             if iid not in allowed:
@@ -154,8 +169,9 @@ class GraphSearch:
             }))
         return out
 
-    def _fallback(self, dense: tuple[np.ndarray, np.ndarray], k: int, why: str
-                  ) -> list[Scored]:
+    def _fallback(self, dense: tuple[np.ndarray, np.ndarray], k: int, why: str,
+                  trace: dict[str, Any]) -> list[Scored]:
+        trace.update(mode="dense", fallback=why)
         ids, scores = dense
         return [Scored(int(i), float(s), {"dense": float(s), "mode": "dense", "fallback": why})
                 for i, s in zip(ids[:k], scores[:k], strict=True)]

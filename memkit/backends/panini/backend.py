@@ -25,11 +25,12 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from memkit.backends.base import AllowedIds, Backend, BackendContext, Scored
+from memkit.backends.base import AllowedIds, Backend, BackendContext, Retrieval
 from memkit.backends.panini.chains import BeamParams, Chain, SearchResult, beam_search
 from memkit.backends.panini.decompose import (
     Decomposition,
@@ -45,59 +46,76 @@ from memkit.backends.panini.retrieval import QACandidate, RetrievalParams, Works
 from memkit.backends.panini.store import EntityRow, QARow, WorkspaceStore
 from memkit.errors import ConfigError
 from memkit.fusion import approx_tokens
-from memkit.types import MemoryItem
+from memkit.options import Options
+from memkit.types import Cost, MemoryItem, Scored
 
 log = logging.getLogger("memkit.panini")
 
-_WRITERS = ("auto", "llm", "parse")
-_DECOMPOSERS = ("auto", "llm", "single")
-_FILLS = ("none", "qa", "dense")
+
+class PaniniOptions(Options):
+    """Settings of the panini backend (see the module docstring)."""
+
+    writer: Literal["auto", "llm", "parse"] = "auto"
+    decompose: Literal["auto", "llm", "single"] = "auto"
+    fill: Literal["none", "qa", "dense"] = "none"
+    entity_top_k: int = Field(20, ge=1)
+    qa_top_k: int = Field(15, ge=1)
+    rerank_top_k: int = Field(15, ge=1)
+    entity_search: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    min_score: float = 0.2
+    beam_width: int = Field(5, ge=1)
+    join_threshold: float = 0.3
+    single_hop_pairs: int = Field(15, ge=1)
+    render_roles: bool = True
+    batch_size: int = Field(64, ge=1, le=4096)
+    query_instruction: str | None = None
+    writer_max_tokens: int = Field(2048, ge=16)
+
+
+class PaniniReadOptions(Options):
+    """Per-read options: ``decomposition``, a list of sub-questions (strings, or
+    ``[text, requires_retrieval]`` pairs, with ``<ENTITY_Qn>`` placeholders) used instead of
+    the backend's own decomposer (e.g. an oracle one, for analysis)."""
+
+    decomposition: list[str | tuple[str, bool]] | None = None
 
 
 class PaniniBackend(Backend):
     """QA-network memory (Panini / generative semantic workspaces)."""
 
     name = "panini"
+    options_model = PaniniOptions
+    read_options_model = PaniniReadOptions
+    components = frozenset({"nlp"})  # an injected spaCy pipeline (never saved)
 
-    def __init__(self, ctx: BackendContext, **options: Any) -> None:
-        super().__init__(ctx, **options)
-        self.writer_kind = str(options.get("writer", "auto"))
-        self.decompose_kind = str(options.get("decompose", "auto"))
-        self.fill = str(options.get("fill", "none"))
-        for value, allowed, what in ((self.writer_kind, _WRITERS, "writer"),
-                                     (self.decompose_kind, _DECOMPOSERS, "decompose"),
-                                     (self.fill, _FILLS, "fill")):
-            if value not in allowed:
-                raise ConfigError(f"panini option {what}={value!r}; use one of {allowed}")
+    def __init__(self, ctx: BackendContext, options: Options | None = None) -> None:
+        super().__init__(ctx, options)
+        o: Any = self.options
+        self.writer_kind = o.writer
+        self.decompose_kind = o.decompose
+        self.fill = o.fill
         self.retrieval = RetrievalParams(
-            entity_top_k=int(options.get("entity_top_k", 20)),
-            qa_top_k=int(options.get("qa_top_k", 15)),
-            rerank_top_k=int(options.get("rerank_top_k", 15)),
-            entity_search=str(options.get("entity_search", "hybrid")),
-            min_score=float(options.get("min_score", 0.2)),
-        )
-        if self.retrieval.entity_search not in ("hybrid", "dense", "bm25"):
-            raise ConfigError(f"panini entity_search={self.retrieval.entity_search!r}; use "
-                              "'hybrid', 'dense' or 'bm25'")
-        self.beam = BeamParams(
-            beam_width=int(options.get("beam_width", 5)),
-            join_threshold=float(options.get("join_threshold", 0.3)),
-            single_hop_pairs=int(options.get("single_hop_pairs", 15)),
-        )
-        self.render_roles = bool(options.get("render_roles", True))
-        self.batch_size = int(options.get("batch_size", 64))
-        self.query_instruction = options.get("query_instruction")
-        self.nlp = options.get("nlp")  # an injected spaCy pipeline (not saved in config)
-        self.writer_max_tokens = int(options.get("writer_max_tokens", 2048))
+            entity_top_k=o.entity_top_k, qa_top_k=o.qa_top_k, rerank_top_k=o.rerank_top_k,
+            entity_search=o.entity_search, min_score=o.min_score)
+        self.beam = BeamParams(beam_width=o.beam_width, join_threshold=o.join_threshold,
+                               single_hop_pairs=o.single_hop_pairs)
+        self.render_roles = o.render_roles
+        self.batch_size = o.batch_size
+        self.query_instruction = o.query_instruction
+        self.nlp = ctx.components.get("nlp")
+        self.writer_max_tokens = o.writer_max_tokens
         self.wstore = WorkspaceStore(ctx.store)
         self.index = WorkspaceIndex(ctx.embedder)
         self._parse_writer: ParseWriter | None = None
         self._known: set[int] = set()
-        self._last_cost: dict[str, int] = {}
-        self.last_trace: dict[str, Any] = {}
 
     # ---- lifecycle ----------------------------------------------------------------------
-    def open(self) -> None:
+    def open(self) -> int | None:
+        self._load()
+        self._retry_pending()
+        return None
+
+    def _load(self) -> None:
         store = self.ctx.store
         config = {"embedder": self.ctx.embedder.name, "dim": self.ctx.embedder.dim}
         stored = store.get_meta("panini.config")
@@ -110,7 +128,6 @@ class PaniniBackend(Backend):
         self.index.add_rows(ents, qas)
         self._load_vectors(ents, qas)
         self._known = self.wstore.known_items()
-        self._retry_pending()
 
     def _load_vectors(self, ents: Sequence[EntityRow], qas: Sequence[QARow]) -> None:
         evecs, qvecs = self.wstore.vectors("e"), self.wstore.vectors("q")
@@ -141,8 +158,16 @@ class PaniniBackend(Backend):
         return self.writer_kind == "llm" or (self.writer_kind == "auto" and
                                              self.ctx.llm is not None)
 
-    def add(self, items: Sequence[MemoryItem]) -> None:
+    def prepare(self, items: Sequence[MemoryItem]) -> Any:
+        if self.fill == "dense":  # the dense fallback reads the shared item vectors
+            self.ctx.vectors.ensure(items)
+        return None
+
+    def add(self, items: Sequence[MemoryItem], prepared: Any = None) -> None:
         todo = [it for it in items if it.id not in self._known]
+        if any(self.wstore.status(it.id) is not None for it in todo):
+            self._load()  # another process wrote these workspaces: load its rows
+            todo = [it for it in todo if it.id not in self._known]
         if todo:
             self._write(todo)
 
@@ -239,13 +264,15 @@ class PaniniBackend(Backend):
             return decompose_llm(self.ctx.llm, query)
         return single_hop(query)
 
-    def retrieve(self, query: str, k: int, *, allowed: AllowedIds) -> list[Scored]:
-        return self.retrieve_with_decomposition(query, self.decompose(query), k,
-                                                allowed=allowed)
+    def retrieve(self, query: str, k: int, *, allowed: AllowedIds,
+                 options: Options | None = None) -> Retrieval:
+        given = getattr(options, "decomposition", None)
+        decomposition = self.decompose(query) if given is None else validate(list(given), query)
+        return self.retrieve_with_decomposition(query, decomposition, k, allowed=allowed)
 
     def retrieve_with_decomposition(
             self, query: str, decomposition: Decomposition | Sequence[Any], k: int, *,
-            allowed: AllowedIds) -> list[Scored]:
+            allowed: AllowedIds) -> Retrieval:
         """Read with a given decomposition: a :class:`Decomposition` (e.g. an *oracle* one
         from :func:`~memkit.backends.panini.decompose.from_musique`) or a list of
         sub-question strings / ``(text, requires_retrieval)`` pairs with ``<ENTITY_Qn>``."""
@@ -263,14 +290,16 @@ class PaniniBackend(Backend):
         scored = self._hits(result, rendered, decomposition, k, allowed)
         if self.fill != "none" and len(scored) < k:
             scored += self._fill(query, k - len(scored), allowed, {s.id for s in scored})
-        self._last_cost = dict(decomposition.cost)
-        self.last_trace = {
+        spent = decomposition.cost
+        cost = Cost(llm_calls=int(spent.get("llm_calls", 0)),
+                    prompt_tokens=int(spent.get("prompt_tokens", 0)),
+                    completion_tokens=int(spent.get("completion_tokens", 0)))
+        return Retrieval(scored, cost, {
             "decomposition": decomposition.as_dict(), "rendered": rendered,
             "context_tokens": 0 if not result.chains else approx_tokens(rendered),
             "chains": [c.as_dict() for c in result.chains], "hop_beams": result.hop_beams,
             "retrievals": result.retrievals, "abstained": not result.chains,
-        }
-        return scored
+        })
 
     def _hits(self, result: SearchResult, rendered: str, d: Decomposition, k: int,
               allowed: AllowedIds) -> list[Scored]:
@@ -306,26 +335,17 @@ class PaniniBackend(Backend):
                     out.append(Scored(p.item_id, 0.0, {"fill": "qa", "rendered": NO_EVIDENCE,
                                                        "qa_pairs": [render_pair(p)]}))
         else:
-            conn = self.ctx.store.conn
             ids = [i for i in allowed.ids.tolist() if i not in have]
-            rows = []
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                rows += conn.execute(
-                    "SELECT item_id, vec FROM dense_vectors WHERE item_id IN "
-                    f"({','.join('?' * len(chunk))})", chunk).fetchall()
-            if rows:
-                mat = np.vstack([np.frombuffer(b, dtype=np.float32) for _, b in rows])
-                sims = mat @ q_vec
+            vecs = self.ctx.vectors.get(ids)  # items embedded by any backend
+            if vecs:
+                vids = list(vecs)
+                sims = np.vstack([vecs[i] for i in vids]) @ q_vec
                 for j in np.argsort(-sims, kind="stable")[:n]:
-                    out.append(Scored(int(rows[j][0]), 0.0, {"fill": "dense",
-                                                             "rendered": NO_EVIDENCE}))
+                    out.append(Scored(int(vids[j]), 0.0, {"fill": "dense",
+                                                          "rendered": NO_EVIDENCE}))
         return out[:n]
 
     # ---- reporting ----------------------------------------------------------------------
-    def cost(self) -> dict[str, Any]:
-        return dict(self._last_cost)
-
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.wstore.counts())
         out["write_cost"] = self.wstore.write_cost()

@@ -25,6 +25,7 @@ from memkit.backends.sifter.prompt import PromptConfig
 from memkit.backends.sifter.rank import ProxyRanker, resolve_llm
 from memkit.errors import ConfigError
 from memkit.fusion import approx_tokens
+from memkit.rerank import Reranked
 from memkit.types import Cost, Hit
 
 __all__ = ["SifterReranker"]
@@ -60,20 +61,18 @@ class SifterReranker:
         self.temperature = temperature
         self.unit_max_chars = unit_max_chars
         self.date_format = date_format
-        self.last_cost = Cost()
-        self.last_text = ""
 
     def _unit(self, hit: Hit) -> Unit:
         created = hit.item.created_at
         date = datetime.fromtimestamp(created, tz=UTC).strftime(self.date_format)
         return Unit(uid=hit.item.id, text=hit.item.text, date=date, order=created)
 
-    def rerank(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
-        """The top ``k`` of ``hits`` in the proxy's order (evidence gains ``sifter_rank``)."""
+    def rerank(self, query: str, hits: list[Hit], k: int) -> Reranked:
+        """The top ``k`` of ``hits`` in the proxy's order (evidence gains ``sifter_rank``);
+        the trace holds the proxy's raw reply and which hits it was shown."""
         t0 = time.perf_counter()
-        self.last_cost = Cost()
         if len(hits) <= 1:
-            return hits[:k]
+            return Reranked(hits[:k], Cost(), {"shown": [h.id for h in hits], "reply": ""})
         counts = [approx_tokens(h.item.text) for h in hits]
         # hits arrive best first: rank position is the prefilter score
         kept = select_units([-i for i in range(len(hits))], counts, self.budget_tokens)
@@ -90,7 +89,6 @@ class SifterReranker:
         )
         by_hit_rank = sorted(range(len(kept)), key=lambda j: kept[j])
         result = ranker.rank(query, units, fallback=by_hit_rank)
-        self.last_text = result.text
         out: list[Hit] = []
         for pos, j in enumerate(result.order[:k]):
             hit = hits[kept[j]]
@@ -99,5 +97,5 @@ class SifterReranker:
             out.append(hit)
         cost = result.cost
         cost.ms = (time.perf_counter() - t0) * 1000
-        self.last_cost = cost
-        return out
+        return Reranked(out, cost, {"shown": [hits[i].id for i in kept], "reply": result.text,
+                                    "parsed": list(result.parsed.ranked)})

@@ -1,0 +1,78 @@
+"""HippoRAG's typed options: indexing settings plus every retrieval knob.
+
+Retrieval knobs left unset take :class:`~memkit.backends.hipporag.retriever.RetrievalOptions`'
+defaults - or, with no LLM, the LLM-free defaults measured on MuSiQue (``LLM_FREE_DEFAULTS``,
+see ``evals/hipporag/``). The same knobs can be set for one read:
+``mem.read(q, backend="hipporag", read_options={"hipporag": {"damping": 0.7}})``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Literal
+
+import pydantic
+from pydantic import Field
+
+from memkit.backends.hipporag.retriever import RetrievalOptions
+from memkit.options import Options
+
+#: LLM-free retrieval defaults (chosen by the MuSiQue ablation, evals/hipporag/)
+LLM_FREE_DEFAULTS: dict[str, Any] = {
+    "use_facts": False, "query_phrase_weight": 1.0, "dense_seed_passages": 2,
+    "fusion": "ppr",
+}
+
+_HINTS = typing.get_type_hints(RetrievalOptions)
+#: retrieval knobs settable as options (the filter is the ``filter`` option)
+RETRIEVAL_KEYS = [f.name for f in dataclasses.fields(RetrievalOptions) if f.name != "use_filter"]
+
+_LITERALS: dict[str, Any] = {"fusion": Literal["ppr", "rrf"],
+                             "ppr_method": Literal["power", "push"]}
+
+
+def _optional_fields() -> dict[str, Any]:
+    return {name: (_LITERALS.get(name, _HINTS[name]) | None, None) for name in RETRIEVAL_KEYS}
+
+
+#: per-read overrides of the retrieval knobs (all optional)
+HippoRAGReadOptions: type[Options] = pydantic.create_model(  # type: ignore[call-overload]
+    "HippoRAGReadOptions", __base__=Options, __doc__="Retrieval knobs for one read.",
+    **_optional_fields())
+
+
+class _Indexing(Options):
+    extractor: Literal["auto", "llm", "spacy", "rules"] = Field(
+        "auto", description="auto: LLM OpenIE with an LLM, else spaCy if installed, else rules")
+    filter: bool | None = Field(None, description="LLM recognition filter at query time "
+                                                  "(default: when an LLM is present)")
+    synonymy_threshold: float = Field(0.8, ge=-1.0, le=1.0)
+    synonymy_max: int = Field(100, ge=0)
+    max_attempts: int = Field(3, ge=1, description="extraction retries of a failed passage")
+    batch_size: int = Field(32, ge=1, le=4096)
+    spacy_model: str | None = None
+    noun_phrases: bool | None = None
+    cooccurrence: bool | None = None
+    hnsw_threshold: int = Field(50_000, ge=1)
+
+
+#: the backend's settings: indexing options and the retrieval knobs
+HippoRAGOptions: type[_Indexing] = pydantic.create_model(  # type: ignore[call-overload]
+    "HippoRAGOptions", __base__=_Indexing, __doc__="Settings of the hipporag backend.",
+    **_optional_fields())
+
+
+def retrieval_options(options: Options, has_llm: bool,
+                      override: Options | None = None) -> RetrievalOptions:
+    """The RetrievalOptions for a read: dataclass defaults (or the LLM-free ones), then the
+    backend's options, then one read's overrides."""
+    ro: dict[str, Any] = {} if has_llm else dict(LLM_FREE_DEFAULTS)
+    for source in (options, override):
+        if source is None:
+            continue
+        ro.update({k: v for k, v in source.model_dump().items()
+                   if k in RETRIEVAL_KEYS and v is not None})
+    use_filter = getattr(options, "filter", None)
+    ro["use_filter"] = (has_llm if use_filter is None else bool(use_filter)) and has_llm
+    return RetrievalOptions(**ro)

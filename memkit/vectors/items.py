@@ -1,0 +1,130 @@
+"""ItemVectors: the one store of item (passage) vectors, shared by every backend.
+
+It owns the table ``item_vectors`` in the memory's SQLite: one vector per record item for the
+memory's embedder. Dense, HippoRAG and Panini all ask it for passage vectors (``ensure``), so a
+passage is embedded once however many backends index it, and no backend reads another's
+tables. Vectors are derived data: the indexer drops those of deleted items (``remove``), and a
+change of embedder clears the table (every vector is re-embedded on demand).
+
+>>> from memkit.embed import HashEmbedder
+>>> from memkit.store.sqlite import Store
+>>> from memkit.types import MemoryItem, Scope
+>>> iv = ItemVectors(Store.open(":memory:"), HashEmbedder(dim=8))
+>>> item = MemoryItem(7, "hello", Scope(), None, 0.0, 1.0, None, {}, "h")
+>>> iv.ensure([item]).shape, iv.ensure([item]).shape, iv.count()
+((1, 8), (1, 8), 1)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from memkit.embed.base import Embedder
+from memkit.store.sqlite import Store
+from memkit.types import MemoryItem
+
+MIGRATIONS = [
+    "CREATE TABLE item_vectors (item_id INTEGER PRIMARY KEY, vec BLOB NOT NULL)",
+]
+_META = "item_vectors.config"
+_CHUNK = 500
+
+
+class ItemVectors:
+    """Passage vectors by item id, embedded once, shared by every backend (thread-safe: every
+    statement runs on the store's locked connection)."""
+
+    def __init__(self, store: Store, embedder: Embedder, batch_size: int = 64) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.batch_size = batch_size
+        store.migrate("item_vectors", MIGRATIONS)
+        self._adopt_legacy_dense_table()
+        config = json.dumps({"embedder": embedder.name, "dim": embedder.dim})
+        if store.get_meta(_META) != config:
+            with store.transaction() as conn:
+                conn.execute("DELETE FROM item_vectors")  # another model's vectors: meaningless
+                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_META, config))
+
+    def _adopt_legacy_dense_table(self) -> None:
+        """Memories written before this store kept passage vectors in ``dense_vectors``
+        (tagged by ``dense.config``): move them here once, then drop that table."""
+        conn = self.store.conn
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                        "name = 'dense_vectors'").fetchone() is None:
+            return
+        with self.store.transaction() as tx:
+            legacy = tx.execute("SELECT value FROM meta WHERE key = 'dense.config'").fetchone()
+            if legacy is not None and tx.execute(
+                    "SELECT COUNT(*) FROM item_vectors").fetchone()[0] == 0:
+                tx.execute("INSERT OR IGNORE INTO item_vectors SELECT item_id, vec "
+                           "FROM dense_vectors")
+                tx.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_META, legacy[0]))
+            tx.execute("DROP TABLE dense_vectors")
+
+    # ---- reading ------------------------------------------------------------------------
+    def get(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Stored vectors for these ids (ids without one are left out)."""
+        out: dict[int, np.ndarray] = {}
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            for iid, blob in self.store.conn.execute(
+                    f"SELECT item_id, vec FROM item_vectors WHERE item_id IN "
+                    f"({','.join('?' * len(chunk))})", chunk):
+                out[int(iid)] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def all(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every stored (id, vector), ids ascending, read in one statement (a consistent
+        snapshot even while another process writes)."""
+        rows = self.store.conn.execute(
+            "SELECT item_id, vec FROM item_vectors ORDER BY item_id").fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        if not rows:
+            return ids, np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return ids, np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+
+    def count(self) -> int:
+        return int(self.store.conn.execute("SELECT COUNT(*) FROM item_vectors").fetchone()[0])
+
+    # ---- writing ------------------------------------------------------------------------
+    def ensure(self, items: Sequence[MemoryItem], progress: bool = False) -> np.ndarray:
+        """The vectors of ``items`` (rows in order), embedding and storing only those that no
+        backend, process or earlier run has stored yet. Safe to call without any lock held:
+        two callers racing on one item store the same vector (``INSERT OR IGNORE``)."""
+        if not items:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        have = self.get([it.id for it in items])
+        fresh = [it for it in items if it.id not in have]
+        if fresh:
+            vecs = self.embedder.embed([it.text for it in fresh], batch_size=self.batch_size,
+                                       progress=progress and len(fresh) > self.batch_size,
+                                       desc="embedding passages")
+            with self.store.transaction() as conn:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO item_vectors (item_id, vec) VALUES (?, ?)",
+                    [(it.id, v.tobytes()) for it, v in zip(fresh, vecs, strict=True)])
+            have.update({it.id: v for it, v in zip(fresh, vecs, strict=True)})
+        return np.vstack([have[it.id] for it in items])
+
+    def remove(self, ids: Sequence[int]) -> None:
+        """Drop the vectors of these (deleted) items."""
+        ids = [int(i) for i in ids]
+        with self.store.transaction() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start:start + _CHUNK]
+                conn.execute(f"DELETE FROM item_vectors WHERE item_id IN "
+                             f"({','.join('?' * len(chunk))})", chunk)
+
+    def clear(self) -> None:
+        with self.store.transaction() as conn:
+            conn.execute("DELETE FROM item_vectors")
+
+    def stats(self) -> dict[str, Any]:
+        return {"vectors": self.count(), "embedder": self.embedder.name,
+                "dim": self.embedder.dim}
