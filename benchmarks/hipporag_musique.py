@@ -23,7 +23,6 @@ import resource
 import shutil
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -176,7 +175,7 @@ def main() -> None:
         mem.write_many(corpus, batch_size=256, progress=True, desc="building")
         mem.flush()
         build_s = time.perf_counter() - t_build
-        print(f"built in {build_s:.1f} s: {be.last_index_stats}")
+        print(f"built in {build_s:.1f} s: {be.index_timings}")
     open_s = time.perf_counter() - t0
     ids = {it.text: it.id for it in mem.store.iter_items()}
     corpus_ids = [ids[t] for t in corpus]
@@ -210,13 +209,16 @@ def main() -> None:
         if args.variants == "all"
         else [int(x) for x in args.variants.split(",")]
     )
-    base = be.ropts
+    plain = RetrievalOptions(use_filter=False)
     for vi in chosen:
         name, over = VARIANTS[vi]
-        be.ropts = replace(RetrievalOptions(use_filter=False), **over)
+        # each variant starts from the dataclass defaults (not the LLM-free ones), per read
+        knobs = {**{key: getattr(plain, key) for key in LLM_FREE_DEFAULTS}, **over}
+        knobs.pop("use_filter", None)
         t = time.perf_counter()
         ranks = [
-            [h.item.id for h in mem.read(q.question, k=10, backend="hipporag").hits]
+            [h.item.id for h in mem.read(q.question, k=10, backend="hipporag",
+                                         read_options={"hipporag": knobs}).hits]
             for q in questions
         ]
         ms = 1000 * (time.perf_counter() - t) / len(questions)
@@ -233,7 +235,6 @@ def main() -> None:
             )
         )
         print(f"{rows[-1][0]:<62} " + " ".join(f"{v:5.1f}" for v in rows[-1][1]), flush=True)
-    be.ropts = base
     mem.close()
 
     dense_r5 = rows[0][1][1]

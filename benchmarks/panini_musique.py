@@ -29,10 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tqdm.auto import tqdm  # noqa: E402
 
 from memkit import Memory  # noqa: E402
-from memkit.backends.base import AllowedIds  # noqa: E402
-from memkit.backends.panini import from_musique, single_hop  # noqa: E402
+from memkit.backends.panini import from_musique  # noqa: E402
 from memkit.fusion import approx_tokens  # noqa: E402
-from memkit.types import Scope  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "musique_dev200.jsonl"
 
@@ -107,7 +105,6 @@ def main() -> None:
     ids = {}
     for item in mem.store.iter_items():
         ids[(item.metadata.get("title"), item.text.partition("\n")[2])] = item.id
-    allowed = AllowedIds(mem.store.allowed_ids(Scope()))
     widths = [int(w) for w in args.beam_widths.split(",")]
     systems = ["dense", "panini-single"] + [f"panini-oracle-beam{w}" for w in widths]
     has_hippo = "hipporag" in mem.backends
@@ -130,15 +127,18 @@ def main() -> None:
             }
         )
         default_width = panini.beam.beam_width
-        runs = [("panini-single", single_hop(q), default_width)] + [
+        runs = [("panini-single", None, default_width)] + [
             (f"panini-oracle-beam{w}", from_musique(q, r["question_decomposition"]), w)
             for w in widths]
         for name, dec, width in runs:
-            panini.beam.beam_width = width
             ts = time.perf_counter()
-            scored = panini.retrieve_with_decomposition(q, dec, 5, allowed=allowed)
-            found = [s.id for s in scored]
-            tr = panini.last_trace
+            # None: the backend's own decomposition (a single hop without an LLM)
+            given = None if dec is None else [(sq.text, sq.requires_retrieval)
+                                              for sq in dec.questions]
+            res = mem.read(q, k=5, backend="panini", trace=True, read_options={
+                "panini": {"decomposition": given, "beam_width": width}})
+            found = res.ids
+            tr = res.traces["panini"]
             per[name].append(
                 {
                     "r2": recall(found, gold, 2),

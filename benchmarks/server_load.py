@@ -3,6 +3,8 @@ and a restart: every acknowledged write must be there, and indexed.
 
     python benchmarks/server_load.py                       # 8 writers + 32 readers, 60 s
     python benchmarks/server_load.py --seconds 10 --writers 2 --readers 4 --out /tmp/x.json
+    python benchmarks/server_load.py --only-slow-llm --slow-llm-ms 1000 --writers 2 \
+        --readers 4 --out evals/server/slow_llm_after.json    # add --memkit-path OLD for "before"
 
 Phase ``steady``: W writer and R reader clients (two tenants, one API key each) hammer one
 served memory for S seconds; we report throughput, p50/p95/p99 latency per operation, errors
@@ -54,10 +56,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(directory: Path, port: int, embedder: str, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "memkit.server", "serve", "--memory", str(directory),
-           "--port", str(port), "--embedder", embedder, "--log-level", "warning"]
+def start_server(directory: Path, port: int, embedder: str, log: Path,
+                 slow_llm_ms: float = 0.0, memkit_path: str | None = None) -> subprocess.Popen:
+    if slow_llm_ms > 0:  # dense + hipporag with a fake LLM that takes this long per call
+        cmd = [sys.executable, str(REPO / "benchmarks" / "slow_llm_server.py"), "--memory",
+               str(directory), "--port", str(port), "--llm-ms", str(slow_llm_ms)]
+    else:
+        cmd = [sys.executable, "-m", "memkit.server", "serve", "--memory", str(directory),
+               "--port", str(port), "--embedder", embedder, "--log-level", "warning"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    if memkit_path:  # measure another checkout (e.g. the code before a change)
+        env["PYTHONPATH"] = memkit_path
     with open(log, "ab") as err:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.time() + 180
@@ -259,8 +268,10 @@ def inspect_db(directory: Path) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{directory / 'memory.db'}?mode=ro", uri=True)
     try:
         q = lambda sql: int(conn.execute(sql).fetchone()[0])  # noqa: E731
+        table = "item_vectors" if q("SELECT COUNT(*) FROM sqlite_master WHERE "
+                                    "name = 'item_vectors'") else "dense_vectors"
         return {"items": q("SELECT COUNT(*) FROM items WHERE valid_until IS NULL"),
-                "dense_vectors": q("SELECT COUNT(*) FROM dense_vectors"),
+                "dense_vectors": q(f"SELECT COUNT(*) FROM {table}"),
                 "last_seq": q("SELECT COALESCE(MAX(seq), 0) FROM audit"),
                 "dense_watermark": q("SELECT COALESCE(MAX(watermark), 0) FROM backend_state "
                                      "WHERE name = 'dense'")}
@@ -279,7 +290,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedder", default="hash", help="hash (server cost) or minilm")
     ap.add_argument("--workdir", default=None, help="memory directory parent (default: tmp)")
     ap.add_argument("--out", default=str(REPO / "evals" / "server" / "load.json"))
+    ap.add_argument("--slow-llm-ms", type=float, default=0.0,
+                    help="also run the slow-LLM phase: a dense+hipporag memory whose fake LLM "
+                         "takes this long per call; dense reads while writers extract")
+    ap.add_argument("--slow-llm-seconds", type=float, default=20.0)
+    ap.add_argument("--only-slow-llm", action="store_true", help="run only that phase")
+    ap.add_argument("--memkit-path", default=None,
+                    help="PYTHONPATH for the server: measure another checkout (the 'before')")
     args = ap.parse_args(argv)
+    if args.only_slow_llm:
+        if args.slow_llm_ms <= 0:
+            ap.error("--only-slow-llm needs --slow-llm-ms")
+        return slow_llm_phase(args, argv)
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="memkit-load-"))
     directory = work / "mem"
@@ -344,6 +366,39 @@ def main(argv: list[str] | None = None) -> int:
         ok = ok and v["lost"] == 0 and v["not_retrievable"] == 0 and \
             v["items"] == v["dense_vectors"]
     return 0 if ok else 1
+
+
+def slow_llm_phase(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Dense reads while writers wait on a slow LLM: before the read/write path redesign a
+    read queued behind every write's extraction; now it must not."""
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="memkit-slowllm-"))
+    directory = work / "mem"
+    keys = make_keys(directory)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(directory, port, "hash", work / "server.log",
+                          slow_llm_ms=args.slow_llm_ms, memkit_path=args.memkit_path)
+    try:
+        print(f"slow-llm: {args.writers} writers + {args.readers} readers for "
+              f"{args.slow_llm_seconds:g} s, LLM {args.slow_llm_ms:g} ms per call")
+        res = run_load(url, keys, args.writers, args.readers, args.slow_llm_seconds,
+                       args.processes, phase="slowllm")
+        res.pop("acked")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    report = {"command": "python benchmarks/server_load.py " + " ".join(argv or sys.argv[1:]),
+              "memkit_path": args.memkit_path or "this checkout",
+              "load_avg": [round(x, 2) for x in os.getloadavg()], "slow_llm": res}
+    print(json.dumps(report, indent=1))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0 if res["errors"] == 0 else 1
 
 
 if __name__ == "__main__":

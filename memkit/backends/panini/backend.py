@@ -78,6 +78,8 @@ class PaniniReadOptions(Options):
     the backend's own decomposer (e.g. an oracle one, for analysis)."""
 
     decomposition: list[str | tuple[str, bool]] | None = None
+    #: beam width for this read (default: the backend's ``beam_width``)
+    beam_width: int | None = Field(None, ge=1)
 
 
 class PaniniBackend(Backend):
@@ -268,11 +270,14 @@ class PaniniBackend(Backend):
                  options: Options | None = None) -> Retrieval:
         given = getattr(options, "decomposition", None)
         decomposition = self.decompose(query) if given is None else validate(list(given), query)
-        return self.retrieve_with_decomposition(query, decomposition, k, allowed=allowed)
+        width = getattr(options, "beam_width", None)
+        beam = self.beam if width is None else replace(self.beam, beam_width=width)
+        return self.retrieve_with_decomposition(query, decomposition, k, allowed=allowed,
+                                                beam=beam)
 
     def retrieve_with_decomposition(
             self, query: str, decomposition: Decomposition | Sequence[Any], k: int, *,
-            allowed: AllowedIds) -> Retrieval:
+            allowed: AllowedIds, beam: BeamParams | None = None) -> Retrieval:
         """Read with a given decomposition: a :class:`Decomposition` (e.g. an *oracle* one
         from :func:`~memkit.backends.panini.decompose.from_musique`) or a list of
         sub-question strings / ``(text, requires_retrieval)`` pairs with ``<ENTITY_Qn>``."""
@@ -285,7 +290,7 @@ class PaniniBackend(Backend):
             return self.index.dual_retrieve(text, q_vec, self.retrieval, allowed_ents,
                                             allowed_qas)
 
-        result = beam_search(decomposition, retrieve, self.beam)
+        result = beam_search(decomposition, retrieve, beam or self.beam)
         rendered = render_evidence(result.chains, self.render_roles)
         scored = self._hits(result, rendered, decomposition, k, allowed)
         if self.fill != "none" and len(scored) < k:
