@@ -33,6 +33,8 @@ class GraphArrays:
     # which passages support each fact (CSR over fact rows): scope filtering of seed facts
     support_indptr: np.ndarray | None = None
     support_items: np.ndarray | None = None
+    # synonymy edges in node space (a, b, sim): kept apart so a scoped read can drop them
+    syn_edges: np.ndarray | None = None
 
     @property
     def n_phrases(self) -> int:
@@ -84,7 +86,9 @@ class GraphArrays:
                  phrase_passages=self.phrase_passages, fact_ids=self.fact_ids,
                  fact_nodes=self.fact_nodes, generation=np.int64(self.generation),
                  support_indptr=_or_empty(self.support_indptr),
-                 support_items=_or_empty(self.support_items))
+                 support_items=_or_empty(self.support_items),
+                 syn_edges=self.syn_edges if self.syn_edges is not None
+                 else np.zeros((0, 3)))
         replace_from(tmp, path)
 
     @classmethod
@@ -95,7 +99,7 @@ class GraphArrays:
                 adj = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=(n, n))
                 return cls(z["phrase_ids"], z["passage_ids"], adj, z["phrase_passages"],
                            z["fact_ids"], z["fact_nodes"], int(z["generation"]),
-                           z["support_indptr"], z["support_items"])
+                           z["support_indptr"], z["support_items"], z["syn_edges"])
         except Exception as exc:  # zip, key or shape errors: the file is not usable
             raise StoreCorrupt(f"graph file {path} is unreadable: {exc}") from exc
 
@@ -155,12 +159,14 @@ def assemble(phrase_ids: np.ndarray, passage_ids: np.ndarray, rel: np.ndarray, c
         counts = np.bincount(ph, minlength=P).astype(np.int64)
     else:
         counts = np.zeros(P, dtype=np.int64)
+    syn_edges = np.zeros((0, 3))
     if len(syn):
         a = np.searchsorted(phrase_ids, syn[:, 0].astype(np.int64))
         b = np.searchsorted(phrase_ids, syn[:, 1].astype(np.int64))
         rows += [a, b]
         cols += [b, a]
         vals += [syn[:, 2], syn[:, 2]]
+        syn_edges = np.stack([a, b, syn[:, 2]], axis=1).astype(np.float64)
     if rows:
         adj = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
                                                     np.concatenate(cols))), shape=(n, n))
@@ -173,4 +179,4 @@ def assemble(phrase_ids: np.ndarray, passage_ids: np.ndarray, rel: np.ndarray, c
         if len(facts) else np.zeros((0, 2), dtype=np.int64)
     return GraphArrays(phrase_ids, passage_ids, adj, counts,
                        facts[:, 0].copy() if len(facts) else np.zeros(0, np.int64),
-                       fact_nodes.astype(np.int64), generation)
+                       fact_nodes.astype(np.int64), generation, syn_edges=syn_edges)

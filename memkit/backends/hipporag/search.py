@@ -14,7 +14,6 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from memkit.backends.base import AllowedIds
 from memkit.backends.hipporag.graph import GraphArrays
@@ -30,6 +29,7 @@ from memkit.backends.hipporag.retriever import (
     seed_weights,
     weighted_rrf,
 )
+from memkit.backends.hipporag.scoped import ScopedView, scoped_view
 from memkit.errors import LLMError
 from memkit.types import Scored
 
@@ -41,31 +41,37 @@ class GraphSearch:
     """Retrieval with cached PPR operators (LRU over (generation, scope))."""
 
     def __init__(self, cache_size: int = 4) -> None:
-        self.cache: OrderedDict[tuple[int, int, bytes], Any] = OrderedDict()
+        self.cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.cache_size = cache_size
         self._lock = threading.Lock()  # concurrent readers share the LRU
 
-    def operator(self, g: GraphArrays, allowed_mask: np.ndarray | None, method: str) -> Any:
-        key = (g.generation, id(g), b"" if allowed_mask is None
-               else np.packbits(allowed_mask).tobytes())
-        key = (key[0], key[1], key[2] + method.encode())
+    def _cached(self, key: tuple[Any, ...], build: Any) -> Any:
         with self._lock:
             if key in self.cache:
                 self.cache.move_to_end(key)
                 return self.cache[key]
-        adj = g.adj
-        if allowed_mask is not None:
-            keep = np.ones(g.n_nodes)
-            keep[g.n_phrases:] = allowed_mask
-            d = sp.diags(keep)
-            adj = (d @ adj @ d).tocsr()
-            adj.eliminate_zeros()
-        op = LocalPPR(adj) if method == "push" else PPROperator(adj)
+        value = build()  # outside the lock: concurrent readers may build the same twice
         with self._lock:
-            self.cache[key] = op
+            self.cache[key] = value
             while len(self.cache) > self.cache_size:
                 self.cache.popitem(last=False)
-        return op
+        return value
+
+    def view(self, g: GraphArrays, allowed_mask: np.ndarray) -> ScopedView:
+        """The graph as the scope of ``allowed_mask`` sees it (cached per scope)."""
+        key = ("view", g.generation, id(g), np.packbits(allowed_mask).tobytes())
+        return self._cached(key, lambda: scoped_view(g, allowed_mask))  # type: ignore[no-any-return]
+
+    def operator(self, g: GraphArrays, allowed_mask: np.ndarray | None, method: str) -> Any:
+        """The PPR operator over the whole graph, or over one scope's view of it."""
+        key = ("op", g.generation, id(g), method,
+               b"" if allowed_mask is None else np.packbits(allowed_mask).tobytes())
+
+        def build() -> Any:
+            adj = g.adj if allowed_mask is None else self.view(g, allowed_mask).adj
+            return LocalPPR(adj) if method == "push" else PPROperator(adj)
+
+        return self._cached(key, build)
 
     def run(self, be: HippoRAGBackend, g: GraphArrays, query: str, k: int,
             allowed: AllowedIds, o: RetrievalOptions,
@@ -87,6 +93,12 @@ class GraphSearch:
         in_graph = np.isin(d_ids, g.passage_ids)
         allowed_mask = allowed.mask(g.passage_ids)
         allowed_all = bool(allowed_mask.all())
+        # a scoped read sees only its scope's part of the graph (no cross-scope signal)
+        if allowed_all:
+            per_phrase, visible = g.phrase_passages, np.ones(g.n_phrases, dtype=bool)
+        else:
+            view = self.view(g, allowed_mask)
+            per_phrase, visible = view.phrase_passages, view.visible
         seeds: dict[int, float] = {}
         seed_facts: list[tuple[int, str, float]] = []
         fact_ends: list[tuple[str, tuple[int, int]]] = []
@@ -99,16 +111,16 @@ class GraphSearch:
             rows = np.searchsorted(g.fact_ids, [f for f, _, _ in seed_facts])
             triples = [(int(g.fact_nodes[r, 0]), int(g.fact_nodes[r, 1]), s)
                        for r, (_, _, s) in zip(rows, seed_facts, strict=True)]
-            seeds = seed_weights(triples, g.phrase_passages, o.linking_top_k)
+            seeds = seed_weights(triples, per_phrase, o.linking_top_k)
             fact_ends = [(t, (s, ob)) for (_, t, _), (s, ob, _) in
                          zip(seed_facts, triples, strict=True)]
         extra: dict[int, float] = {}
         if o.query_phrase_weight > 0:
             for pid in link_query_phrases(query, be.lookup_phrase):
                 node = int(g.phrase_nodes(np.array([pid]))[0])
-                if node < g.n_phrases and g.phrase_ids[node] == pid:
+                if node < g.n_phrases and g.phrase_ids[node] == pid and visible[node]:
                     extra[node] = extra.get(node, 0.0) + o.query_phrase_weight / max(
-                        1, int(g.phrase_passages[node]))
+                        1, int(per_phrase[node]))
         if o.dense_seed_passages > 0:
             top = [i for i, ok in zip(d_ids[:o.dense_seed_passages], in_graph, strict=False)
                    if ok]
@@ -116,7 +128,7 @@ class GraphSearch:
             for iid, s in zip(top, norm, strict=True):
                 for node in g.passage_phrases(int(iid)).tolist():
                     extra[node] = extra.get(node, 0.0) + o.dense_seed_weight * max(
-                        float(s), 0.1) / max(1, int(g.phrase_passages[node]))
+                        float(s), 0.1) / max(1, int(per_phrase[node]))
         for node, w in extra.items():
             seeds[node] = seeds.get(node, 0.0) + w
         if not seeds:
@@ -182,12 +194,12 @@ class GraphSearch:
         """Top facts (id, text, normalised score), after the LLM filter when enabled."""
         n = min(be.fact_index.ntotal, o.fact_candidates)
         f_ids, f_scores = be.fact_index.search(qvec, n)
-        if len(f_ids) == 0:
-            return []
-        norm = minmax(f_scores)
         if not allowed_all:  # only facts some visible passage supports (no cross-scope text)
             visible = g.facts_visible(f_ids, allowed.mask)
-            f_ids, norm = f_ids[visible], norm[visible]
+            f_ids, f_scores = f_ids[visible], f_scores[visible]
+        if len(f_ids) == 0:
+            return []
+        norm = minmax(f_scores)  # over the visible facts only: no cross-scope normalisation
         top = list(zip(f_ids[:o.fact_top_k].tolist(), norm[:o.fact_top_k].tolist(),
                        strict=True))
         if not top:
