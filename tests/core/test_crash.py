@@ -21,7 +21,7 @@ CHILD = """
 import sys
 from memkit import Memory
 from memkit.embed import HashEmbedder
-mem = Memory.open(sys.argv[1], embedder=HashEmbedder(64))
+mem = Memory.open(sys.argv[1], embedder=HashEmbedder(64), index=sys.argv[2])
 report = mem.write_many(({"text": f"record {i} about topic {i % 17}", "source": f"doc{i}"}
                          for i in range(N)), batch_size=25)
 mem.close()
@@ -29,9 +29,9 @@ print("DONE", len(report.added), report.skipped_duplicates)
 """.replace("range(N)", f"range({N})")
 
 
-def _run_child(directory: Path, kill_after_rows: int | None) -> str:
+def _run_child(directory: Path, kill_after_rows: int | None, index: str = "sync") -> str:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(directory)], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(directory), index], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if kill_after_rows is None:
         out, err = proc.communicate(timeout=300)
@@ -65,13 +65,17 @@ def _assert_consistent(directory: Path) -> int:
         return len(ids)
 
 
+@pytest.mark.parametrize("index", ["sync", "async"])
 @pytest.mark.parametrize("kill_after_rows", [1, 700])
-def test_sigkill_mid_write_many_then_resume(tmp_path: Path, kill_after_rows: int) -> None:
+def test_sigkill_mid_write_many_then_resume(tmp_path: Path, kill_after_rows: int,
+                                            index: str) -> None:
+    """Killed mid-ingest, with indexing in the writer's thread or in the background: the
+    next open indexes whatever the record holds, and a rerun completes without duplicates."""
     directory = tmp_path / "m"
-    _run_child(directory, kill_after_rows)
+    _run_child(directory, kill_after_rows, index)
     partial = _assert_consistent(directory)
     assert kill_after_rows <= partial < N
-    out = _run_child(directory, None)
+    out = _run_child(directory, None, index)
     added, skipped = (int(x) for x in out.split()[1:3])
     assert added == N - partial and skipped == partial
     assert _assert_consistent(directory) == N
