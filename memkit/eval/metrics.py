@@ -88,6 +88,8 @@ def _em(prediction: str, gold: str) -> float:
 def _f1(prediction: str, gold: str) -> float:
     pred_tokens = normalize_answer(prediction).split()
     gold_tokens = normalize_answer(gold).split()
+    if not pred_tokens or not gold_tokens:  # SQuAD v2: two empty answers agree
+        return float(pred_tokens == gold_tokens)
     common = Counter(pred_tokens) & Counter(gold_tokens)
     same = sum(common.values())
     if same == 0:
@@ -97,13 +99,23 @@ def _f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def exact_match(prediction: str, golds: Sequence[str]) -> float:
-    """Max over gold answers (aliases) of normalised exact match; 0 with no gold."""
+def exact_match(prediction: str, golds: str | Sequence[str]) -> float:
+    """Max over gold answers (aliases; one string is one answer) of normalised exact match;
+    0 with no gold."""
+    if isinstance(golds, str):
+        golds = [golds]
     return max((_em(prediction, g) for g in golds), default=0.0)
 
 
-def token_f1(prediction: str, golds: Sequence[str]) -> float:
-    """Max over gold answers (aliases) of SQuAD token F1; 0 with no gold."""
+def token_f1(prediction: str, golds: str | Sequence[str]) -> float:
+    """Max over gold answers (aliases; one string is one answer) of SQuAD token F1; 0 with
+    no gold. The one F1 of memkit: eval and the MemSifter reward both use it.
+
+    >>> token_f1("The cat sat", "a cat sat down"), token_f1("the", ["the"])
+    (0.8, 1.0)
+    """
+    if isinstance(golds, str):
+        golds = [golds]
     return max((_f1(prediction, g) for g in golds), default=0.0)
 
 

@@ -88,8 +88,13 @@ def test_exact_match_and_f1_hand_values() -> None:
     assert token_f1("paris paris", ["paris"]) == pytest.approx(2 * 0.5 * 1 / 1.5)
     assert token_f1("Berlin", ["Paris"]) == 0.0
     assert token_f1("anything", []) == 0.0 and exact_match("anything", []) == 0.0
-    # SQuAD v1.1 behaviour: both empty after normalisation -> EM 1, F1 0
-    assert exact_match("a", ["the"]) == 1.0 and token_f1("a", ["the"]) == 0.0
+    # both empty after normalisation: SQuAD v2's rule (EM 1 and F1 1, never F1 < EM); the
+    # MemSifter reward uses this very function, so eval and training agree
+    assert exact_match("a", ["the"]) == 1.0 and token_f1("a", ["the"]) == 1.0
+    from memkit.backends.sifter.reward import token_f1 as reward_f1
+
+    assert reward_f1("the", "the") == token_f1("the", ["the"]) == 1.0
+    assert reward_f1("a", "Paris") == token_f1("a", "Paris") == 0.0
 
 
 def test_abstention_scores_hand_values() -> None:

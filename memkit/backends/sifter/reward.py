@@ -22,12 +22,12 @@ divided by the number of gold units (:func:`retrieval_reward`).
 from __future__ import annotations
 
 import math
-import re
-import string
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from memkit.backends.sifter.parse import parse_ranking
+from memkit.eval.metrics import ndcg_at_k as _ndcg
+from memkit.eval.metrics import normalize_answer, token_f1
+from memkit.eval.metrics import recall_at_k as _recall
 
 __all__ = [
     "cold_start_weight",
@@ -180,24 +180,22 @@ def retrieval_reward(text: str, n_candidates: int, gold: Sequence[int],
 
 
 def ndcg_at_k(ranking: Sequence[int], gold: Iterable[int], k: int) -> float:
-    """Binary-relevance NDCG@k (ideal: all gold ids first). 0 when there is no gold.
+    """Binary-relevance NDCG@k over unit ids (memkit.eval.metrics' formula); 0 when there is
+    no gold.
 
     >>> ndcg_at_k([3, 1, 2], [1], 1), round(ndcg_at_k([3, 1, 2], [1], 3), 4)
     (0.0, 0.6309)
     """
-    gold_set = set(gold)
-    if not gold_set or k < 1:
+    if k < 1:
         return 0.0
-    ideal = sum(1.0 / math.log2(p + 2) for p in range(min(len(gold_set), k)))
-    return dcg(ranking, gold_set, k) / ideal
+    return _ndcg([[u] for u in ranking], list(gold), k) or 0.0
 
 
 def recall_at_k(ranking: Sequence[int], gold: Iterable[int], k: int) -> float:
-    """Fraction of the gold ids found in the top ``k``."""
-    gold_set = set(gold)
-    if not gold_set:
+    """Fraction of the gold ids found in the top ``k`` (memkit.eval.metrics' formula)."""
+    if k < 1:
         return 0.0
-    return len(gold_set.intersection(ranking[:k])) / len(gold_set)
+    return _recall([[u] for u in ranking], list(gold), k) or 0.0
 
 
 def curriculum_priority(ndcg10: float, anchor: float = 0.2) -> float:
@@ -230,34 +228,5 @@ def mixed_reward(answer_reward: float, retrieval: float, weight: float) -> float
     return (1.0 - weight) * answer_reward + weight * retrieval
 
 
-# ----- token F1 --------------------------------------------------------------------------------
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans("", "", string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = _ARTICLES.sub(" ", text.lower().translate(_PUNCT))
-    return " ".join(text.split())
-
-
-def token_f1(prediction: str, gold: str | Sequence[str]) -> float:
-    """SQuAD-style token F1 (multiset overlap after :func:`normalize_answer`).
-
-    With several gold answers (aliases) the best F1 is returned.
-
-    >>> token_f1("The cat sat", "a cat sat down")
-    0.8
-    """
-    if not isinstance(gold, str):
-        return max((token_f1(prediction, g) for g in gold), default=0.0)
-    pred = normalize_answer(prediction).split()
-    ref = normalize_answer(gold).split()
-    if not pred or not ref:
-        return float(pred == ref)
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
+# ----- token F1: the one implementation, in memkit.eval.metrics ------------------------------
+__all__ = ["normalize_answer", "token_f1"]  # re-exported for the training lab
