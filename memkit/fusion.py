@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from memkit.tokens import approx_tokens
 from memkit.types import Scored
+
+__all__ = ["approx_tokens", "reciprocal_rank_fusion"]
 
 
 def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[Scored]], k: int, c: float = 60.0,
@@ -24,8 +27,3 @@ def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[Scored]], k: int, c: 
             entry.score += w / (c + rank)
             entry.evidence[name] = {"rank": rank, "score": s.score, **s.evidence}
     return sorted(fused.values(), key=lambda s: (-s.score, s.id))[:k]
-
-
-def approx_tokens(text: str) -> int:
-    """A tokenizer-free token estimate (~4 characters per token, at least 1 per word)."""
-    return max(len(text) // 4, len(text.split()))

@@ -9,6 +9,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from memkit.metering import charge_embed
+from memkit.tokens import approx_tokens
 
 
 class Embedder(ABC):
@@ -42,7 +43,7 @@ class Embedder(ABC):
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` occupies for this model (an estimate unless overridden)."""
-        return max(len(text) // 4, len(text.split()))
+        return approx_tokens(text)
 
     def embed_queries(self, texts: Sequence[str], instruction: str | None = None) -> np.ndarray:
         """Embed queries; embedders that support instructions override this."""

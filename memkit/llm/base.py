@@ -37,6 +37,7 @@ import pydantic
 from memkit.errors import InvalidInput, LLMOutputError
 from memkit.llm.jsonrepair import parse_json_lenient
 from memkit.metering import charge_llm, llm_call
+from memkit.tokens import approx_tokens
 
 Message = dict[str, str]
 """One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
@@ -118,12 +119,12 @@ class Usage:
 
 
 def estimate_tokens(text: str) -> int:
-    """A backend-free token estimate: one token per four characters, rounded up.
+    """A backend-free token estimate: memkit's one estimate, :func:`memkit.tokens.approx_tokens`.
 
-    >>> estimate_tokens(""), estimate_tokens("abcd"), estimate_tokens("abcde")
-    (0, 1, 2)
+    >>> estimate_tokens(""), estimate_tokens("abcd"), estimate_tokens("one two three")
+    (0, 1, 3)
     """
-    return (len(text) + 3) // 4
+    return approx_tokens(text)
 
 
 def estimate_prompt_tokens(messages: list[Message]) -> int:
