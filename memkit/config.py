@@ -6,13 +6,14 @@ the Python API always agree on the embedder and backends a memory was built with
 
 from __future__ import annotations
 
-import json
-import os
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
+from memkit._files import private_tmp, replace_from
 from memkit.errors import ConfigError
 
 CONFIG_NAME = "memkit.toml"
@@ -47,42 +48,16 @@ class MemoryConfig:
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(to_toml(asdict(self)), encoding="utf-8")
-        os.replace(tmp, path)
+        tmp = private_tmp(path)
+        tmp.write_text(tomli_w.dumps(_without_none(asdict(self))), encoding="utf-8")
+        replace_from(tmp, path)
 
 
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    raise ConfigError(f"cannot write {v!r} to TOML")
+def _without_none(data: dict[str, Any]) -> dict[str, Any]:
+    """TOML has no null: unset values are left out (they load back as the defaults).
 
-
-def to_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """A small TOML writer for config dicts (scalars, lists, nested tables; None is omitted).
-
-    >>> print(to_toml({"a": 1, "b": {"c": "x"}}).strip())
-    a = 1
-    <BLANKLINE>
-    [b]
-    c = "x"
+    >>> _without_none({"a": None, "b": {"c": None, "d": 1}})
+    {'b': {'d': 1}}
     """
-    lines, tables = [], []
-    for key, v in data.items():
-        if v is None:
-            continue
-        if isinstance(v, dict):
-            tables.append((key, v))
-        else:
-            lines.append(f"{json.dumps(key) if not key.isidentifier() else key} = {_value(v)}")
-    out = "\n".join(lines) + "\n"
-    for key, sub in tables:
-        name = f"{prefix}{key}"
-        out += f"\n[{name}]\n" + to_toml(sub, prefix=f"{name}.").lstrip("\n")
-    return out
+    return {k: _without_none(v) if isinstance(v, dict) else v
+            for k, v in data.items() if v is not None}

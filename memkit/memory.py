@@ -620,7 +620,7 @@ def _cached(llm: Any, store: Store) -> Any:
         return llm
     try:
         # its own connection to memory.db (sharing the store's would bypass the store's lock)
-        return CachedLLM(llm, store.path if store.path is not None else store.db)
+        return CachedLLM(llm, store.path if store.path is not None else store.conn.raw)
     except MemkitError:
         raise
     except Exception as exc:  # pragma: no cover - defensive: never lose the LLM over a cache

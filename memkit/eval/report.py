@@ -17,7 +17,7 @@ from memkit.eval.datasets import Dataset
 from memkit.eval.metrics import abstention_scores, mean, percentile
 
 _PACKAGES = ("memkit", "numpy", "faiss-cpu", "torch", "sentence-transformers", "transformers",
-             "sqlite-utils", "llama_cpp_python", "matplotlib")
+             "llama_cpp_python", "matplotlib")
 
 
 def environment() -> dict[str, Any]:

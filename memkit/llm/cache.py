@@ -14,7 +14,7 @@ max_tokens, stop or seed is a miss. Replies at ``temperature > 0`` are cached to
 memory replays the same sample, which is what reproducible runs want.
 
 Storage: table ``llm_cache`` (created with ``CREATE TABLE IF NOT EXISTS``) in the database
-given -- a path (a connection of our own, WAL mode) or an open ``sqlite_utils.Database`` /
+given -- a path (a connection of our own, WAL mode) or an open
 ``sqlite3.Connection`` such as the memory's ``memory.db``. A shared connection is used from the
 thread that created the cache; other threads use a second connection to the same file, so
 the cache is safe to call from any thread. Writes made through a shared connection that is
@@ -99,10 +99,10 @@ class CachedLLM(BatchLLM):
         if self._owns_conn:
             self._conn = self._connect(str(db))
         else:
-            conn = getattr(db, "conn", db)  # sqlite_utils.Database or sqlite3.Connection
+            conn = getattr(db, "conn", db)  # a sqlite3.Connection (or an object holding one)
             if not isinstance(conn, sqlite3.Connection):
                 raise InvalidInput(
-                    "db must be a path, a sqlite_utils.Database or a sqlite3.Connection, "
+                    "db must be a path or a sqlite3.Connection, "
                     f"got {type(db).__name__}"
                 )
             self._conn = conn

@@ -1,4 +1,4 @@
-"""The Store: memkit's system of record on one SQLite file (WAL mode), through sqlite-utils.
+"""The Store: memkit's system of record on one SQLite file (WAL mode), with the standard sqlite3.
 
 Everything a memory knows is here; every index is derived from it. Each mutation appends to the
 ``audit`` table in the same transaction, so the audit log doubles as the change feed that
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sqlite_utils
 
 from memkit.errors import InvalidInput, NotFound, StoreCorrupt
 from memkit.store.migrations import CORE
@@ -157,7 +156,6 @@ class Store:
         self._lock = threading.RLock()
         self.conn = LockedConnection(conn, self._lock)
         self.path = path
-        self.db = sqlite_utils.Database(conn)
         self._depth = 0
         self._generation = 0
         self._allowed_cache: dict[tuple[Any, ...], tuple[np.ndarray, float]] = {}
@@ -230,6 +228,11 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+    def table_names(self) -> list[str]:
+        """Every table in the database (the record's and each component's)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
 
     # ---- writing ------------------------------------------------------------------------
     def _audit(self, op: str, item_id: int, at: float, reason: str | None = None,

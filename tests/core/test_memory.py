@@ -319,7 +319,7 @@ def test_answer_reads_then_asks_the_llm_and_caches_the_call(tmp_path: Path) -> N
         assert ans.text == "Lyon" and not ans.abstained and ans.cited_ids == [i]
         mem.answer("Where does Alice live?", k=3, scope={"user": "u"})
         assert len(llm.calls) == 1  # the second call came from the memory's SQLite cache
-        assert "llm_cache" in mem.store.db.table_names()
+        assert "llm_cache" in mem.store.table_names()
     with Memory.open(tmp_path / "m", embedder=HashEmbedder(64)) as mem, \
             pytest.raises(ConfigError, match="needs an LLM"):
         mem.answer("Where does Alice live?")

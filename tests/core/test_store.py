@@ -25,7 +25,7 @@ def test_file_store_uses_wal_and_records_migrations(store: Store) -> None:
     # a component's migrations apply once, in order, and only the new ones on upgrade
     assert store.migrate("x", ["CREATE TABLE x_a (v INT)"]) == 1
     assert store.migrate("x", ["CREATE TABLE x_a (v INT)", "CREATE TABLE x_b (v INT)"]) == 2
-    assert {"x_a", "x_b"} <= set(store.db.table_names())
+    assert {"x_a", "x_b"} <= set(store.table_names())
     with pytest.raises(StoreCorrupt, match="newer than this memkit"):
         store.migrate("x", ["CREATE TABLE x_a (v INT)"])
 
