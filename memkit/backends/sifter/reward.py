@@ -188,14 +188,14 @@ def ndcg_at_k(ranking: Sequence[int], gold: Iterable[int], k: int) -> float:
     """
     if k < 1:
         return 0.0
-    return _ndcg([[u] for u in ranking], list(gold), k) or 0.0
+    return _ndcg([[str(u)] for u in ranking], [str(g) for g in gold], k) or 0.0
 
 
 def recall_at_k(ranking: Sequence[int], gold: Iterable[int], k: int) -> float:
     """Fraction of the gold ids found in the top ``k`` (memkit.eval.metrics' formula)."""
     if k < 1:
         return 0.0
-    return _recall([[u] for u in ranking], list(gold), k) or 0.0
+    return _recall([[str(u)] for u in ranking], [str(g) for g in gold], k) or 0.0
 
 
 def curriculum_priority(ndcg10: float, anchor: float = 0.2) -> float:
