@@ -283,3 +283,27 @@ def test_static_files_are_shipped(served: dict[str, Any]) -> None:
     assert "keydown" in client.get("/ui/static/ui.js").text
     assert client.get("/ui/static/ui.css").headers["content-type"].startswith("text/css")
     assert client.get("/ui/static/../routes.py").status_code == 404
+
+
+def test_both_query_plans_give_the_same_pages(served: dict[str, Any]) -> None:
+    from memkit.server.ui.queries import BrowseFilter, browse_page
+    from memkit.types import Scope
+
+    mem: Memory = served["app"].state.memkit.memory
+    texts = [f"plan record {i}" for i in range(30)]
+    ids = mem.write_many(texts, scope={"namespace": "plans"}).added
+    scope = Scope(namespace="plans")
+    cases = [(BrowseFilter(scope=scope), ids),
+             (BrowseFilter(scope=scope, q="record 1", status="all"),
+              [iid for iid, t in zip(ids, texts, strict=True) if "record 1" in t])]
+    for filt, expected in cases:
+        for scope_rows in (1, 10**9):  # the scope index, then the primary-key walk
+            got, cursor = [], None
+            while True:
+                page = browse_page(mem, filt, before=cursor, limit=7, scope_rows=scope_rows)
+                assert len(page.items) == 7 or page.older is None
+                got += [it.id for it in page.items]
+                if page.older is None:
+                    break
+                cursor = page.older
+            assert got == sorted(expected, reverse=True), (filt.q, scope_rows)

@@ -80,6 +80,7 @@ def neighbourhood_svg(item_id: int, phrases: Sequence[str],
         out.append(f'<a href="{escape(href)}"><g class="{cls}"><title>{escape(name)}'
                    f'{" (seed of this query)" if seed else ""}</title>'
                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="11"/><text x="{x:.1f}" '
-                   f'y="{y + 24:.1f}">{escape(_short(name))}</text></g></a>')
+                   f'y="{y + 24 if y >= cy else y - 16:.1f}">{escape(_short(name))}</text>'
+                   '</g></a>')
     out.append("</svg>")
     return "".join(out)

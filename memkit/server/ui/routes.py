@@ -104,9 +104,9 @@ async def browse(request: Request) -> Response:
     before = parse_int(p.get("before"), "before")
     after = parse_int(p.get("after"), "after")
     limit = parse_int(p.get("limit"), "limit", 1, qs.MAX_PAGE) or 50
-    result = await ctx.call(qs.browse_page, ctx.state.memory, filt, before=before,
-                            after=after, limit=limit)
     total = await ctx.call(ctx.state.memory.store.count, scope)
+    result = await ctx.call(qs.browse_page, ctx.state.memory, filt, before=before,
+                            after=after, limit=limit, scope_rows=total)
     keep = {k: v for k, v in p.items() if k not in ("before", "after") and v}
     namespaces = await ctx.call(ctx.state.memory.store.namespaces) \
         if ctx.who.unrestricted else None
