@@ -29,7 +29,8 @@ GLOBEX = ["Globex keeps its launch codes in Zurich.", "Hank Scorpio founded Glob
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     directory = tmp_path_factory.mktemp("uiroutes") / "mem"
-    with Memory.open(directory, embedder="hash", backends=["dense", "hipporag"]) as mem:
+    with Memory.open(directory, embedder="hash",
+                     backends=["dense", "hipporag", "panini"]) as mem:
         acme = [mem.write(t, scope={"namespace": "acme", "user": "u1"}, source=f"chat:{i}")
                 for i, t in enumerate(ACME)]
         globex = [mem.write(t, scope={"namespace": "globex"}, source="wiki") for t in GLOBEX]
@@ -138,7 +139,12 @@ def test_update_then_delete_with_report(served: dict[str, Any]) -> None:
     mem: Memory = served["app"].state.memkit.memory
     iid = mem.write("Carol moved to Oslo in 2019.", scope={"namespace": "acme"})
     page = client.get(f"/ui/items/{iid}")
-    assert page.status_code == 200 and "Oslo" in page.text and "hipporag" in page.text
+    assert page.status_code == 200 and "Oslo" in page.text
+    # where it lives: its vector, its graph phrases and facts, its QA pairs
+    assert "vector of dim 256" in page.text
+    assert '<a class="chip" href="/ui/browse?q=Oslo">Oslo</a>' in page.text
+    assert "(Carol) —moved to→ (Oslo)" in page.text
+    assert re.search(r"<td>Carol moved to what\?</td><td>Oslo</td>", page.text)
     csrf = _csrf(page.text)
     r = client.post(f"/ui/items/{iid}/update",
                     data={"csrf": csrf, "text": "Carol moved to Bergen in 2023.",
@@ -163,6 +169,7 @@ def test_update_then_delete_with_report(served: dict[str, Any]) -> None:
     assert "Bergen" in text and "Oslo" in text  # phrase nodes only this chain mentioned
     assert "Carol moved to Bergen" in text  # a fact only it supported
     assert "STILL PRESENT" not in text
+    assert text.count("QA pairs -&gt; gone") == 2  # both versions' Panini workspaces
     assert [a["op"] for a in mem.audit(new_id)][0] == "delete"
     assert mem.audit(new_id)[0]["reason"] == "gdpr"
     assert client.get(f"/ui/items/{new_id}").status_code == 404
@@ -239,6 +246,9 @@ def test_read_playground_columns(served: dict[str, Any]) -> None:
     assert r.text.count('class="column card"') == 3
     assert "latency" in r.text and "score" in r.text
     assert '<svg class="graph"' in r.text  # a hipporag graph hit has its neighbourhood
+    r = client.get("/ui/read?q=Where+did+Alice+move&mode=panini")
+    assert r.text.count('class="column card"') == 1 and "qa_pairs" in r.text
+    assert "context for the reader" in r.text and "Alice moved to what?" in r.text
     r = client.get("/ui/read?q=Alice&mode=nosuchbackend")
     assert r.status_code == 200 and "not open in this memory" in r.text
     r = client.get("/ui/read?q=Alice&mode=dense|nosuchreranker")
