@@ -209,7 +209,7 @@ def test_scenario_login_browse_item_read_delete(live: dict[str, Any], browser: A
     assert "Acme Corp in Berlin" not in page.inner_text("main")
     assert tab.go(f"/ui/items/{target}").status == 404
 
-    for path, name in [("/ui/manage", "manage"), ("/ui/evals", "evals"),
+    for path, name in [("/ui/manage", "manage"), ("/ui/audit", "audit"), ("/ui/evals", "evals"),
                        ("/ui/evals/compare?a=musique-200-dense&b=musique-200-dense-vs-hipporag",
                         "eval_compare")]:
         assert tab.go(path).status == 200
@@ -233,6 +233,8 @@ def test_second_key_never_sees_first_tenant(live: dict[str, Any], browser: Any) 
     assert page.locator("table.items tbody tr").count() == 0
     assert tab.go("/ui/browse?namespace=acme").status == 403
     tab.go("/ui/manage")
+    tab.go("/ui/audit?limit=1000")
+    assert page.locator("table.items tbody tr").count() == len(GLOBEX)  # their writes only
     for words in [*ACME, "Lyon", "Acme Corp", "quarterly", "capital of France", "friend"]:
         assert tab.saw(words) == [], words  # (the query itself, "Alice", is echoed back)
     tab.close()

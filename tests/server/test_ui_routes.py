@@ -317,3 +317,38 @@ def test_both_query_plans_give_the_same_pages(served: dict[str, Any]) -> None:
                     break
                 cursor = page.older
             assert got == sorted(expected, reverse=True), (filt.q, scope_rows)
+
+
+def test_audit_page_is_confined(served: dict[str, Any]) -> None:
+    mem: Memory = served["app"].state.memkit.memory
+    gone = mem.write("Globex draft to be shredded.", scope={"namespace": "globex"})
+    mem.delete([gone], reason="shredded")
+    client = _as(served, "acme")
+    page = client.get("/ui/audit?limit=1000").text
+    assert f'href="/ui/items/{served["acme"][0]}"' in page
+    for iid in served["globex"]:
+        assert f'href="/ui/items/{iid}"' not in page
+    assert "shredded" not in page and "Globex" not in page
+    assert f"#{gone} " not in page
+    client = _as(served, "admin")
+    page = client.get("/ui/audit?op=delete").text
+    assert f"#{gone} <span class=\"muted\">(removed)</span>" in page and "shredded" in page
+    assert 'class="badge ok">write' not in page  # only delete rows
+    assert client.get("/ui/audit?op=drop").status_code == 400
+
+
+def test_read_as_of_shows_the_past(served: dict[str, Any]) -> None:
+    import time
+
+    mem: Memory = served["app"].state.memkit.memory
+    old = mem.write("Dana lives in Rome.", scope={"namespace": "acme"})
+    time.sleep(0.05)  # ordering only: the update's valid_from must be after `before`
+    before = time.time()
+    time.sleep(0.05)
+    mem.update(old, "Dana lives in Milan.")
+    client = _as(served, "acme")
+    now = client.get("/ui/read?q=Where+does+Dana+live&mode=dense&k=1").text
+    past = client.get(f"/ui/read?q=Where+does+Dana+live&mode=dense&k=1&as_of={before}").text
+    assert "Dana lives in Milan." in now and "Dana lives in Rome." not in now
+    assert "Dana lives in Rome." in past and "Dana lives in Milan." not in past
+    assert client.get("/ui/read?q=x&as_of=last+week").status_code == 400

@@ -26,6 +26,7 @@ from memkit.server.ui.session import (
     page,
     parse_day,
     parse_int,
+    parse_moment,
     render,
 )
 from memkit.types import SCOPE_FIELDS
@@ -34,6 +35,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 STATIC = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
 MAX_MODES = 6
 GRAPH_HITS = 5
+AUDIT_OPS = ("write", "update", "delete", "expire")
 
 
 def _safe_next(target: str | None) -> str:
@@ -249,6 +251,40 @@ async def forget(request: Request) -> Response:
                       forgot={"policy": policy, "ids": gone, "audit": audit})
 
 
+# ---- audit log ----------------------------------------------------------------------------
+def _audit_rows(ctx: Ctx, op: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """The newest audit rows this key may see, and whether they are complete. An audit row
+    carries no scope, so for a confined key only rows of items still in the record (and in
+    its scope) can be attributed; the rows of deleted items are shown to unconfined keys."""
+    mem = ctx.state.memory
+    scan = limit if ctx.who.unrestricted else min(20 * limit, 20_000)
+    rows = mem.audit(limit=scan)
+    items = mem.store.get_many(sorted({r["item_id"] for r in rows}))
+    out = []
+    for row in rows:
+        item = items.get(row["item_id"])
+        if not ctx.who.unrestricted and (item is None or not ctx.who.can_see(item.scope)):
+            continue
+        if op and row["op"] != op:
+            continue
+        out.append({**row, "exists": item is not None,
+                    "text": item.text[:120] if item is not None else None})
+    return out[:limit], ctx.who.unrestricted
+
+
+@router.get("/audit")
+@page
+async def audit(request: Request) -> Response:
+    ctx = await context(request)
+    op = request.query_params.get("op") or None
+    if op is not None and op not in AUDIT_OPS:
+        raise InvalidInput(f"op must be one of {list(AUDIT_OPS)}, got {op!r}")
+    limit = parse_int(request.query_params.get("limit"), "limit", 1, 1000) or 200
+    rows, complete = await ctx.call(_audit_rows, ctx, op, limit)
+    return ctx.render("audit.html", rows=rows, complete=complete, op=op, ops=AUDIT_OPS,
+                      limit=limit)
+
+
 # ---- read playground ----------------------------------------------------------------------
 def _modes(ctx: Ctx, asked: list[str]) -> list[str]:
     names = list(ctx.state.memory.backends)
@@ -277,11 +313,13 @@ def _graph_for(ctx: Ctx, hit: Any) -> str | None:
     return neighbourhood_svg(hit.item.id, phrases, facts, set(graph_ev.get("seed_phrases", [])))
 
 
-def _read_one(ctx: Ctx, query: str, k: int, mode: str) -> dict[str, Any]:
+def _read_one(ctx: Ctx, query: str, k: int, mode: str,
+              as_of: float | None = None) -> dict[str, Any]:
     spec, _, rerank = mode.partition("|")
     t0 = time.perf_counter()
     try:
-        result = ctx.mem.read(query, k, backend=spec, rerank=rerank.strip() or None)
+        result = ctx.mem.read(query, k, backend=spec, rerank=rerank.strip() or None,
+                              as_of=as_of)
     except (MemkitError, ImportError) as exc:
         return {"mode": mode, "error": f"{type(exc).__name__}: {exc}"}
     wall = (time.perf_counter() - t0) * 1000
@@ -307,10 +345,11 @@ async def read(request: Request) -> Response:
     query = (p.get("q") or "").strip()
     k = parse_int(p.get("k"), "k", 1, 50) or 5
     modes = _modes(ctx, p.getlist("mode") + [p.get("extra") or ""])
+    as_of = parse_moment(p.get("as_of"), "as_of")
     columns = []
     if query:
         for mode in modes:
-            columns.append(await ctx.call(_read_one, ctx, query, k, mode))
+            columns.append(await ctx.call(_read_one, ctx, query, k, mode, as_of))
     names = list(ctx.state.memory.backends)
     fusion = ",".join(names) if len(names) > 1 else None
     ranks = {c["mode"]: {h.item.id: h.rank for h in c["result"].hits}
@@ -321,7 +360,8 @@ async def read(request: Request) -> Response:
         return [(m, r[item_id]) for m, r in ranks.items() if m != mode and item_id in r]
 
     return ctx.render("read.html", query=query, k=k, modes=modes, columns=columns,
-                      fusion=fusion, extra=p.get("extra") or "", ranks_of=ranks_of)
+                      fusion=fusion, extra=p.get("extra") or "", ranks_of=ranks_of,
+                      as_of=p.get("as_of") or "")
 
 
 # ---- eval reports -------------------------------------------------------------------------

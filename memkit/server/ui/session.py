@@ -192,6 +192,28 @@ def parse_day(value: str | None, field: str, end: bool = False) -> float | None:
     return t + 86400 if end else t
 
 
+def parse_moment(value: str | None, field: str) -> float | None:
+    """``YYYY-MM-DD``, ``YYYY-MM-DDTHH:MM[:SS]`` (UTC) or epoch seconds, as epoch seconds.
+
+    >>> parse_moment("1970-01-02", "t"), parse_moment("1970-01-01T00:01", "t")
+    (86400.0, 60.0)
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return float(calendar.timegm(time.strptime(value, fmt)))
+        except ValueError:
+            continue
+    raise InvalidInput(f"{field} must be a UTC time YYYY-MM-DD[THH:MM[:SS]] or epoch "
+                       f"seconds, got {value!r}")
+
+
 def parse_int(value: str | None, field: str, lo: int = 1, hi: int = 2**63 - 1) -> int | None:
     if value in (None, ""):
         return None

@@ -20,7 +20,8 @@
     if (typing(e) || e.ctrlKey || e.metaKey || e.altKey) return;
     if (pendingG) {
       pendingG = false;
-      var dest = {b: "/ui/browse", r: "/ui/read", m: "/ui/manage", e: "/ui/evals"}[e.key];
+      var dest = {b: "/ui/browse", r: "/ui/read", m: "/ui/manage", a: "/ui/audit",
+                  e: "/ui/evals"}[e.key];
       if (dest) { e.preventDefault(); window.location.href = dest; }
       return;
     }
