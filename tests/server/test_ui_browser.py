@@ -153,8 +153,14 @@ def test_scenario_login_browse_item_read_delete(live: dict[str, Any], browser: A
     assert "Lyon" in page.inner_text("table.items")
     tab.shot("browse")
 
-    page.fill("#q", "Paris")
-    page.press("#q", "Enter")
+    page.keyboard.press("?")  # the shortcut help opens and closes
+    assert page.is_visible("#help")
+    page.keyboard.press("Escape")
+    assert not page.is_visible("#help")
+    page.keyboard.press("/")  # focuses the search box
+    assert page.evaluate("document.activeElement.id") == "q"
+    page.keyboard.type("Paris")
+    page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*q=Paris.*"))
     assert rows.count() == 1 and "capital of France" in rows.first.inner_text()
 

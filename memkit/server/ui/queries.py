@@ -172,7 +172,7 @@ class IndexView:
     error: str | None = None
 
 
-def _kind(backend: Any) -> str:
+def backend_kind(backend: Any) -> str:
     return str(getattr(backend, "name", type(backend).__name__))
 
 
@@ -243,7 +243,7 @@ def index_views(memory: Memory, item_id: int) -> list[IndexView]:
     """The item in every open backend. A failing view is reported, never raised."""
     out: list[IndexView] = []
     for name, backend in memory.backends.items():
-        kind = _kind(backend)
+        kind = backend_kind(backend)
         try:
             if kind == "dense" and hasattr(backend, "vectors"):
                 out.append(dense_view(name, backend, item_id))
@@ -283,7 +283,7 @@ def removal_report(memory: Memory, before: dict[int, list[IndexView]]) -> list[R
     """Compare the per-item views taken before a delete with the indexes after it."""
     out: list[Removed] = []
     for name, backend in memory.backends.items():
-        kind = _kind(backend)
+        kind = backend_kind(backend)
         lines: list[str] = []
         views = [(iid, v) for iid, vs in before.items() for v in vs if v.backend == name]
         for iid, view in views:

@@ -299,7 +299,7 @@ def _modes(ctx: Ctx, asked: list[str]) -> list[str]:
 def _graph_for(ctx: Ctx, hit: Any) -> str | None:
     """The SVG neighbourhood of a hit that HippoRAG's graph walk produced, else None."""
     ev_ = hit.evidence
-    names = [n for n, b in ctx.state.memory.backends.items() if qs._kind(b) == "hipporag"]
+    names = [n for n, b in ctx.state.memory.backends.items() if qs.backend_kind(b) == "hipporag"]
     if not names:
         return None
     graph_ev = ev_ if ev_.get("mode") == "graph" else next(
