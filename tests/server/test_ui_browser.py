@@ -38,6 +38,8 @@ ACME = ["Alice moved to Paris in 2021.", "Paris is the capital of France.",
         "The quarterly plan is due on Friday."]
 GLOBEX = ["Globex keeps its launch codes in Zurich.", "Hank Scorpio founded Globex."]
 
+pytest.importorskip("fastapi")
+pytest.importorskip("jinja2")
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):

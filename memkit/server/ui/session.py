@@ -141,7 +141,8 @@ def page(fn: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Resp
         except (MemkitError, RequestTimeout) as exc:
             status = next((s for cls, s in _STATUS if isinstance(exc, cls)),
                           504 if isinstance(exc, RequestTimeout) else 500)
-            return render(request, "error.html", status=status, who=None,
+            who = request.scope.get("state", {}).get("memkit_principal")
+            return render(request, "error.html", status=status, who=who,
                           error=f"{type(exc).__name__}: {exc}", code=status)
 
     return run
