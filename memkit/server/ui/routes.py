@@ -23,6 +23,7 @@ from memkit.server.ui.session import (
     HERE,
     Ctx,
     context,
+    form_fields,
     page,
     parse_day,
     parse_int,
@@ -43,7 +44,7 @@ def _safe_next(target: str | None) -> str:
         else "/ui/browse"
 
 
-# ---- login --------------------------------------------------------------------------------
+# ---- static files and login ---------------------------------------------------------------
 @router.get("/static/{name}")
 async def static(name: str) -> Response:
     if name not in STATIC:
@@ -59,10 +60,7 @@ async def login_form(request: Request, next: str | None = None) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    from urllib.parse import parse_qs
-
-    body = (await request.body()).decode("utf-8", "replace")
-    data = {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
+    data = form_fields(await request.body())
     key = data.get("key", "").strip()
     target = _safe_next(data.get("next"))
     state = request.app.state.memkit

@@ -61,6 +61,16 @@ def presented(request: Request) -> str | None:
     return request.headers.get("x-api-key") or request.cookies.get(COOKIE) or None
 
 
+def form_fields(body: bytes) -> dict[str, str]:
+    """An url-encoded form body as a dict (the last value of a repeated field wins).
+
+    >>> form_fields(b"a=1&b=x+y&a=2")
+    {'a': '2', 'b': 'x y'}
+    """
+    text = body.decode("utf-8", "replace")
+    return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+
 class Ctx:
     """One authenticated UI request: the server state, the principal, the scoped memory."""
 
@@ -78,8 +88,7 @@ class Ctx:
 
     async def form(self) -> dict[str, str]:
         """The url-encoded form body (last value wins); checks the CSRF token."""
-        body = (await self.request.body()).decode("utf-8", "replace")
-        data = {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
+        data = form_fields(await self.request.body())
         if not hmac.compare_digest(data.get("csrf", ""), self.csrf):
             raise ScopeViolation("the form's CSRF token is missing or wrong: reload the page")
         return data
