@@ -177,6 +177,11 @@ def test_scenario_login_browse_item_read_delete(live: dict[str, Any], browser: A
     tab.go(f"/ui/items/{live['ids'][-1] + 1}")  # the new version the update wrote
     assert page.locator("ol.timeline li").count() == 2
     assert "she moved again" in page.inner_text("table.audit")
+    page.fill("input[name=probe]", "Where does Alice live?")  # would this query find it?
+    page.press("input[name=probe]", "Enter")
+    page.wait_for_url(re.compile(r".*probe=.*"))
+    assert page.locator("#probe tbody tr").count() == 2  # dense, hipporag: a rank each
+    assert "not in the top" not in page.inner_text("#probe")
     tab.shot("item", full=True)
 
     # read playground: two modes side by side, with scores and evidence

@@ -352,3 +352,17 @@ def test_read_as_of_shows_the_past(served: dict[str, Any]) -> None:
     assert "Dana lives in Milan." in now and "Dana lives in Rome." not in now
     assert "Dana lives in Rome." in past and "Dana lives in Milan." not in past
     assert client.get("/ui/read?q=x&as_of=last+week").status_code == 400
+
+
+def test_probe_says_where_a_query_ranks_the_item(served: dict[str, Any]) -> None:
+    client = _as(served, "acme")
+    mem: Memory = served["app"].state.memkit.memory
+    iid = mem.write("Erin keeps bees on the roof.", scope={"namespace": "acme"})
+    html = re.sub(r"\s+", " ", client.get(f"/ui/items/{iid}?probe=Who+keeps+bees").text)
+    for backend in ("dense", "hipporag", "panini"):
+        assert re.search(rf"<tr><td>{backend}</td> <td><b>#\d+</b> of \d+</td>", html), backend
+    new = mem.update(iid, "Erin keeps goats on the roof.")
+    html = client.get(f"/ui/items/{iid}?probe=Who+keeps+bees").text
+    assert "this version was superseded" in html
+    assert html.count("not in the top 50") == 3  # no read returns a superseded version
+    assert client.get(f"/ui/items/{new}?probe=goats").status_code == 200

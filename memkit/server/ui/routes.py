@@ -141,6 +141,31 @@ def _timeline(chain: list[Any]) -> list[dict[str, Any]]:
             for v in chain]
 
 
+PROBE_K = 50
+
+
+def _probe(ctx: Ctx, item: Any, query: str) -> dict[str, Any]:
+    """Would ``query`` find this item? Its rank in each backend's top ``PROBE_K`` (within the
+    item's own scope), and the reasons a read cannot return it at all."""
+    blockers = []
+    if item.valid_until is not None:
+        blockers.append("this version was superseded: reads see current versions only "
+                        "(unless as_of is before it was superseded)")
+    if item.expires_at is not None and item.expires_at <= time.time():
+        blockers.append("its TTL has passed: reads no longer see it (forget ttl deletes it)")
+    rows = []
+    for name in ctx.state.memory.backends:
+        try:
+            result = ctx.mem.read(query, PROBE_K, scope=item.scope.as_dict(), backend=name)
+        except (MemkitError, ImportError) as exc:
+            rows.append({"mode": name, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        hit = next((h for h in result.hits if h.item.id == item.id), None)
+        rows.append({"mode": name, "error": None, "hit": hit, "n": len(result.hits),
+                     "top": result.hits[0] if result.hits else None})
+    return {"query": query, "blockers": blockers, "rows": rows, "k": PROBE_K}
+
+
 @router.get("/items/{item_id}")
 @page
 async def item(request: Request, item_id: str) -> Response:
@@ -148,8 +173,10 @@ async def item(request: Request, item_id: str) -> Response:
     iid = parse_int(item_id, "item id")
     assert iid is not None
     data = await ctx.call(_item_page, ctx, iid)
+    query = (request.query_params.get("probe") or "").strip()
+    probe = await ctx.call(_probe, ctx, data["item"], query) if query else None
     return ctx.render("item.html", now=time.time(), updated=request.query_params.get("updated"),
-                      **data)
+                      probe=probe, **data)
 
 
 @router.post("/items/{item_id}/update")
