@@ -153,7 +153,7 @@ def _probe(ctx: Ctx, item: Any, query: str) -> dict[str, Any]:
                         "(unless as_of is before it was superseded)")
     if item.expires_at is not None and item.expires_at <= time.time():
         blockers.append("its TTL has passed: reads no longer see it (forget ttl deletes it)")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in ctx.state.memory.backends:
         try:
             result = ctx.mem.read(query, PROBE_K, scope=item.scope.as_dict(), backend=name)
