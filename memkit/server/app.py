@@ -416,6 +416,9 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
         state, mem = scoped(request, who)
         return m.jsonable(await state.call(mem.stats))
 
+    from memkit.server.ui import router as ui_router  # the browser inspector at /ui
+
+    app.include_router(ui_router)
     if mcp_http is not None:
         for route in mcp_http.routes:
             if isinstance(route, Route) and route.path == "/mcp":
