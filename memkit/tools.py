@@ -150,7 +150,8 @@ class ToolDispatcher:
         from memkit.memory import Memory
 
         self.target = target
-        self.is_memory = isinstance(target, Memory)
+        # a Memory, or a proxy of one (memkit.integrations.otel.traced): confined by ``scope``
+        self.is_memory = isinstance(getattr(target, "memory", target), Memory)
         self.scope = Scope.coerce(scope) if scope is not None else None
         self.raise_errors = raise_errors
 
