@@ -9,6 +9,7 @@ import itertools
 import json
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -53,7 +54,7 @@ def export_cmd(memory_dir: str, audit: bool, namespace: str | None, user: str | 
               help="Backends of a new memory, comma-separated (default: the dump's).")
 @click.option("--embedder", default=None, help="Embedder of a new memory (default: the dump's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def import_cmd(dump: click.utils.LazyFile, memory_dir: str, backends: str | None,
+def import_cmd(dump: TextIO, memory_dir: str, backends: str | None,
                embedder: str | None, as_json: bool) -> None:
     """Import a dump made by `memkit export` (`-` reads standard input); every index of the
     target memory is built from it. A new memory gets the dump's backends and embedder."""

@@ -48,6 +48,7 @@ from langchain_core.documents import Document  # noqa: E402
 from langchain_core.embeddings import Embeddings  # noqa: E402
 from langchain_core.retrievers import BaseRetriever  # noqa: E402
 from langchain_core.vectorstores import VectorStore  # noqa: E402
+from langchain_core.vectorstores.utils import maximal_marginal_relevance  # noqa: E402
 from pydantic import ConfigDict  # noqa: E402
 
 __all__ = ["LangChainEmbedder", "MemkitEmbeddings", "MemkitRetriever", "MemkitVectorStore"]
@@ -120,15 +121,15 @@ class _IdMap:
                 self._after = item.id
             item_id = self._latest.get(lc_id)
         if item_id is not None:
-            item = self.memory.store.get_many([item_id]).get(item_id)
-            if item is not None and item.is_current and item.metadata.get(ID_KEY) == lc_id:
-                return item
+            found = self.memory.store.get_many([item_id]).get(item_id)
+            if found is not None and found.is_current and found.metadata.get(ID_KEY) == lc_id:
+                return found
         number = lc_id[len(FOREIGN_PREFIX):]
         if lc_id.startswith(FOREIGN_PREFIX) and number.isdigit():
-            item = self.memory.store.get_many([int(number)]).get(int(number))
-            if item is not None and item.is_current and ID_KEY not in item.metadata \
-                    and self.scope.contains(item.scope):
-                return item
+            found = self.memory.store.get_many([int(number)]).get(int(number))
+            if found is not None and found.is_current and ID_KEY not in found.metadata \
+                    and self.scope.contains(found.scope):
+                return found
         return None
 
 
@@ -288,6 +289,20 @@ class MemkitVectorStore(VectorStore):
 
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
+
+    def max_marginal_relevance_search(self, query: str, k: int = 4, fetch_k: int = 20,
+                                      lambda_mult: float = 0.5,
+                                      **kwargs: Any) -> list[Document]:
+        """``fetch_k`` candidates from a memkit read (any backend), of which ``k`` are picked
+        for relevance and diversity, on the memory's embeddings of the texts."""
+        candidates = self.similarity_search_with_score(query, max(fetch_k, k), **kwargs)
+        if not candidates:
+            return []
+        embedder = self.memory.embedder
+        vectors = embedder.embed([doc.page_content for doc, _ in candidates])
+        picked = maximal_marginal_relevance(embedder.embed_query(query), vectors.tolist(),
+                                            lambda_mult=lambda_mult, k=k)
+        return [candidates[i][0] for i in picked]
 
     def _select_relevance_score_fn(self) -> Any:
         backend = self.read_options.get("backend") or self.memory.config.backends[0]

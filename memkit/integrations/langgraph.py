@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -129,6 +130,7 @@ class MemkitStore(BaseStore):
         self.fields = list((index or {}).get("fields") or ["$"])
         self.backend = backend
         self.rerank = rerank
+        self._put_lock = threading.Lock()  # find-then-write of one key is atomic in-process
 
     # ---- mapping ------------------------------------------------------------------------
     def _item_scope(self, ns: tuple[str, ...], key: str) -> Scope:
@@ -191,7 +193,8 @@ class MemkitStore(BaseStore):
                 found = self._current(tuple(op.namespace), op.key)
                 results.append(None if found is None else self._to_item(found))
             elif isinstance(op, PutOp):
-                self._put(op)
+                with self._put_lock:
+                    self._put(op)
                 results.append(None)
             elif isinstance(op, SearchOp):
                 results.append(self._search(op))  # type: ignore[arg-type]

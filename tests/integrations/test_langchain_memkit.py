@@ -136,3 +136,18 @@ def test_retriever_documents_carry_score_backend_and_evidence(tmp_path: Path) ->
         assert len(budget) == 1
         geo = [d for d in r.invoke("capital of France", k=3) if "topic" in d.metadata]
         assert geo and geo[0].metadata["topic"] == "geo" and geo[0].id.startswith("memkit:")
+
+
+def test_mmr_prefers_diverse_documents(mem: Memory) -> None:
+    store = MemkitVectorStore(mem)
+    store.add_texts(["green tea from Japan", "green tea from Japan, again",
+                     "green tea from Japan, once more", "black coffee from Brazil"],
+                    ids=["a", "b", "c", "d"])
+    plain = [d.id for d in store.similarity_search("green tea from Japan", k=2)]
+    diverse = [d.id for d in store.max_marginal_relevance_search(
+        "green tea from Japan", k=2, fetch_k=4, lambda_mult=0.2)]
+    assert plain[0] == diverse[0] == "a"
+    assert plain[1] in {"b", "c"} and diverse[1] == "d"
+    retriever = store.as_retriever(search_type="mmr",
+                                   search_kwargs={"k": 2, "fetch_k": 4, "lambda_mult": 0.2})
+    assert [d.id for d in retriever.invoke("green tea from Japan")] == ["a", "d"]
