@@ -18,6 +18,7 @@ a response synthesizer sees the memory text and the user's own metadata only.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from memkit._deps import require
@@ -51,6 +52,10 @@ class MemkitRetriever(BaseRetriever):
         k = options.pop("k", self.k)
         return MemkitRetriever(self.memory, k=k, callback_manager=self.callback_manager,
                                **options)
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        """The read runs in a worker thread, so the event loop is not blocked."""
+        return await asyncio.to_thread(self._retrieve, query_bundle)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         options = {n: v for n, v in self.read_options.items()

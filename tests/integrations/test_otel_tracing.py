@@ -126,3 +126,19 @@ def test_a_traced_memory_used_by_the_tool_dispatcher_stays_confined(spans: Any) 
     tools = ToolDispatcher(mem, scope={"user": "u1"})
     assert "NotFound" in tools.execute({"name": "forget", "arguments": {"ids": [other]}})["error"]
     assert mem.get(other).text == "u2's note"
+
+
+def test_llm_spans_nest_under_the_memory_operation_behind_its_cache(spans: Any) -> None:
+    provider, exporter = spans
+    llm = traced_llm(ScriptedLLM({}, default='{"answer": "Paris [1]", "cited_ids": [1]}'),
+                     tracer_provider=provider)
+    mem = traced(Memory.open(None, embedder=HashEmbedder(64), llm=llm), tracer_provider=provider)
+    mem.write("Alice moved to Paris.")
+    mem.answer("Where did Alice move?", k=1)
+    mem.answer("Where did Alice move?", k=1)  # the memory's call cache answers this one
+    finished = exporter.get_finished_spans()
+    answers = [s for s in finished if s.name == "memkit.answer"]
+    calls = [s for s in finished if s.name == "memkit.llm.complete"]
+    assert len(answers) == 2 and len(calls) == 1
+    assert calls[0].parent is not None and calls[0].parent.span_id == answers[0].context.span_id
+    mem.close()
