@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from memkit.cli_portable import export_cmd, import_cmd
 from memkit.errors import MemkitError
 
 MEMORY_HELP = "Memory directory (created if missing). Env: MEMKIT_MEMORY."
@@ -317,6 +318,11 @@ def demo(memory_dir: str, embedder: str | None) -> None:
     from memkit.demo import run_demo
 
     run_demo(Path(memory_dir), embedder=embedder)
+
+
+# export / import live in their own module (memkit/cli_portable.py)
+main.add_command(export_cmd)
+main.add_command(import_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

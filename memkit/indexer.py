@@ -249,3 +249,10 @@ class Indexer:
 
     def backend(self, name: str) -> Backend:
         return self._slots[name].backend
+
+    def replace(self, name: str, backend: Backend) -> None:
+        """Put a wrapper around backend ``name`` (instrumentation, e.g. tracing spans); it
+        must delegate to the backend it wraps. Positions and locks are kept."""
+        slot = self._slots[name]
+        with slot.index_lock, slot.rw.write():
+            slot.backend = backend

@@ -455,7 +455,7 @@ class Memory:
             raise InvalidInput(f"read_options for backend(s) {stray} not read here: {names}")
         out: dict[str, Options | None] = {}
         for name in names:
-            model = type(self.backends[name]).read_options_model
+            model = self.backends[name].read_options_model
             try:
                 out[name] = parse_options(model, raw[name], f"{name} read") \
                     if name in raw else None

@@ -23,6 +23,17 @@ def test_agent_loop_example_remembers(tmp_path: Path, monkeypatch, capsys) -> No
     assert "Lisbon" in out.split("When is my trip to Lisbon?")[1]
 
 
+def test_agent_loop_example_with_tools(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(sys, "argv", ["agent_loop.py", "--memory", str(tmp_path / "t"),
+                                      "--script", "--tools", "--embedder", "hash"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(REPO / "examples" / "agent_loop.py"), run_name="__main__")
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "From memory: The user's favourite tea is genmaicha." in \
+        out.split("What tea do I like?")[1]
+
+
 def test_ingest_folder_example(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(sys, "argv", [
         "ingest_folder.py", str(REPO / "examples" / "docs"), "--memory", str(tmp_path / "kb"),

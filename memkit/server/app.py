@@ -48,6 +48,7 @@ from memkit.memory import Memory  # noqa: E402
 from memkit.server import models as m  # noqa: E402
 from memkit.server.auth import KeyStore, Principal  # noqa: E402
 from memkit.server.mcp_server import build_mcp, request_principal  # noqa: E402
+from memkit.server.metrics import install_metrics  # noqa: E402
 from memkit.server.middleware import ServingMiddleware  # noqa: E402
 from memkit.server.service import (  # noqa: E402
     NotConfigured,
@@ -299,6 +300,7 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
     app.state.settings = settings
     _install_error_handlers(app)
     app.add_middleware(ServingMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_metrics(app)  # GET /metrics (memkit/server/metrics.py)
 
     def scoped(request: Request, who: Principal) -> tuple[ServerState, ScopedMemory]:
         state: ServerState = request.app.state.memkit
