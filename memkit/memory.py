@@ -23,6 +23,7 @@ from memkit.admission import admit, admit_record
 from memkit.backends.base import AllowedIds, Backend, BackendContext, resolve_backend
 from memkit.config import CONFIG_NAME, MemoryConfig
 from memkit.embed import Embedder, load_embedder
+from memkit.erasure import chain_items, checkpoint, purge_llm_cache, redact_audit
 from memkit.errors import ConfigError, InvalidInput, MemkitError, NotFound
 from memkit.fusion import approx_tokens, reciprocal_rank_fusion
 from memkit.indexer import Indexer
@@ -323,9 +324,29 @@ class Memory:
                     missing = [i for i in id_list if not self._visible(i, scope)]
                     if missing:
                         raise NotFound(f"no item with id(s) {missing}; nothing was deleted")
+                terms = self._erasure_terms(chain_items(self.store, id_list))
                 deleted = self.store.delete(id_list, reason=reason)
-            self.indexer.changed()
+            self._erase(deleted, terms)
         return deleted
+
+    def _erasure_terms(self, items: dict[int, str]) -> list[str]:
+        """The texts of items about to be deleted, and what backends derived only from them."""
+        terms = list(items.values())
+        for backend in self.backends.values():
+            terms += backend.erasure_terms(list(items))
+        return terms
+
+    def _erase(self, ids: list[int], texts: list[str]) -> None:
+        """After the record dropped ``ids``: erase every trace (see :mod:`memkit.erasure`)."""
+        if not ids:
+            self.indexer.changed()
+            return
+        self.indexer.changed()
+        self.indexer.wait()  # removals reach every index (async mode too) before files save
+        self.indexer.flush()
+        redact_audit(self.store, ids)
+        purge_llm_cache(self.store, texts)
+        checkpoint(self.store)
 
     def _visible(self, item_id: int, scope: Scope | dict[str, Any] | str) -> bool:
         try:
@@ -350,9 +371,10 @@ class Memory:
                     ids = self.store.expired_ids(now, scope=scope_obj)
                 else:
                     ids = self.store.superseded_ids(scope=scope_obj)
+                terms = self._erasure_terms(chain_items(self.store, ids, whole_chain=False))
                 gone = self.store.delete(ids, reason=policy, op="expire",
                                          whole_chain=False) if ids else []
-            self.indexer.changed()
+            self._erase(gone, terms)
         return gone
 
     def audit(self, item_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -190,6 +190,12 @@ class Backend(ABC):
     def stats(self) -> dict[str, Any]:
         return {}
 
+    def erasure_terms(self, ids: Sequence[int]) -> list[str]:
+        """Strings derived only from these items (about to be deleted) that may appear
+        elsewhere than in the backend's own rows - e.g. in cached LLM prompts - so that the
+        facade can erase them there too. Default: none."""
+        return []
+
 
 _REGISTRY: dict[str, Callable[..., Backend] | str] = {
     "dense": "memkit.backends.dense:DenseBackend",

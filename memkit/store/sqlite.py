@@ -174,6 +174,7 @@ class Store:
             if target != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA secure_delete = ON")  # deleted rows leave no bytes behind
             conn.execute("PRAGMA quick_check").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreCorrupt(f"cannot open memory database {target}: {exc}") from exc

@@ -129,9 +129,24 @@ class FaissIndex:
             self.present.difference_update(present)
         else:
             self.dead.update(present)
+            self._scrub(present)
             if len(self.dead) > max(1000, self.index.ntotal // 5):
                 self._convert("hnsw")
         return len(present)
+
+    def _scrub(self, ids: list[int]) -> None:
+        """Zero the stored vectors of tombstoned ids in the HNSW storage: a deleted item's
+        vector must not survive in memory or in the saved file (its graph node stays, as a
+        zero vector no search returns)."""
+        inner = faiss.downcast_index(self.index.index)
+        storage = faiss.downcast_index(inner.storage)
+        if not hasattr(storage, "get_xb"):  # pragma: no cover - flat storage is what we build
+            return
+        flat = faiss.rev_swig_ptr(storage.get_xb(), int(storage.ntotal) * self.dim)
+        positions = np.flatnonzero(np.isin(faiss.vector_to_array(self.index.id_map),
+                                           np.asarray(ids, dtype=np.int64)))
+        for pos in positions.tolist():
+            flat[pos * self.dim:(pos + 1) * self.dim] = 0.0
 
     def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         ids = self.ids()

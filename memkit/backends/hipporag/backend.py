@@ -421,6 +421,25 @@ class HippoRAGBackend(Backend):
             return None
         return self.phrase_by_text.get(norm)
 
+    def erasure_terms(self, ids: Sequence[int]) -> list[str]:
+        """Phrases and facts that only these passages support (they go with them)."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        conn = self.ctx.store.conn
+        phrases = conn.execute(
+            f"SELECT p.surface, p.text FROM hipporag_phrases p WHERE p.id IN (SELECT phrase_id "
+            f"FROM hipporag_mentions WHERE item_id IN ({marks})) AND NOT EXISTS (SELECT 1 FROM "
+            f"hipporag_mentions m WHERE m.phrase_id = p.id AND m.item_id NOT IN ({marks}))",
+            [*ids, *ids]).fetchall()
+        facts = conn.execute(
+            f"SELECT f.text FROM hipporag_facts f WHERE f.id IN (SELECT fact_id FROM "
+            f"hipporag_support WHERE item_id IN ({marks})) AND NOT EXISTS (SELECT 1 FROM "
+            f"hipporag_support s WHERE s.fact_id = f.id AND s.item_id NOT IN ({marks}))",
+            [*ids, *ids]).fetchall()
+        return [x for row in phrases for x in row] + [r[0] for r in facts]
+
     def stats(self) -> dict[str, Any]:
         g = self._graph()
         failed = self.ctx.store.conn.execute(
