@@ -41,7 +41,10 @@ def chain_items(store: Store, ids: Sequence[int], whole_chain: bool = True
                 ) -> dict[int, str]:
     """Id -> text of every version of these items' chains (or of these items only), read
     before they are deleted."""
-    ids = [int(i) for i in ids if isinstance(i, int)]
+    # ids that cannot exist (wrong type, out of SQLite's range) have nothing to erase; the
+    # store's delete reports them
+    ids = [int(i) for i in ids
+           if isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63]
     if not ids:
         return {}
     marks = ",".join("?" * len(ids))

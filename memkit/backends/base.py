@@ -36,7 +36,8 @@ Registering a backend::
         def retrieve(self, query, k, *, allowed, options=None):
             return Retrieval([Scored(i, 1.0) for i in allowed.ids[:k].tolist()])
 
-Third-party packages register through the ``memkit.backends`` entry-point group.
+Packages register through the ``memkit.backends`` entry-point group - memkit's own backends
+are declared there by its ``pyproject.toml`` too (see :mod:`memkit.registry`).
 """
 
 from __future__ import annotations
@@ -44,16 +45,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import import_module
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from memkit.embed.base import Embedder
-from memkit.errors import ConfigError
 from memkit.options import Options
+from memkit.registry import registry
 from memkit.store.sqlite import Store
 from memkit.types import Cost, MemoryItem, Scored
 from memkit.vectors.faiss_index import id_bitmap
@@ -197,46 +196,23 @@ class Backend(ABC):
         return []
 
 
-_REGISTRY: dict[str, Callable[..., Backend] | str] = {
+BACKENDS = registry("backends", {
     "dense": "memkit.backends.dense:DenseBackend",
     "hipporag": "memkit.backends.hipporag:HippoRAGBackend",
     "panini": "memkit.backends.panini:PaniniBackend",
-}
+})
 
 
 def register_backend(name: str) -> Callable[[type[Backend]], type[Backend]]:
-    """Class decorator: make a backend available under ``name``."""
-
-    def deco(cls: type[Backend]) -> type[Backend]:
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+    """Class decorator: make a backend available under ``name`` (run-time registration;
+    packages declare a ``memkit.backends`` entry point instead)."""
+    return BACKENDS.register(name)  # type: ignore[no-any-return]
 
 
 def backend_names() -> list[str]:
-    names = set(_REGISTRY)
-    names.update(ep.name for ep in entry_points(group="memkit.backends"))
-    return sorted(names)
+    return BACKENDS.names()
 
 
 def resolve_backend(name: str) -> type[Backend]:
-    """The backend class registered under ``name`` (built-in, decorated or entry point)."""
-    target = _REGISTRY.get(name)
-    if target is None:
-        for ep in entry_points(group="memkit.backends"):
-            if ep.name == name:
-                target = ep.value
-    if target is None:
-        raise ConfigError(f"unknown backend {name!r}; known: {backend_names()}")
-    if isinstance(target, str):
-        module, _, attr = target.partition(":")
-        try:
-            cls = getattr(import_module(module), attr)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("memkit"):
-                raise ConfigError(f"backend {name!r} is not available in this build") from exc
-            raise
-        _REGISTRY[name] = cls
-        return cls  # type: ignore[no-any-return]
-    return target  # type: ignore[return-value]
+    """The backend class registered under ``name`` (entry point or run-time)."""
+    return BACKENDS.resolve(name)  # type: ignore[no-any-return]

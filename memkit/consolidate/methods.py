@@ -29,6 +29,7 @@ from memkit.consolidate.model import lora_params, lora_units, snapshot
 from memkit.consolidate.tokenizer import TokenizerLike
 from memkit.consolidate.trainer import StepContext, causal_lm_loss, forward
 from memkit.errors import ConfigError
+from memkit.registry import registry
 
 
 class Method:
@@ -361,6 +362,10 @@ class RewarmReplay(Replay):
 METHODS: dict[str, type[Method]] = {
     cls.name: cls for cls in (Method, Replay, EWC, ILoRA, HFT, GeRe, RewarmReplay)
 }
+#: consolidation methods by name: memkit's own (above) and plugins' (``memkit.consolidation_
+#: methods`` entry points), the same registry style as backends and rerankers
+CONSOLIDATION_METHODS = registry("consolidation_methods", {
+    name: f"memkit.consolidate.methods:{cls.__name__}" for name, cls in METHODS.items()})
 
 
 def make_method(spec: str | Method, **options: Any) -> Method:
@@ -369,7 +374,7 @@ def make_method(spec: str | Method, **options: Any) -> Method:
         if options:
             raise ConfigError("options are only accepted with a method name")
         return spec
-    cls = METHODS.get(spec)
+    cls = CONSOLIDATION_METHODS.resolve(spec) if isinstance(spec, str) else None
     if cls is None:
         raise ConfigError(f"unknown consolidation method {spec!r}; known: {sorted(METHODS)}")
     try:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import import_module
 from typing import Any, Protocol
 
-from memkit.errors import ConfigError
+from memkit.registry import registry
 from memkit.types import Cost, Hit
 
 
@@ -25,22 +24,16 @@ class Reranker(Protocol):
         ...
 
 
-_REGISTRY: dict[str, str | Any] = {
+RERANKERS = registry("rerankers", {
     "sifter": "memkit.backends.sifter.rerank:SifterReranker",
-}
+})
 
 
 def register_reranker(name: str, factory: Any) -> None:
-    """``factory(memory, **options)`` must return a Reranker."""
-    _REGISTRY[name] = factory
+    """``factory(memory, **options)`` must return a Reranker (run-time registration;
+    packages declare a ``memkit.rerankers`` entry point instead)."""
+    RERANKERS.register(name, factory)
 
 
 def resolve_reranker(name: str, memory: Any, **options: Any) -> Reranker:
-    target = _REGISTRY.get(name)
-    if target is None:
-        raise ConfigError(f"unknown reranker {name!r}; known: {sorted(_REGISTRY)}")
-    if isinstance(target, str):
-        module, _, attr = target.partition(":")
-        target = getattr(import_module(module), attr)
-        _REGISTRY[name] = target
-    return target(memory, **options)  # type: ignore[no-any-return]
+    return RERANKERS.resolve(name)(memory, **options)  # type: ignore[no-any-return]

@@ -50,8 +50,10 @@ def apply(mem: Memory, program: list[tuple[Any, ...]]) -> None:
         try:
             if op[0] == "write":
                 _, text, user, source, meta = op
-                live.append(mem.write(text, scope={"user": user}, source=source,
-                                      metadata=meta, confidence=0.5 + len(text) % 5 / 10))
+                iid = mem.write(text, scope={"user": user}, source=source,
+                                metadata=meta, confidence=0.5 + len(text) % 5 / 10)
+                if iid not in live:  # the same text again in one scope is the same item
+                    live.append(iid)
             elif live and op[0] == "update":
                 i = op[1] % len(live)
                 live[i] = mem.update(live[i], op[2], metadata={"edited": True})
