@@ -15,7 +15,7 @@ read lazily, the target is imported on first use, and a name registered at run t
 >>> reg = Registry("example_kind", builtins={"json": "json:dumps"})
 >>> reg.resolve("json")({"a": 1})
 '{"a": 1}'
->>> reg.register("upper", str.upper); reg.resolve("upper")("x")
+>>> _ = reg.register("upper", str.upper); reg.resolve("upper")("x")
 'X'
 >>> reg.names()
 ['json', 'upper']

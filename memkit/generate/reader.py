@@ -5,10 +5,13 @@ blocks; the model is asked to answer after ``Answer:`` and to say ``No Answer`` 
 memories do not contain the answer (which is detected as abstention).
 
 >>> from memkit.llm.fake import ScriptedLLM
->>> from memkit.types import ReadResult
+>>> from memkit.types import Hit, MemoryItem, ReadResult, Scope
 >>> llm = ScriptedLLM({r"Question: Who": "The memories say it was Alice.\\nAnswer: Alice"})
->>> answer_from_hits(llm, "Who moved?", ReadResult("Who moved?", [])).text
+>>> item = MemoryItem(1, "Alice moved to Paris.", Scope(), None, 0.0, 1.0, None, {}, "h")
+>>> answer_from_hits(llm, "Who moved?", ReadResult("Who moved?", [Hit(item, 1.0, "dense")])).text
 'Alice'
+>>> answer_from_hits(llm, "Who moved?", ReadResult("Who moved?", [])).text  # nothing to read
+'No Answer'
 """
 
 from __future__ import annotations
