@@ -160,13 +160,11 @@ def ingest(paths: tuple[Path, ...], memory_dir: str, namespace: str | None, user
     report.rejected.extend((str(f), "empty file") for f in empty)
     data = {**report.as_dict(), "empty_files": [str(f) for f in empty]}
 
-    def text() -> None:
-        click.echo(f"added {len(report.added)}, skipped {report.skipped_duplicates} duplicates, "
-                   f"rejected {len(report.rejected)}")
-        for what, why in report.rejected:
-            warn(f"rejected {what}: {why}")
-
-    emit(data, as_json, text)
+    emit(data, as_json, lambda: click.echo(
+        f"added {len(report.added)}, skipped {report.skipped_duplicates} duplicates, "
+        f"rejected {len(report.rejected)}"))
+    for what, why in report.rejected:  # on stderr, with --json too
+        warn(f"rejected {what}: {why}")
     if not report.added and not report.skipped_duplicates:
         raise click.ClickException("nothing was ingested" + (
             f" ({len(report.rejected)} rejected)" if report.rejected else " (no supported files)"))

@@ -6,7 +6,7 @@ what they stored); embedding needs the model. A command that never embeds -- ``s
 sentence-transformers cost, so the CLI opens memories with a :class:`LazyEmbedder`, whose name
 and dimension come from the model's files and whose model loads when a text is first embedded.
 
->>> emb = LazyEmbedder("hash:8", name="hash-8", dim=8)
+>>> emb = LazyEmbedder("hash:8", name="hash-8-tri", dim=8)
 >>> emb.loaded
 False
 >>> emb.embed(["x"]).shape, emb.loaded

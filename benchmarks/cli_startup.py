@@ -1,0 +1,123 @@
+"""How long `memkit` commands take to start: a baseline checkout against this tree, same run.
+
+    python benchmarks/cli_startup.py                     # baseline: /work/main
+    python benchmarks/cli_startup.py --baseline ../memkit-old --repeats 5
+
+Each command runs in a fresh interpreter (``python -m memkit.cli ...``, with PYTHONPATH set to
+the tree under test) on a copy of one small memory (6 items, packaged MiniLM), so both trees
+pay the same cold start; the median wall-clock of ``--repeats`` runs is printed side by side
+with the ratio. Then ``python -X importtime`` shows the modules that dominate ``import
+memkit.cli`` and a ``stats`` command in each tree. The targets (issue 21): commands that do
+not embed under 0.5 s, a cold ``read`` under 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+NOTES = ["Alice moved to Paris in 2021.", "The deploy freeze starts on 20 December.",
+         "Basalt is the storage cluster; the infra team owns it.",
+         "Quarterly revenue grew by eight percent.", "Bob prefers genmaicha tea.",
+         "The lighthouse keeper feeds the gulls at dawn."]
+
+#: label -> (arguments after `memkit`, whether it embeds)
+COMMANDS: dict[str, tuple[list[str], bool]] = {
+    "--help": (["--help"], False),
+    "argument error": (["read", "--bogus"], False),
+    "stats": (["stats", "-m", "{mem}"], False),
+    "get 1": (["get", "1", "-m", "{mem}"], False),
+    "audit": (["audit", "-m", "{mem}"], False),
+    "delete 1": (["delete", "1", "-m", "{mem}"], False),
+    "read (cold)": (["read", "who owns Basalt?", "-m", "{mem}", "-k", "2"], True),
+}
+
+
+def build_memory(path: Path) -> None:
+    code = ("import sys; from memkit.memory import Memory\n"
+            "with Memory.open(sys.argv[1]) as m:\n"
+            f"    m.write_many({NOTES!r})\n")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=_env(HERE),
+                   capture_output=True)
+
+
+def _env(tree: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(tree)
+    env.pop("MEMKIT_MEMORY", None)
+    return env
+
+
+def time_command(tree: Path, args: list[str], memory: Path, scratch: Path) -> float:
+    mem = scratch / "mem"
+    if mem.exists():
+        shutil.rmtree(mem)
+    shutil.copytree(memory, mem)
+    argv = [a.replace("{mem}", str(mem)) for a in args]
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "memkit.cli", *argv], env=_env(tree),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - start
+
+
+def import_top(tree: Path, argv: list[str], n: int) -> list[tuple[str, float]]:
+    """The ``n`` top-level imports (depth 1) with the largest cumulative time, in seconds."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", *argv], env=_env(tree),
+                          capture_output=True, text=True, check=False)
+    rows = []
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| ( *)(\S+)", line)
+        if m and len(m.group(2)) <= 2:  # top level and its direct children
+            rows.append((m.group(3), int(m.group(1)) / 1e6))
+    return sorted(rows, key=lambda r: -r[1])[:n]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", default="/work/main", help="checkout to compare against")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--top", type=int, default=8, help="importers listed per tree")
+    args = ap.parse_args()
+    base, new = Path(args.baseline).resolve(), HERE
+    with tempfile.TemporaryDirectory(prefix="memkit-startup-") as tmp:
+        scratch = Path(tmp)
+        memory = scratch / "template"
+        build_memory(memory)
+        for tree in (base, new):  # warm the OS file cache so neither tree pays it alone
+            time_command(tree, ["stats", "-m", "{mem}"], memory, scratch)
+        print(f"baseline: {base}\nthis tree: {new}\nmedian of {args.repeats} fresh processes; "
+              "target: < 0.5 s for commands that do not embed, < 3 s for a cold read\n")
+        print("| command | baseline s | this tree s | speed-up |\n|---|---:|---:|---:|")
+        for label, (argv, _) in COMMANDS.items():
+            times = {}
+            for name, tree in (("base", base), ("new", new)):
+                times[name] = statistics.median(
+                    time_command(tree, argv, memory, scratch) for _ in range(args.repeats))
+            print(f"| memkit {label} | {times['base']:.2f} | {times['new']:.2f} | "
+                  f"{times['base'] / times['new']:.1f}x |", flush=True)
+        for what, argv in (("import memkit.cli", ["-c", "import memkit.cli"]),
+                           ("memkit stats", ["-m", "memkit.cli", "stats", "-m",
+                                             str(memory)])):
+            print(f"\npython -X importtime, {what}: largest cumulative imports (s)")
+            tops = {name: import_top(tree, argv, args.top)
+                    for name, tree in (("baseline", base), ("this tree", new))}
+            print("| baseline | s | this tree | s |\n|---|---:|---|---:|")
+            for i in range(args.top):
+                cells = []
+                for name in ("baseline", "this tree"):
+                    row = tops[name][i] if i < len(tops[name]) else ("", 0.0)
+                    cells += [row[0], f"{row[1]:.3f}" if row[0] else ""]
+                print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
