@@ -47,7 +47,7 @@ def build_memory(path: Path) -> None:
             "with Memory.open(sys.argv[1]) as m:\n"
             f"    m.write_many({NOTES!r})\n")
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=_env(HERE),
-                   capture_output=True)
+                   capture_output=True, cwd=path.parent)
 
 
 def _env(tree: Path) -> dict[str, str]:
@@ -64,21 +64,30 @@ def time_command(tree: Path, args: list[str], memory: Path, scratch: Path) -> fl
     shutil.copytree(memory, mem)
     argv = [a.replace("{mem}", str(mem)) for a in args]
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "memkit.cli", *argv], env=_env(tree),
+    # cwd outside both trees: `python -m` puts the working directory first on sys.path
+    subprocess.run([sys.executable, "-m", "memkit.cli", *argv], env=_env(tree), cwd=scratch,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     return time.perf_counter() - start
 
 
-def import_top(tree: Path, argv: list[str], n: int) -> list[tuple[str, float]]:
+def import_top(tree: Path, argv: list[str], n: int, cwd: Path) -> list[tuple[str, float]]:
     """The ``n`` top-level imports (depth 1) with the largest cumulative time, in seconds."""
     proc = subprocess.run([sys.executable, "-X", "importtime", *argv], env=_env(tree),
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, cwd=cwd)
     rows = []
     for line in proc.stderr.splitlines():
         m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| ( *)(\S+)", line)
         if m and len(m.group(2)) <= 2:  # top level and its direct children
             rows.append((m.group(3), int(m.group(1)) / 1e6))
     return sorted(rows, key=lambda r: -r[1])[:n]
+
+
+def tree_of(tree: Path, cwd: Path) -> Path:
+    """The checkout ``memkit`` is imported from with PYTHONPATH=tree (a guard against
+    measuring the wrong tree)."""
+    out = subprocess.run([sys.executable, "-c", "import memkit; print(memkit.__file__)"],
+                         env=_env(tree), cwd=cwd, capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip()).resolve().parents[1]
 
 
 def main() -> None:
@@ -92,6 +101,9 @@ def main() -> None:
         scratch = Path(tmp)
         memory = scratch / "template"
         build_memory(memory)
+        for tree in (base, new):
+            if tree_of(tree, scratch) != tree:
+                raise SystemExit(f"PYTHONPATH={tree} imports memkit from {tree_of(tree, scratch)}")
         for tree in (base, new):  # warm the OS file cache so neither tree pays it alone
             time_command(tree, ["stats", "-m", "{mem}"], memory, scratch)
         print(f"baseline: {base}\nthis tree: {new}\nmedian of {args.repeats} fresh processes; "
@@ -108,7 +120,7 @@ def main() -> None:
                            ("memkit stats", ["-m", "memkit.cli", "stats", "-m",
                                              str(memory)])):
             print(f"\npython -X importtime, {what}: largest cumulative imports (s)")
-            tops = {name: import_top(tree, argv, args.top)
+            tops = {name: import_top(tree, argv, args.top, scratch)
                     for name, tree in (("baseline", base), ("this tree", new))}
             print("| baseline | s | this tree | s |\n|---|---:|---|---:|")
             for i in range(args.top):

@@ -213,20 +213,18 @@ def write(text: str, memory_dir: str, namespace: str | None, user: str | None,
         raise click.BadParameter("must be a JSON object", param_hint="--metadata")
     scope = scope_dict(namespace, user, agent, session)
     with open_memory(memory_dir, create=True) as mem:
-        pieces = [text]
-        if not text.strip():
-            pass  # the memory rejects it with its own message
-        elif not no_chunk and mem.embedder.count_tokens(text) > max_tokens:
-            from memkit.ingest import chunk_text
+        pieces = [text]  # (an empty text is rejected by the memory, with its own message)
+        if text.strip() and mem.embedder.count_tokens(text) > max_tokens:
+            if no_chunk:
+                warn(f"stored as one item of more than {max_tokens} tokens: the dense index "
+                     "searches only its start")
+            else:
+                from memkit.ingest import chunk_text
 
-            pieces = [c.text for c in chunk_text(text, max_tokens=max_tokens, overlap=32,
-                                                 count=mem.embedder.count_tokens)]
-            if not as_json:
+                pieces = [c.text for c in chunk_text(text, max_tokens=max_tokens, overlap=32,
+                                                     count=mem.embedder.count_tokens)]
                 note(f"split a long text into {len(pieces)} items of <= {max_tokens} tokens "
                      "(--no-chunk keeps it whole)")
-        elif no_chunk and mem.embedder.count_tokens(text) > max_tokens:
-            warn(f"stored as one item of more than {max_tokens} tokens: the dense index "
-                 "searches only its start")
         written = []
         for i, piece in enumerate(pieces):
             chunk_meta = meta if len(pieces) == 1 else {**(meta or {}), "chunk": i,

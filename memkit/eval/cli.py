@@ -13,6 +13,8 @@ The first argument, when it is not a subcommand, is the data set (a known name, 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,11 @@ def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | No
     from memkit.eval.report import metrics_table
     from memkit.eval.runner import EvalConfig, load_recipe, run_eval
 
+    # bars only on a terminal: in logs they leave cursor codes (and transformers draws its
+    # own "Loading weights" bar unless told not to)
+    progress = not no_progress and sys.stderr.isatty()
+    if not progress:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         recipe: dict[str, Any] = {}
         if dataset.endswith(".toml"):
@@ -138,7 +145,7 @@ def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | No
             max_context_tokens=max_context_tokens or recipe.get("max_context_tokens"),
             name=name or recipe.get("name"), out=out or default_folder("results"),
             cache=cache or default_folder("cache"), overwrite=overwrite,
-            progress=not no_progress, plots=not no_plots, embed_cache=not no_embed_cache,
+            progress=progress, plots=not no_plots, embed_cache=not no_embed_cache,
             recipe=dataset if recipe else None,
             **{k: v if v is not None else DEFAULTS[k] for k, v in chosen.items()})
         ds = load_dataset(config.dataset, format=config.format, corpus=config.corpus,
