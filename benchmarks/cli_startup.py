@@ -30,16 +30,22 @@ NOTES = ["Alice moved to Paris in 2021.", "The deploy freeze starts on 20 Decemb
          "Quarterly revenue grew by eight percent.", "Bob prefers genmaicha tea.",
          "The lighthouse keeper feeds the gulls at dawn."]
 
-#: label -> (arguments after `memkit`, whether it embeds)
-COMMANDS: dict[str, tuple[list[str], bool]] = {
-    "--help": (["--help"], False),
-    "argument error": (["read", "--bogus"], False),
-    "stats": (["stats", "-m", "{mem}"], False),
-    "get 1": (["get", "1", "-m", "{mem}"], False),
-    "audit": (["audit", "-m", "{mem}"], False),
-    "delete 1": (["delete", "1", "-m", "{mem}"], False),
-    "read (cold)": (["read", "who owns Basalt?", "-m", "{mem}", "-k", "2"], True),
+#: label -> arguments after `memkit`
+COMMANDS: dict[str, list[str]] = {
+    "--help": ["--help"],
+    "argument error": ["read", "--bogus"],
+    "stats": ["stats", "-m", "{mem}"],
+    "get 1": ["get", "1", "-m", "{mem}"],
+    "audit": ["audit", "-m", "{mem}"],
+    "delete 1": ["delete", "1", "-m", "{mem}"],
+    "read (cold)": ["read", "who owns Basalt?", "-m", "{mem}", "-k", "2"],
 }
+
+
+def has_command(tree: Path, name: str, cwd: Path) -> bool:
+    out = subprocess.run([sys.executable, "-m", "memkit.cli", "--help"], env=_env(tree),
+                         cwd=cwd, capture_output=True, text=True, check=False).stdout
+    return any(line.split()[:1] == [name] for line in out.splitlines())
 
 
 def build_memory(path: Path) -> None:
@@ -109,11 +115,15 @@ def main() -> None:
         print(f"baseline: {base}\nthis tree: {new}\nmedian of {args.repeats} fresh processes; "
               "target: < 0.5 s for commands that do not embed, < 3 s for a cold read\n")
         print("| command | baseline s | this tree s | speed-up |\n|---|---:|---:|---:|")
-        for label, (argv, _) in COMMANDS.items():
+        for label, argv in COMMANDS.items():
             times = {}
             for name, tree in (("base", base), ("new", new)):
-                times[name] = statistics.median(
-                    time_command(tree, argv, memory, scratch) for _ in range(args.repeats))
+                if argv[0].startswith("-") or has_command(tree, argv[0], scratch):
+                    times[name] = statistics.median(
+                        time_command(tree, argv, memory, scratch) for _ in range(args.repeats))
+            if "base" not in times:
+                print(f"| memkit {label} | (no such command) | {times['new']:.2f} | |")
+                continue
             print(f"| memkit {label} | {times['base']:.2f} | {times['new']:.2f} | "
                   f"{times['base'] / times['new']:.1f}x |", flush=True)
         for what, argv in (("import memkit.cli", ["-c", "import memkit.cli"]),
