@@ -157,7 +157,10 @@ def _import_sqlite_utils_without_pandas() -> None:
     """Import sqlite_utils (the store's dependency) without the pandas it imports eagerly,
     only to map ``pd.Timestamp`` column types that memkit never uses: 0.2-0.4 s of every
     command's start. pandas stays importable for whoever needs it later."""
-    if "sqlite_utils" in sys.modules or "pandas" in sys.modules:
+    import importlib.util
+
+    if "sqlite_utils" in sys.modules or "pandas" in sys.modules or \
+            importlib.util.find_spec("sqlite_utils") is None:
         return
     sys.modules["pandas"] = None  # type: ignore[assignment]  # `import pandas` -> ImportError
     try:
