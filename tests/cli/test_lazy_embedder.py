@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from memkit.embed import HashEmbedder
 from memkit.embed.lazy import LazyEmbedder, _dimension, lazy_embedder
 
@@ -58,3 +61,13 @@ def test_lazy_loads_once_and_delegates() -> None:
     assert emb.embed([]).shape == (0, 16) and made == []  # nothing to embed: no load
     assert emb.embed(["a", "b"]).shape == (2, 16) and emb.count_tokens("a b c") >= 3
     assert made == [1] and emb.loaded
+
+
+@pytest.mark.realmodel
+def test_lazy_minilm_promises_what_the_real_one_is(minilm) -> None:  # type: ignore[no-untyped-def]
+    emb = lazy_embedder("minilm")
+    assert isinstance(emb, LazyEmbedder)
+    # the dense index compares these with what it stored: a mismatch would re-embed everything
+    assert (emb.name, emb.dim, emb.spec) == (minilm.name, minilm.dim, minilm.spec)
+    assert np.allclose(emb.embed(["Alice moved to Paris."]),
+                       minilm.embed(["Alice moved to Paris."]), atol=1e-5)
