@@ -192,8 +192,17 @@ def open_memory(memory_dir: str | Path, *, create: bool = False, embedder: str |
     from memkit.memory import Memory
 
     kwargs: dict[str, Any] = {"progress": progress}
-    spec = embedder or _saved_embedder(directory) or "minilm"
-    kwargs["embedder"] = lazy_embedder(spec)
+    saved = _saved_embedder(directory) if exists else None
+    emb = lazy_embedder(embedder or saved or "minilm")
+    if embedder and saved and embedder != saved:
+        built = lazy_embedder(saved)
+        if (built.name, built.dim) != (emb.name, emb.dim):
+            # switching would silently re-embed the whole memory with another model
+            raise click.BadParameter(f"this memory is built with the embedder {saved!r}; "
+                                     "--embedder only chooses one for a new memory",
+                                     param_hint="--embedder")
+        emb = built
+    kwargs["embedder"] = emb
     if backends:
         kwargs["backends"] = [b.strip() for b in backends.split(",") if b.strip()]
     if llm:

@@ -199,11 +199,12 @@ def _empty_files(paths: tuple[Path, ...]) -> list[Path]:
               help="A longer text is split into chunks of this size, as `ingest` does.")
 @click.option("--no-chunk", is_flag=True,
               help="Store a long text as one item (only its start is searchable densely).")
+@click.option("--embedder", default=None, help="Embedder for a new memory (minilm, hash).")
 @json_option
 def write(text: str, memory_dir: str, namespace: str | None, user: str | None,
           agent: str | None, session: str | None, source: str | None, confidence: float,
           ttl: float | None, metadata: str | None, max_tokens: int, no_chunk: bool,
-          as_json: bool) -> None:
+          embedder: str | None, as_json: bool) -> None:
     """Write one memory; prints its id (one id a line when a long text is chunked)."""
     try:
         meta = json.loads(metadata) if metadata else None
@@ -212,7 +213,7 @@ def write(text: str, memory_dir: str, namespace: str | None, user: str | None,
     if meta is not None and not isinstance(meta, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--metadata")
     scope = scope_dict(namespace, user, agent, session)
-    with open_memory(memory_dir, create=True) as mem:
+    with open_memory(memory_dir, create=True, embedder=embedder) as mem:
         pieces = [text]  # (an empty text is rejected by the memory, with its own message)
         if text.strip() and mem.embedder.count_tokens(text) > max_tokens:
             if no_chunk:

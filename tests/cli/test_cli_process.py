@@ -131,6 +131,11 @@ def test_writing_commands_create_a_memory_and_say_so(tmp_path: Path) -> None:
     assert (new / "memkit.toml").is_file()
     again = memkit("write", "one more note", "--memory", str(new))
     assert again.returncode == 0 and "created" not in again.stderr
+    other = memkit("write", "x", "--memory", str(new), "--embedder", "minilm")
+    assert other.returncode == 2
+    assert "built with the embedder 'hash:256'" in one_error_line(other)
+    same = memkit("write", "y", "--memory", str(new), "--embedder", "hash")  # = hash:256
+    assert same.returncode == 0, same.stderr
 
 
 # ---- 3. exit codes and messages -----------------------------------------------------------------
