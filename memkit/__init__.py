@@ -5,34 +5,59 @@
 ...     _ = mem.write("The launch code is 0000.", scope={"user": "ops"})
 ...     mem.read("launch code", scope={"user": "ops"})[0].text
 'The launch code is 0000.'
+
+The public names are imported on first use (PEP 562), so ``import memkit`` -- and every CLI
+command that never opens a memory -- stays cheap: numpy, SQLite, faiss and the embedding model
+load only when something needs them.
 """
 
-from memkit.config import MemoryConfig
-from memkit.errors import (
-    ConfigError,
-    InvalidInput,
-    LLMError,
-    LLMOutputError,
-    LLMUnavailable,
-    MemkitError,
-    MissingDependency,
-    NotFound,
-    ScopeViolation,
-    StoreCorrupt,
-)
-from memkit.memory import Memory
-from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport, Written
+import importlib as _importlib
+import typing as _typing
 
 __version__ = "0.1.0"
 
+#: public name -> the module that defines it
+_EXPORTS = {
+    "MemoryConfig": "memkit.config",
+    **{name: "memkit.errors" for name in (
+        "ConfigError", "InvalidInput", "LLMError", "LLMOutputError", "LLMUnavailable",
+        "MemkitError", "MissingDependency", "NotFound", "ScopeViolation", "StoreCorrupt")},
+    "Memory": "memkit.memory",
+    **{name: "memkit.types" for name in (
+        "Cost", "Hit", "MemoryItem", "ReadResult", "Scope", "WriteReport", "Written")},
+    "Client": "memkit.server.client",  # needs the [server] extra
+}
+
+if _typing.TYPE_CHECKING:
+    from memkit.config import MemoryConfig
+    from memkit.errors import (
+        ConfigError,
+        InvalidInput,
+        LLMError,
+        LLMOutputError,
+        LLMUnavailable,
+        MemkitError,
+        MissingDependency,
+        NotFound,
+        ScopeViolation,
+        StoreCorrupt,
+    )
+    from memkit.memory import Memory
+    from memkit.server.client import Client
+    from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport, Written
+
 
 def __getattr__(name: str) -> object:
-    # memkit.Client needs the [server] extra; import it only when asked for
-    if name == "Client":
-        from memkit.server.client import Client
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'memkit' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return Client
-    raise AttributeError(f"module 'memkit' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
 
 
 __all__ = [

@@ -1,4 +1,8 @@
-"""Import optional dependencies, raising MissingDependency that names the extra."""
+"""Import optional dependencies, raising MissingDependency that names the extra.
+
+The distribution is published as ``memkit-agent`` (``memkit`` on PyPI is an unrelated
+project); the import name stays ``memkit``. Every install hint is built here.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,24 @@ import importlib
 from types import ModuleType
 
 from memkit.errors import MissingDependency
+
+#: the name to ``pip install`` (the import name is ``memkit``)
+DISTRIBUTION = "memkit-agent"
+#: extras whose packages the core install already brings
+CORE = ("core", "")
+
+
+def install_hint(extra: str | None = None) -> str:
+    """The pip command that installs ``extra``.
+
+    >>> install_hint("server")
+    "pip install 'memkit-agent[server]'"
+    >>> install_hint("core")
+    'pip install memkit-agent'
+    """
+    if not extra or extra in CORE:
+        return f"pip install {DISTRIBUTION}"
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
 
 
 def require(module: str, extra: str, feature: str | None = None) -> ModuleType:

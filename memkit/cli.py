@@ -1,28 +1,57 @@
-"""The ``memkit`` command line. Library errors become one-line messages with exit status 1."""
+"""The ``memkit`` command line.
+
+Every failure is one ``memkit: error: ...`` line on stderr and a non-zero exit status (2 for
+usage errors). Commands that read or manage a memory fail when ``--memory`` holds none;
+``write`` and ``ingest`` create one and say so. Heavy modules load inside the commands, and the
+embedding model only when something is embedded, so ``--help``, ``stats``, ``get``,
+``delete`` and ``audit`` start in a fraction of a second.
+
+Adding a command: define it with ``@main.command()`` below (using the option helpers from
+``memkit._cli``), or register a command that lives in another module -- imported only when it
+is run -- with one line in ``_LAZY`` (module, attribute, extra) and one in ``_LAZY_HELP``.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import click
 
-from memkit.cli_portable import export_cmd, import_cmd
-from memkit.errors import MemkitError
+from memkit import __version__
+from memkit._cli import (
+    TEXT,
+    check_utf8_path,
+    emit,
+    human_bytes,
+    json_option,
+    memory_option,
+    note,
+    open_memory,
+    print_table,
+    progress_option,
+    run_main,
+    scope_dict,
+    scope_options,
+    show_progress,
+    warn,
+)
+from memkit._deps import install_hint
 
-MEMORY_HELP = "Memory directory (created if missing). Env: MEMKIT_MEMORY."
-
-# commands that live in optional packages, imported only when used
-_LAZY = {
+# commands that live in other modules, imported only when used: name -> (module, attr, extra)
+_LAZY: dict[str, tuple[str, str, str | None]] = {
     "eval": ("memkit.eval.cli", "eval_group", "eval"),
     "serve": ("memkit.server.cli", "serve_cmd", "server"),
     "keys": ("memkit.server.cli", "keys_group", "server"),
+    "export": ("memkit.cli_portable", "export_cmd", None),
+    "import": ("memkit.cli_portable", "import_cmd", None),
 }
 _LAZY_HELP = {
+    "export": "Write every item and version as JSON Lines (to stdout or --out).",
+    "import": "Load a memkit export into a memory (rebuilding every index).",
     "eval": "Run a benchmark (MuSiQue, LoCoMo, ...) and write a report.",
     "serve": "Serve a memory over REST and MCP.",
     "keys": "Create, list and revoke API keys for `memkit serve`.",
@@ -30,10 +59,10 @@ _LAZY_HELP = {
 
 
 class MemkitGroup(click.Group):
-    """Mounts optional command groups lazily and turns library errors into clean messages."""
+    """Mounts the ``_LAZY`` commands on demand; every failure becomes one error line."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *_LAZY])
+        return sorted({*super().list_commands(ctx), *_LAZY})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in _LAZY:
@@ -44,78 +73,40 @@ class MemkitGroup(click.Group):
                 return _missing(name, extra, exc)
         return super().get_command(ctx, name)
 
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except MemkitError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted; rerun the same command to resume", err=True)
-            ctx.exit(130)
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # `memkit --help` lists the lazy commands without importing them
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in _LAZY:
+                rows.append((name, _LAZY_HELP.get(name, "")))
+                continue
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if complete_var is not None:
+            extra["complete_var"] = complete_var
+        if not standalone_mode:
+            return super().main(args, prog_name, standalone_mode=False, **extra)
+        run_main(super(), args, prog_name, extra)  # type: ignore[arg-type]
+        sys.exit(0)
 
 
-def _missing(name: str, extra: str, exc: ImportError) -> click.Command:
-    @click.command(name=name, help=_LAZY_HELP[name],
+def _missing(name: str, extra: str | None, exc: ImportError) -> click.Command:
+    @click.command(name=name, help=_LAZY_HELP.get(name, ""),
                    context_settings={"ignore_unknown_options": True})
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def cmd(args: tuple[str, ...]) -> None:
-        raise click.ClickException(
-            f"`memkit {name}` needs the optional extra [{extra}] "
-            f"(pip install 'memkit[{extra}]'): {exc}"
-        )
+        hint = f"needs the optional extra [{extra}] ({install_hint(extra)})" if extra \
+            else "cannot be loaded"
+        raise click.ClickException(f"`memkit {name}` {hint}: {exc}")
 
     return cmd
-
-
-def memory_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--memory", "-m", "memory_dir", envvar="MEMKIT_MEMORY",
-                        default=".memkit", show_default=True, type=click.Path(file_okay=False),
-                        help=MEMORY_HELP)(f)
-
-
-def scope_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    for name, help_text in reversed([
-        ("namespace", "Scope: namespace (tenant)."), ("user", "Scope: user id."),
-        ("agent", "Scope: agent id."), ("session", "Scope: session id."),
-    ]):
-        f = click.option(f"--{name}", default=None, help=help_text)(f)
-    return f
-
-
-def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
-
-
-def _scope(namespace: str | None, user: str | None, agent: str | None,
-           session: str | None) -> dict[str, str]:
-    scope = {"namespace": namespace or "default"}
-    scope.update({k: v for k, v in (("user", user), ("agent", agent), ("session", session))
-                  if v is not None})
-    return scope
-
-
-def _open(memory_dir: str, *, embedder: str | None = None, backends: str | None = None,
-          llm: str | None = None, progress: bool = True) -> Any:
-    from memkit.memory import Memory
-
-    kwargs: dict[str, Any] = {"progress": progress}
-    if embedder:
-        kwargs["embedder"] = embedder
-    if backends:
-        kwargs["backends"] = [b.strip() for b in backends.split(",") if b.strip()]
-    if llm:
-        from memkit.llm import load_llm
-
-        kwargs["llm"] = load_llm(llm)
-    return Memory.open(Path(memory_dir), **kwargs)
-
-
-def _emit(data: Any, as_json: bool, text: Callable[[], None]) -> None:
-    if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-    else:
-        text()
 
 
 def _hit_dict(hit: Any) -> dict[str, Any]:
@@ -127,11 +118,12 @@ def _hit_dict(hit: Any) -> dict[str, Any]:
 
 
 @click.group(cls=MemkitGroup)
-@click.version_option(package_name="memkit")
+@click.version_option(__version__, prog_name="memkit")
 def main() -> None:
     """memkit: long-term memory for LLM agents."""
 
 
+# ---- writing ----------------------------------------------------------------------------------
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @memory_option
@@ -143,62 +135,123 @@ def main() -> None:
               help="Field holding the text in .jsonl/.json records.")
 @click.option("--embedder", default=None, help="Embedder for a new memory (minilm, hash).")
 @click.option("--backends", default=None, help="Backends for a new memory, comma-separated.")
+@progress_option
 @json_option
 def ingest(paths: tuple[Path, ...], memory_dir: str, namespace: str | None, user: str | None,
            agent: str | None, session: str | None, max_tokens: int, overlap: int,
            batch_size: int, text_field: str, embedder: str | None, backends: str | None,
-           as_json: bool) -> None:
+           no_progress: bool, as_json: bool) -> None:
     """Ingest files and folders (.txt, .md, .jsonl, .json, .html): chunk, embed, index.
 
-    Interrupted? Run the same command again: what is already in is skipped."""
+    Interrupted? Run the same command again: what is already in is skipped. Exits 1 when a
+    named path does not exist or nothing could be ingested."""
+    for p in paths:
+        check_utf8_path(p)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise click.ClickException(f"no such file or directory: {', '.join(missing)}")
+    empty = _empty_files(paths)
     from memkit.ingest import ingest_paths
 
-    with _open(memory_dir, embedder=embedder, backends=backends) as mem:
-        report = ingest_paths(mem, list(paths), scope=_scope(namespace, user, agent, session),
+    progress = show_progress(as_json, no_progress)
+    if not progress and not as_json:
+        note(f"ingesting {', '.join(map(str, paths))} ...")
+    with open_memory(memory_dir, create=True, embedder=embedder, backends=backends,
+                     progress=progress) as mem:
+        report = ingest_paths(mem, list(paths), scope=scope_dict(namespace, user, agent, session),
                               max_tokens=max_tokens, overlap=overlap, text_field=text_field,
-                              batch_size=batch_size, progress=not as_json)
+                              batch_size=batch_size, progress=progress)
+    report.rejected.extend((str(f), "empty file") for f in empty)
+    data = {**report.as_dict(), "empty_files": [str(f) for f in empty]}
 
-    def text() -> None:
-        click.echo(f"added {len(report.added)}, skipped {report.skipped_duplicates} duplicates, "
-                   f"rejected {len(report.rejected)}")
-        for what, why in report.rejected:
-            click.echo(f"  rejected {what}: {why}")
+    emit(data, as_json, lambda: click.echo(
+        f"added {len(report.added)}, skipped {report.skipped_duplicates} duplicates, "
+        f"rejected {len(report.rejected)}"))
+    for what, why in report.rejected:  # on stderr, with --json too
+        warn(f"rejected {what}: {why}")
+    if not report.added and not report.skipped_duplicates:
+        raise click.ClickException("nothing was ingested" + (
+            f" ({len(report.rejected)} rejected)" if report.rejected else " (no supported files)"))
 
-    _emit(report.as_dict(), as_json, text)
+
+def _empty_files(paths: tuple[Path, ...]) -> list[Path]:
+    """Supported files with no text: the ingest itself skips them without a word."""
+    from memkit.ingest.files import discover
+
+    out = []
+    for f in discover(list(paths)):
+        if isinstance(f, Path):
+            try:
+                size = f.stat().st_size
+                if size == 0 or (size < 65536 and not f.read_bytes().strip()):
+                    out.append(f)
+            except OSError:
+                continue  # the ingest reports why it cannot be read
+    return out
 
 
 @main.command()
-@click.argument("text")
+@click.argument("text", type=TEXT)
 @memory_option
 @scope_options
-@click.option("--source", default=None, help="Where this memory came from.")
+@click.option("--source", default=None, type=TEXT, help="Where this memory came from.")
 @click.option("--confidence", default=1.0, show_default=True, type=float,
               help="How sure the writer is, in [0, 1].")
 @click.option("--ttl", default=None, type=float, help="Expire after this many seconds.")
-@click.option("--metadata", default=None, help="JSON object of metadata.")
+@click.option("--metadata", default=None, type=TEXT, help="JSON object of metadata.")
+@click.option("--max-tokens", default=200, show_default=True,
+              help="A longer text is split into chunks of this size, as `ingest` does.")
+@click.option("--no-chunk", is_flag=True,
+              help="Store a long text as one item (only its start is searchable densely).")
+@click.option("--embedder", default=None, help="Embedder for a new memory (minilm, hash).")
 @json_option
 def write(text: str, memory_dir: str, namespace: str | None, user: str | None,
           agent: str | None, session: str | None, source: str | None, confidence: float,
-          ttl: float | None, metadata: str | None, as_json: bool) -> None:
-    """Write one memory."""
+          ttl: float | None, metadata: str | None, max_tokens: int, no_chunk: bool,
+          embedder: str | None, as_json: bool) -> None:
+    """Write one memory; prints its id (one id a line when a long text is chunked)."""
     try:
         meta = json.loads(metadata) if metadata else None
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--metadata") from exc
-    with _open(memory_dir, progress=False) as mem:
-        written = mem.put(text, _scope(namespace, user, agent, session), source=source,
-                          confidence=confidence, ttl=ttl, metadata=meta)
+    if meta is not None and not isinstance(meta, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--metadata")
+    scope = scope_dict(namespace, user, agent, session)
+    with open_memory(memory_dir, create=True, embedder=embedder) as mem:
+        pieces = [text]  # (an empty text is rejected by the memory, with its own message)
+        if text.strip() and mem.embedder.count_tokens(text) > max_tokens:
+            if no_chunk:
+                warn(f"stored as one item of more than {max_tokens} tokens: the dense index "
+                     "searches only its start")
+            else:
+                from memkit.ingest import chunk_text
+
+                pieces = [c.text for c in chunk_text(text, max_tokens=max_tokens, overlap=32,
+                                                     count=mem.embedder.count_tokens)]
+                note(f"split a long text into {len(pieces)} items of <= {max_tokens} tokens "
+                     "(--no-chunk keeps it whole)")
+        written = []
+        for i, piece in enumerate(pieces):
+            chunk_meta = meta if len(pieces) == 1 else {**(meta or {}), "chunk": i,
+                                                         "chunks": len(pieces)}
+            written.append(mem.put(piece, scope, source=source, confidence=confidence,
+                                   ttl=ttl, metadata=chunk_meta))
 
     def plain() -> None:
-        click.echo(written.id)
-        if not written.created:
-            click.echo("duplicate: the same text is already stored in this scope", err=True)
+        for w in written:
+            click.echo(w.id)
+        if not any(w.created for w in written):
+            note("duplicate: the same text is already stored in this scope")
 
-    _emit({"id": written.id, "created": written.created}, as_json, plain)
+    data: Any = {"id": written[0].id, "created": written[0].created}
+    if len(written) > 1:
+        data = {"ids": [w.id for w in written], "created": [w.created for w in written]}
+    emit(data, as_json, plain)
 
 
+# ---- reading ----------------------------------------------------------------------------------
 @main.command()
-@click.argument("query")
+@click.argument("query", type=TEXT)
 @memory_option
 @scope_options
 @click.option("-k", "k", default=5, show_default=True, help="Number of hits.")
@@ -211,8 +264,8 @@ def read(query: str, memory_dir: str, namespace: str | None, user: str | None,
          agent: str | None, session: str | None, k: int, backend: str | None,
          as_of: float | None, budget_tokens: int | None, as_json: bool) -> None:
     """Read the memories most relevant to QUERY."""
-    with _open(memory_dir, progress=False) as mem:
-        res = mem.read(query, k=k, scope=_scope(namespace, user, agent, session),
+    with open_memory(memory_dir) as mem:
+        res = mem.read(query, k=k, scope=scope_dict(namespace, user, agent, session),
                        backend=backend, as_of=as_of, budget_tokens=budget_tokens)
     data = {"query": query, "hits": [_hit_dict(h) for h in res.hits],
             "cost": {"ms": round(res.cost.ms, 2), "llm_calls": res.cost.llm_calls}}
@@ -225,7 +278,7 @@ def read(query: str, memory_dir: str, namespace: str | None, user: str | None,
             click.echo(f"{h.rank}. [{h.item.id}] {h.score:.3f} {first[:160]}")
         click.echo(f"({res.cost.ms:.1f} ms)")
 
-    _emit(data, as_json, text)
+    emit(data, as_json, text)
 
 
 @main.command()
@@ -234,28 +287,74 @@ def read(query: str, memory_dir: str, namespace: str | None, user: str | None,
 @json_option
 def get(ids: tuple[int, ...], memory_dir: str, as_json: bool) -> None:
     """Show items by id."""
-    with _open(memory_dir, progress=False) as mem:
+    with open_memory(memory_dir) as mem:
         items = [mem.get(i) for i in ids]
     data = [{"id": it.id, "text": it.text, "scope": it.scope.as_dict(), "source": it.source,
              "version": it.version, "valid_until": it.valid_until, "metadata": it.metadata}
             for it in items]
+
     def text() -> None:
         for d in data:
             click.echo(f"[{d['id']}] {d['text']}")
 
-    _emit(data, as_json, text)
+    emit(data, as_json, text)
 
 
 @main.command()
+@memory_option
+@click.option("--item", "item_id", default=None, type=int, help="Only this item's entries.")
+@click.option("--limit", default=20, show_default=True, help="Newest entries to show.")
+@json_option
+def audit(memory_dir: str, item_id: int | None, limit: int, as_json: bool) -> None:
+    """Show the audit log (every write, update, delete and expiry), newest first."""
+    import time
+
+    with open_memory(memory_dir) as mem:
+        rows = mem.audit(item_id, limit=limit)
+
+    def text() -> None:
+        table = [[str(r["seq"]), time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["at"])),
+                  str(r["op"]), str(r["item_id"]), r["reason"] or ""] for r in rows]
+        print_table(table, ["seq", "at (UTC)", "op", "item", "reason"], right={0, 3})
+
+    emit(rows, as_json, text)
+
+
+@main.command()
+@memory_option
+@json_option
+def stats(memory_dir: str, as_json: bool) -> None:
+    """Counts, sizes and per-backend figures."""
+    with open_memory(memory_dir) as mem:
+        data = mem.stats()
+
+    def text() -> None:
+        rows = [["memory", str(data.get("directory"))],
+                ["items", f"{data['items']} current, {data['versions']} versions, "
+                          f"{data['audit_rows']} audit rows"],
+                ["namespaces", ", ".join(f"{k} ({v})" for k, v in data["namespaces"].items())
+                 or "-"],
+                ["database", human_bytes(data["db_bytes"])],
+                ["embedder", str(data["embedder"])]]
+        for name, figures in data["backends"].items():
+            rows.append([f"backend {name}", ", ".join(f"{k} {v}" for k, v in figures.items())])
+        print_table(rows)
+
+    emit(data, as_json, text)
+
+
+# ---- managing ---------------------------------------------------------------------------------
+@main.command()
 @click.argument("ids", nargs=-1, required=True, type=int)
 @memory_option
-@click.option("--reason", default=None, help="Recorded in the audit log.")
+@click.option("--reason", default=None, type=TEXT, help="Recorded in the audit log.")
 @json_option
 def delete(ids: tuple[int, ...], memory_dir: str, reason: str | None, as_json: bool) -> None:
     """Delete items (all versions) from the record and every index."""
-    with _open(memory_dir, progress=False) as mem:
+    with open_memory(memory_dir) as mem:
         gone = mem.delete(list(ids), reason=reason)
-    _emit({"deleted": gone}, as_json, lambda: click.echo(f"deleted {len(gone)}: {gone}"))
+    emit({"deleted": gone}, as_json,
+         lambda: click.echo(f"deleted {len(gone)}: {', '.join(map(str, gone))}"))
 
 
 @main.command()
@@ -265,34 +364,34 @@ def delete(ids: tuple[int, ...], memory_dir: str, reason: str | None, as_json: b
 @json_option
 def forget(memory_dir: str, policy: str, as_json: bool) -> None:
     """Apply a forgetting policy (expired items, or superseded versions)."""
-    with _open(memory_dir, progress=False) as mem:
+    with open_memory(memory_dir) as mem:
         gone = mem.forget(policy)
-    _emit({"forgotten": gone}, as_json, lambda: click.echo(f"forgot {len(gone)}"))
-
-
-@main.command()
-@memory_option
-@json_option
-def stats(memory_dir: str, as_json: bool) -> None:
-    """Counts, sizes and per-backend figures."""
-    with _open(memory_dir, progress=False) as mem:
-        data = mem.stats()
-    _emit(data, as_json, lambda: click.echo(json.dumps(data, indent=2, default=str)))
+    emit({"forgotten": gone}, as_json, lambda: click.echo(f"forgot {len(gone)}"))
 
 
 @main.command()
 @memory_option
 @click.option("--rebuild", is_flag=True, help="Drop derived indexes and rebuild them.")
+@progress_option
 @json_option
-def index(memory_dir: str, rebuild: bool, as_json: bool) -> None:
+def index(memory_dir: str, rebuild: bool, no_progress: bool, as_json: bool) -> None:
     """Bring every index up to date with the record (or rebuild it)."""
-    with _open(memory_dir) as mem:
+    progress = show_progress(as_json, no_progress)
+    with open_memory(memory_dir, progress=progress) as mem:
         applied = mem.rebuild() if rebuild else mem.sync()
-    _emit({"applied": applied}, as_json, lambda: click.echo(f"applied changes: {applied}"))
+        items = mem.stats()["items"]
+
+    def text() -> None:
+        verb = "rebuilt" if rebuild else "up to date"
+        for name, n in applied.items():
+            click.echo(f"{name}: {verb}, {n} change{'s' if n != 1 else ''} applied")
+        click.echo(f"{items} items")
+
+    emit({"applied": applied, "rebuilt": rebuild, "items": items}, as_json, text)
 
 
 @main.command()
-@click.argument("question")
+@click.argument("question", type=TEXT)
 @memory_option
 @scope_options
 @click.option("-k", "k", default=5, show_default=True, help="Hits given to the reader.")
@@ -303,27 +402,26 @@ def ask(question: str, memory_dir: str, namespace: str | None, user: str | None,
         agent: str | None, session: str | None, k: int, backend: str | None, llm_spec: str,
         as_json: bool) -> None:
     """Answer QUESTION from the memory with an LLM, citing the items used."""
-    with _open(memory_dir, llm=llm_spec, progress=False) as mem:
-        ans = mem.answer(question, k=k, scope=_scope(namespace, user, agent, session),
+    with open_memory(memory_dir, llm=llm_spec) as mem:
+        ans = mem.answer(question, k=k, scope=scope_dict(namespace, user, agent, session),
                          backend=backend)
     data = ans.__dict__ if hasattr(ans, "__dict__") else ans
-    _emit(data, as_json, lambda: click.echo(getattr(ans, "text", ans)))
+    emit(data, as_json, lambda: click.echo(getattr(ans, "text", ans)))
 
 
 @main.command()
-@memory_option
-@click.option("--embedder", default=None, help="minilm (default) or hash.")
-def demo(memory_dir: str, embedder: str | None) -> None:
-    """Ingest the sample corpus in examples/docs and answer a few queries."""
+@click.option("--memory", "-m", "memory_dir", default=None, type=click.Path(file_okay=False),
+              help="Where to build the demo memory. [default: a fresh temporary directory]")
+@click.option("--embedder", default=None,
+              help="minilm (default) or hash (instant, but no semantic matching).")
+def demo(memory_dir: str | None, embedder: str | None) -> None:
+    """Show what memkit is for on the committed MuSiQue sample: a multi-hop question the graph
+    answers where dense retrieval misses, an update that `as_of` still sees past, a delete
+    that reaches every index."""
     from memkit.demo import run_demo
 
-    run_demo(Path(memory_dir), embedder=embedder)
-
-
-# export / import live in their own module (memkit/cli_portable.py)
-main.add_command(export_cmd)
-main.add_command(import_cmd)
+    run_demo(None if memory_dir is None else Path(memory_dir), embedder=embedder)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -27,16 +27,14 @@ MEMORY_HELP = "Memory directory. Env: MEMKIT_MEMORY."
 def export_cmd(memory_dir: str, audit: bool, namespace: str | None, user: str | None,
                output: Path | None) -> None:
     """Export every item with all its versions (JSON Lines, streamed)."""
-    from memkit.errors import NotFound
-    from memkit.memory import Memory
+    from memkit._cli import open_memory
     from memkit.portable import export_to
 
-    if not (Path(memory_dir) / "memory.db").exists():
-        raise NotFound(f"no memory at {memory_dir}")
     scope = None
     if namespace or user:
         scope = {"namespace": namespace or "default", "user": user}
-    with Memory.open(Path(memory_dir)) as mem:
+    # no memory there is an error; the embedding model is never loaded for an export
+    with open_memory(memory_dir) as mem:
         if output is None:
             export_to(mem, sys.stdout, audit=audit, scope=scope)
         else:

@@ -51,11 +51,11 @@ class MissingDependency(MemkitError, ImportError):
         self.feature = feature
         self.extra = extra
         self.module = module
+        from memkit._deps import install_hint  # (it imports this module)
+
         what = f" (module {module!r} not importable)" if module else ""
-        super().__init__(
-            f"{feature} needs the optional extra [{extra}]{what}: "
-            f"pip install 'memkit[{extra}]'"
-        )
+        super().__init__(f"{feature} needs the optional extra [{extra}]{what}: "
+                         f"{install_hint(extra)}")
 
 
 class LLMError(MemkitError):

@@ -13,6 +13,8 @@ The first argument, when it is not a subcommand, is the data set (a known name, 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +90,14 @@ def _loader_opts(pairs: tuple[str, ...]) -> dict[str, Any]:
                    "(RULER). Repeatable.")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="NAME.KEY=VALUE",
               help="Backend option, e.g. --backend-option dense.ef_search=256. Repeatable.")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+              help="Folder holding the data set files, searched first (also: MEMKIT_DATA_DIR, "
+                   "../shared/data, the committed samples; `memkit eval list` shows them).")
 @click.option("--name", default=None, help="Run folder name. [default: derived from config]")
-@click.option("--out", default="evals/results", show_default=True, help="Results folder.")
-@click.option("--cache", default="evals/cache", show_default=True,
-              help="Folder of built memories, reused across runs.")
+@click.option("--out", default=None, help="Results folder. [default: evals/results in a "
+              "source checkout, else the user data folder]")
+@click.option("--cache", default=None, help="Folder of built memories, reused across runs. "
+              "[default: evals/cache in a source checkout, else the user cache folder]")
 @click.option("--overwrite", is_flag=True, help="Restart the run instead of resuming it.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
@@ -100,12 +106,19 @@ def _loader_opts(pairs: tuple[str, ...]) -> dict[str, Any]:
 def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | None,
             embedder: str | None, limit: int | None, ks: str | None, llm: str | None,
             reader_k: int | None, max_context_tokens: int | None, options: tuple[str, ...],
-            backend_options: tuple[str, ...], name: str | None, out: str, cache: str,
-            overwrite: bool, no_progress: bool, no_plots: bool, no_embed_cache: bool) -> None:
+            backend_options: tuple[str, ...], data_dir: str | None, name: str | None,
+            out: str | None, cache: str | None, overwrite: bool, no_progress: bool,
+            no_plots: bool, no_embed_cache: bool) -> None:
     """Evaluate DATASET (a known name, an indexes/*.toml recipe, or a data file)."""
+    from memkit.eval.datasets import load_dataset
     from memkit.eval.report import metrics_table
     from memkit.eval.runner import EvalConfig, load_recipe, run_eval
 
+    # bars only on a terminal: in logs they leave cursor codes (and transformers draws its
+    # own "Loading weights" bar unless told not to)
+    progress = not no_progress and sys.stderr.isatty()
+    if not progress:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         recipe: dict[str, Any] = {}
         if dataset.endswith(".toml"):
@@ -130,42 +143,83 @@ def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | No
             backend_options=bopts, limit=limit if limit is not None else recipe.get("limit"),
             llm=llm or recipe.get("llm"),
             max_context_tokens=max_context_tokens or recipe.get("max_context_tokens"),
-            name=name or recipe.get("name"), out=out, cache=cache, overwrite=overwrite,
-            progress=not no_progress, plots=not no_plots, embed_cache=not no_embed_cache,
+            name=name or recipe.get("name"), out=out or default_folder("results"),
+            cache=cache or default_folder("cache"), overwrite=overwrite,
+            progress=progress, plots=not no_plots, embed_cache=not no_embed_cache,
             recipe=dataset if recipe else None,
             **{k: v if v is not None else DEFAULTS[k] for k, v in chosen.items()})
-        result = run_eval(config)
+        ds = load_dataset(config.dataset, format=config.format, corpus=config.corpus,
+                          options=config.loader_options, data_dir=data_dir)
+        result = run_eval(config, dataset=ds)
     except MemkitError as exc:
         raise click.ClickException(str(exc)) from exc
     m = result.metrics
     header = ["backend", "n"] + [f"R@{k}" for k in m["ks"]] + \
         [f"NDCG@{m['ks'][-1]}", "EM", "F1", "p50 ms", "p95 ms"]
-    click.echo("  ".join(header))
-    for row in metrics_table(m):
-        click.echo("  ".join(row))
+    from memkit._cli import print_table
+
+    print_table(metrics_table(m), header, right=set(range(1, len(header))))
     click.echo(f"results: {result.path}")
+
+
+def default_folder(kind: str) -> str:
+    """``evals/<kind>`` of the source checkout when running from one; otherwise (an installed
+    wheel) the user data (results) or cache folder, never inside site-packages."""
+    from memkit.eval.datasets import repo_root
+
+    checkout = repo_root()
+    if (checkout / "evals").is_dir() and (checkout / "memkit").is_dir():
+        rel = Path("evals") / kind
+        # keep the historical relative path when run from the checkout's root
+        return str(rel) if Path.cwd().resolve() == checkout else str(checkout / rel)
+    from platformdirs import user_cache_dir, user_data_dir
+
+    base = user_data_dir("memkit") if kind == "results" else user_cache_dir("memkit")
+    return str(Path(base) / "eval" / kind)
 
 
 @eval_group.command("compare")
 @click.argument("runs", nargs=-1, required=True)
-@click.option("--out", default="evals/results", show_default=True,
-              help="Where run names are looked up.")
-def compare_cmd(runs: tuple[str, ...], out: str) -> None:
+@click.option("--out", default=None,
+              help="Where run names are looked up. [default: as for `memkit eval` runs]")
+def compare_cmd(runs: tuple[str, ...], out: str | None) -> None:
     """Print a side-by-side table of several runs (folders or names under --out)."""
     from memkit.eval.report import compare_runs
 
     try:
-        click.echo(compare_runs(list(runs), out))
+        click.echo(compare_runs(list(runs), out or default_folder("results")))
     except MemkitError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 @eval_group.command("list")
-def list_cmd() -> None:
-    """List the known data set names and the recipes in indexes/."""
-    from memkit.eval.datasets import KNOWN, repo_root
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+              help="Also look in this folder first.")
+def list_cmd(data_dir: str | None) -> None:
+    """List the known data sets (and whether their files are found), where files are looked
+    for, and the recipes in indexes/."""
+    from memkit._cli import print_table
+    from memkit.errors import NotFound
+    from memkit.eval.datasets import DATA_ENV, KNOWN, data_dirs, find_data_file, repo_root
 
-    for name, (_, _, desc) in sorted(KNOWN.items()):
-        click.echo(f"{name:20s} {desc}")
-    for recipe in sorted((repo_root() / "indexes").glob("*.toml")):
-        click.echo(f"{'indexes/' + recipe.name:20s} recipe")
+    rows = []
+    for name, (_, where, desc) in sorted(KNOWN.items()):
+        if where == "ruler":
+            found = "generated"
+        else:
+            try:
+                found = str(find_data_file(name, data_dir))
+            except NotFound:
+                found = "NOT FOUND"
+        rows.append([name, desc, found])
+    print_table(rows, ["data set", "what", "file"])
+    click.echo("\ndata files are looked for in (first match wins):")
+    for folder, why in data_dirs(data_dir):
+        click.echo(f"  {folder}  ({why}{'' if folder.is_dir() else ', missing'})")
+    click.echo(f"  point --data-dir or {DATA_ENV} at a folder holding the files; any data file "
+               "also works by path: `memkit eval path/to/file.jsonl`")
+    recipes = sorted((repo_root() / "indexes").glob("*.toml"))
+    if recipes:
+        click.echo("\nrecipes:")
+        for recipe in recipes:
+            click.echo(f"  indexes/{recipe.name}")

@@ -2,7 +2,8 @@
 
 Used by the graph backends (HippoRAG's LLM-free extractor, Panini). Everything here works
 without optional dependencies except :func:`load_spacy`, which needs the ``[nlp]`` extra
-(``pip install memkit[nlp]``) and raises :class:`~memkit.errors.MissingDependency` otherwise.
+(``pip install 'memkit-agent[nlp]'``) and raises :class:`~memkit.errors.MissingDependency`
+otherwise.
 """
 
 from memkit.nlp.spacy_pipeline import DEFAULT_SPACY_MODEL, load_spacy, spacy_available

@@ -47,6 +47,7 @@ from memkit.errors import (  # noqa: E402
 from memkit.memory import Memory  # noqa: E402
 from memkit.server import models as m  # noqa: E402
 from memkit.server.auth import KeyStore, Principal  # noqa: E402
+from memkit.server.docs import serve_docs_offline  # noqa: E402
 from memkit.server.mcp_server import build_mcp, request_principal  # noqa: E402
 from memkit.server.metrics import install_metrics  # noqa: E402
 from memkit.server.middleware import ServingMiddleware  # noqa: E402
@@ -298,6 +299,7 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
         responses=m.ERROR_RESPONSES,
     )
     app.state.settings = settings
+    serve_docs_offline(app)  # Swagger UI from the swagger-ui-bundle package, not a CDN
     _install_error_handlers(app)
     app.add_middleware(ServingMiddleware, max_body_bytes=settings.max_body_bytes)
     install_metrics(app)  # GET /metrics (memkit/server/metrics.py)
@@ -318,9 +320,10 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
         except Exception:
             return _error(503, "Unavailable", "unavailable", "database not answering", request)
         required = await state.call(lambda: state.auth_required)
+        items = await state.call(lambda: state.memory.store.count())
         return m.HealthResponse(status="ok", version=__version__,
                                 uptime_s=round(time.time() - state.started, 3),
-                                auth="required" if required else "open")
+                                auth="required" if required else "open", items=items)
 
     @app.get("/v1/whoami", response_model=m.WhoAmI, tags=["ops"])
     async def whoami(who: Who) -> Any:

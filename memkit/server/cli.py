@@ -26,7 +26,8 @@ def _fail(exc: Exception) -> click.ClickException:
 
 @click.command("serve")
 @click.option("--memory", "memory_dir", required=True, type=click.Path(file_okay=False),
-              help="The memory directory to serve (created if missing).")
+              envvar="MEMKIT_MEMORY",
+              help="The memory directory to serve (created if missing). Env: MEMKIT_MEMORY.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; a non-loopback one requires API keys.")
 @click.option("--port", default=8765, show_default=True, type=int, help="TCP port.")
@@ -70,30 +71,55 @@ def serve_cmd(memory_dir: str, host: str, port: int, transport: str, key: str | 
         from memkit.server.app import ServeSettings, check_bind
         from memkit.server.auth import KeyStore
 
-        llm = None
-        if llm_spec:
-            from memkit.llm import load_llm
-
-            llm = load_llm(llm_spec)
         settings = ServeSettings(
             memory_dir=Path(memory_dir), host=host, port=port, auth=auth,
             max_body_bytes=int(max_body_mb * 2**20), request_timeout_s=request_timeout,
             max_threads=threads, faiss_threads=faiss_threads, default_namespace=namespace,
             embedder=embedder,
-            backends=list(backends) or None, llm=llm, mcp=not no_mcp,
+            backends=list(backends) or None, llm=None, mcp=not no_mcp,
             graceful_timeout_s=graceful_timeout)
+        is_new = not any((Path(memory_dir) / f).is_file() for f in ("memkit.toml", "memory.db"))
         keys = KeyStore.open(memory_dir, create=True)
         try:
             active = keys.active_count()
         finally:
             keys.close()
+        if transport == "http":
+            # refuse before the slow part (loading the LLM and the embedding model)
+            check_bind(settings, active)
+            check_port(host, port)
+        if is_new:
+            click.echo(f"memkit: serving a new, empty memory at {memory_dir}", err=True)
+        if llm_spec:
+            from memkit.llm import load_llm
+
+            settings.llm = load_llm(llm_spec)
         if transport == "stdio":
             _serve_stdio(settings, key, log_level)
             return
-        check_bind(settings, active)
     except MemkitError as exc:
         raise _fail(exc) from exc
     _serve_http(settings, log_level, max_connections)
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise ConfigError if ``host:port`` cannot be bound (another server holds it, say)."""
+    import errno
+    import socket
+
+    from memkit.errors import ConfigError
+
+    addr = host.strip("[]")
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((addr, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} is in use on {host}; stop what holds it or "
+                                  "choose another with --port") from exc
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 def _serve_http(settings: Any, log_level: str, max_connections: int) -> None:

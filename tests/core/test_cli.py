@@ -45,12 +45,12 @@ def test_ingest_read_get_delete_stats_roundtrip(tmp_path: Path) -> None:
 
 def test_library_errors_are_clean_messages(tmp_path: Path) -> None:
     m = str(tmp_path / "mem")
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert run("ingest", str(empty), "--memory", m, "--embedder", "hash").exit_code == 0
+    (tmp_path / "a.txt").write_text("a first note")
+    assert run("ingest", str(tmp_path / "a.txt"), "--memory", m, "--embedder", "hash"
+               ).exit_code == 0
     runner = CliRunner()
     r = runner.invoke(main, ["delete", "42", "--memory", m])
-    assert r.exit_code == 1 and r.output.startswith("error: no item") \
+    assert r.exit_code == 1 and r.output.startswith("memkit: error: no item") \
         and "Traceback" not in r.output
     r = runner.invoke(main, ["write", "  ", "--memory", m])
     assert r.exit_code == 1 and "empty" in r.output
@@ -79,4 +79,4 @@ def test_every_command_has_help_text() -> None:
             if isinstance(param, click.Option) and not param.hidden:
                 assert param.help, f"memkit {name} {param.opts} has no help text"
     assert {"ingest", "read", "write", "get", "delete", "forget", "stats", "index", "ask",
-            "demo", "eval", "serve", "keys"} <= names
+            "audit", "demo", "eval", "serve", "keys"} <= names

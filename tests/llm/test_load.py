@@ -63,7 +63,7 @@ def test_missing_extra_is_named(
         load_llm(spec)
     assert info.value.extra == extra
     assert info.value.module == module
-    assert f"memkit[{extra}]" in str(info.value)
+    assert f"memkit-agent[{extra}]" in str(info.value)
 
 
 def test_gguf_spec_with_missing_file(tmp_path: Path) -> None:

@@ -25,9 +25,9 @@ from memkit.eval.datasets.conversation import load_locomo, load_longmemeval
 from memkit.eval.datasets.qa import load_distractor, load_musique, load_qa_jsonl
 from memkit.eval.datasets.ruler import VARIANTS, RulerConfig, generate_ruler
 
-__all__ = ["FORMATS", "KNOWN", "CorpusBuilder", "CorpusItem", "Dataset", "Question",
-           "RulerConfig", "detect_format", "doc_key", "find_data_file", "generate_ruler",
-           "load_dataset", "read_records", "repo_root"]
+__all__ = ["DATA_ENV", "FORMATS", "KNOWN", "CorpusBuilder", "CorpusItem", "Dataset", "Question",
+           "RulerConfig", "data_dirs", "detect_format", "doc_key", "find_data_file",
+           "generate_ruler", "load_dataset", "read_records", "repo_root", "samples_dir"]
 
 FORMATS = ("musique", "hotpotqa", "2wikimultihopqa", "locomo", "longmemeval", "qa-jsonl",
            "ruler")
@@ -46,34 +46,59 @@ KNOWN: dict[str, tuple[str, str, str]] = {
 }
 
 
+DATA_ENV = "MEMKIT_DATA_DIR"
+
+
 def repo_root() -> Path:
     """The checkout this package lives in (where ``evals/`` and ``indexes/`` are)."""
     return Path(__file__).resolve().parents[3]
 
 
-def _data_dirs() -> list[Path]:
-    dirs = []
-    env = os.environ.get("MEMKIT_DATA_DIR")
-    if env:
-        dirs.append(Path(env))
-    dirs += [Path.cwd().parent / "shared" / "data", repo_root().parent / "shared" / "data"]
-    return dirs
+def samples_dir() -> Path:
+    """The committed samples (``evals/samples`` of a source checkout)."""
+    return repo_root() / "evals" / "samples"
 
 
-def find_data_file(name: str) -> Path:
-    """The file behind a known data set name. Raises NotFound listing the known names."""
+def data_dirs(data_dir: str | Path | None = None) -> list[tuple[Path, str]]:
+    """Where data set files are looked for, in order, each with why it is on the list:
+    ``data_dir`` (``--data-dir``), the folders in ``MEMKIT_DATA_DIR`` (``os.pathsep``-
+    separated), ``../shared/data`` beside the working directory and beside the checkout, and
+    the committed samples."""
+    found: list[tuple[Path, str]] = []
+    if data_dir:
+        found.append((Path(data_dir).expanduser(), "--data-dir"))
+    for part in os.environ.get(DATA_ENV, "").split(os.pathsep):
+        if part.strip():
+            found.append((Path(part.strip()).expanduser(), DATA_ENV))
+    found.append((Path.cwd().parent / "shared" / "data", "../shared/data of the working directory"))
+    found.append((repo_root().parent / "shared" / "data", "../shared/data of the checkout"))
+    found.append((samples_dir(), "committed samples"))
+    out: list[tuple[Path, str]] = []
+    for path, why in found:
+        if all(path.resolve() != p.resolve() for p, _ in out):
+            out.append((path, why))
+    return out
+
+
+def find_data_file(name: str, data_dir: str | Path | None = None) -> Path:
+    """The file behind a known data set name. Raises NotFound listing the known names, or
+    every folder it looked in."""
     if name not in KNOWN:
         raise NotFound(f"unknown data set {name!r}; known: {', '.join(sorted(KNOWN))} "
                        "(or give a file path, or a recipe from indexes/)")
     filename, where, _ = KNOWN[name]
-    candidates = [repo_root() / "evals" / "samples" / filename] if where == "samples" else \
-        [d / filename for d in _data_dirs()]
-    for path in candidates:
-        if path.exists():
-            return path
-    raise NotFound(f"data set {name!r} needs {filename}, not found in "
-                   f"{', '.join(str(c.parent) for c in candidates)} (set MEMKIT_DATA_DIR, or "
-                   f"use the committed sample '{name.split('-')[0]}-sample')")
+    dirs = data_dirs(data_dir)
+    if where == "samples":  # the samples folder first: a data dir's copy is the same file
+        dirs = sorted(dirs, key=lambda d: d[1] != "committed samples")
+    for folder, _ in dirs:
+        if (folder / filename).is_file():
+            return folder / filename
+    looked = "; ".join(f"{folder} ({why})" for folder, why in dirs)
+    sample = f"{name.split('-')[0]}-sample"
+    alt = f", or use the committed sample '{sample}'" if sample in KNOWN and sample != name \
+        else ""
+    raise NotFound(f"data set {name!r} needs {filename}, not found in: {looked}. Put it in one "
+                   f"of them or point --data-dir / {DATA_ENV} at its folder{alt}")
 
 
 def detect_format(path: Path) -> str:
@@ -98,11 +123,13 @@ def detect_format(path: Path) -> str:
 
 
 def load_dataset(spec: str | Path, *, format: str | None = None, corpus: str | Path | None = None,
-                 options: dict[str, Any] | None = None) -> Dataset:
+                 options: dict[str, Any] | None = None,
+                 data_dir: str | Path | None = None) -> Dataset:
     """Load a known data set name or a data file (format detected unless ``format`` is given).
 
     ``options`` go to the loader (e.g. ``granularity`` for LongMemEval, RULER's ``length``,
-    ``samples``, ``depths``, ``seed``...)."""
+    ``samples``, ``depths``, ``seed``...); ``data_dir`` is searched first for a known name's
+    file (see :func:`data_dirs`)."""
     opts = dict(options or {})
     name = str(spec)
     if name in KNOWN and KNOWN[name][1] == "ruler":
@@ -113,11 +140,11 @@ def load_dataset(spec: str | Path, *, format: str | None = None, corpus: str | P
     path = Path(spec).expanduser()
     label = None
     if name in KNOWN:
-        path, label = find_data_file(name), name
+        path, label = find_data_file(name, data_dir), name
     elif not path.exists():
         if os.sep in name or name.endswith((".json", ".jsonl", ".toml")):
             raise NotFound(f"data file {path} does not exist")
-        find_data_file(name)  # raises NotFound listing the known names
+        find_data_file(name, data_dir)  # raises NotFound listing the known names
     fmt = format or detect_format(path)
     loaders: dict[str, Callable[..., Dataset]] = {
         "musique": load_musique,
