@@ -18,7 +18,15 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from memkit._locks import RWLock
-from memkit.admission import admit, admit_record
+from memkit.admission import (
+    admit,
+    admit_record,
+    check_ids,
+    check_now,
+    check_read,
+    check_reason,
+    check_records,
+)
 from memkit.backends.base import AllowedIds, Backend, BackendContext, Scored, resolve_backend
 from memkit.config import CONFIG_NAME, MemoryConfig
 from memkit.embed import Embedder, load_embedder
@@ -98,7 +106,8 @@ class Memory:
             from memkit.llm import load_llm  # the LLM boundary is optional
 
             llm = load_llm(config.llm)
-        store = Store.open(":memory:" if directory is None else directory / "memory.db")
+        store = Store.open(":memory:" if directory is None else directory / "memory.db",
+                           durability=config.durability)
         if llm is not None:
             llm = _cached(llm, store)
         try:
@@ -216,8 +225,7 @@ class Memory:
         Records are strings or dicts with write fields (text, scope, source, confidence, ttl,
         metadata, created_at). Resumable: rerunning after an interruption skips what is already
         in (content-hash dedup within a scope). Invalid records are reported, not raised."""
-        if batch_size <= 0:
-            raise InvalidInput(f"batch_size must be positive, got {batch_size}")
+        check_records(records, batch_size)
         report = WriteReport()
         show = self.progress if progress is None else progress
         if total is None and hasattr(records, "__len__"):
@@ -276,6 +284,7 @@ class Memory:
                scope: Scope | dict[str, Any] | str | None = None) -> int:
         """Supersede item ``item_id`` with a new version; returns the new version's id. The old
         version keeps its text and gets ``valid_until``; ``read(as_of=...)`` still sees it."""
+        check_reason(reason)
         with self._lock.write():
             old = self._scoped(item_id, scope)
             new = admit(text, scope=old.scope,
@@ -293,7 +302,8 @@ class Memory:
         """Delete items, with all their versions, from the record and every index; audited.
         All-or-nothing: raises NotFound, deleting nothing, if any id does not exist (or is
         outside ``scope``)."""
-        id_list = [ids] if isinstance(ids, int) else list(ids)
+        id_list = check_ids(ids)
+        check_reason(reason)
         if not id_list:
             return []
         with self._lock.write():
@@ -319,6 +329,7 @@ class Memory:
 
         ``ttl``: delete items whose expiry has passed. ``superseded``: delete old versions
         (as_of reads will no longer see them)."""
+        check_now(now)
         scope_obj = Scope.coerce(scope) if scope is not None else None
         with self._lock.write():
             if policy == "ttl":
@@ -353,10 +364,8 @@ class Memory:
         None for the first configured. ``as_of``: see the versions valid at that time.
         ``budget_tokens``: drop trailing hits that would exceed this context size.
         ``rerank``: a reranker name (e.g. ``"sifter"``) applied to the hits."""
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidInput("query must be a non-empty string")
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise InvalidInput(f"k must be a positive int, got {k!r}")
+        check_read(query, k, backend=backend, as_of=as_of, budget_tokens=budget_tokens,
+                   rerank=rerank, rerank_options=rerank_options)
         names = self._backend_names(backend)
         scope_obj = Scope.coerce(scope)
         t0 = time.perf_counter()

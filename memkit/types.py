@@ -15,7 +15,9 @@ from typing import Any, NamedTuple
 from memkit.errors import InvalidInput
 
 SCOPE_FIELDS = ("namespace", "user", "agent", "session")
-_SCOPE_VALUE = re.compile(r"^[^\x00-\x1f]{1,200}$")
+# printable, and valid Unicode: a lone surrogate (invalid UTF-8 decoded with surrogateescape)
+# cannot be stored in SQLite or encoded as JSON
+_SCOPE_VALUE = re.compile("^[^\x00-\x1f\ud800-\udfff]{1,200}$")
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,10 @@ class Scope:
             value = getattr(self, name)
             if value is None and name != "namespace":
                 continue
-            if not isinstance(value, str) or not _SCOPE_VALUE.match(value):
+            if not isinstance(value, str) or not _SCOPE_VALUE.fullmatch(value):
                 raise InvalidInput(
                     f"scope field {name!r} must be a non-empty string of at most 200 printable "
-                    f"characters, got {value!r}"
+                    f"characters (no lone surrogates), got {value!r:.80}"
                 )
 
     @classmethod

@@ -165,9 +165,15 @@ class Store:
 
     # ---- opening and schema -------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        """Open (creating if needed) the SQLite file at ``path`` (``":memory:"`` for tests)."""
+    def open(cls, path: str | Path, durability: str = "full") -> Store:
+        """Open (creating if needed) the SQLite file at ``path`` (``":memory:"`` for tests).
+
+        ``durability="full"``: each commit is fsynced (WAL, ``synchronous=FULL``) before it
+        returns; ``"normal"``: WAL with ``synchronous=NORMAL`` (a process crash loses nothing
+        committed; a power loss may lose the last commits)."""
         target = str(path)
+        if durability not in ("full", "normal"):
+            raise InvalidInput(f"durability must be 'full' or 'normal', got {durability!r}")
         try:
             conn = sqlite3.connect(
                 target, check_same_thread=False, isolation_level=None, timeout=30.0
@@ -175,7 +181,8 @@ class Store:
             conn.execute("PRAGMA busy_timeout = 30000")
             if target != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA synchronous = {durability.upper()}")
+            conn.execute(f"PRAGMA fullfsync = {int(durability == 'full')}")  # macOS: F_FULLFSYNC
             conn.execute("PRAGMA quick_check").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreCorrupt(f"cannot open memory database {target}: {exc}") from exc
