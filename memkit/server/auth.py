@@ -51,6 +51,13 @@ MIGRATIONS = [
         last_used_at REAL
     )
     """,
+    # random secrets of this memory's server (e.g. the key of the opaque per-namespace ids)
+    """
+    CREATE TABLE server_secrets (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    )
+    """,
 ]
 
 KEY_PREFIX = "mk_"
@@ -175,6 +182,16 @@ class KeyStore:
 
     def close(self) -> None:
         self.store.close()
+
+    def secret(self, name: str) -> bytes:
+        """The memory's random 256-bit secret called ``name``, created on first use (every
+        server process on this memory gets the same one)."""
+        with self.store.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?, ?)",
+                         (name, secrets.token_bytes(32)))
+            row = conn.execute("SELECT value FROM server_secrets WHERE name = ?",
+                               (name,)).fetchone()
+        return bytes(row[0])
 
     # ---- management ---------------------------------------------------------------------
     def create(self, namespace: str | None, *, user: str | None = None,
