@@ -37,7 +37,7 @@ from datetime import timedelta
 from numbers import Integral, Real
 from typing import Any
 
-from memkit.errors import InvalidInput
+from memkit.errors import InvalidInput, safe_repr
 from memkit.store.sqlite import NewItem
 from memkit.types import Scope
 
@@ -55,9 +55,8 @@ _INT64 = 2**63
 
 
 def _show(value: Any, limit: int = 60) -> str:
-    """``repr`` cut to ``limit`` characters (error messages never echo a huge input)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+    """``repr`` cut in length and depth (error messages never echo a huge input)."""
+    return safe_repr(value, limit)
 
 
 def check_str(value: Any, field: str, *, max_chars: int, allow_empty: bool = False,
@@ -127,6 +126,14 @@ def check_ids(ids: Any, field: str = "ids") -> list[int]:
                                f"{_show(i)}")
         out.append(int(i))
     return out
+
+
+def check_id(item_id: Any, field: str = "item_id") -> int:
+    """One item id: an int (whether it exists is the store's question: NotFound)."""
+    if isinstance(item_id, bool) or not isinstance(item_id, Integral):
+        raise InvalidInput(f"{field} must be an int (item ids are integers), got "
+                           f"{_show(item_id)}")
+    return int(item_id)
 
 
 def check_reason(reason: Any) -> str | None:

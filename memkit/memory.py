@@ -21,6 +21,7 @@ from memkit._locks import RWLock
 from memkit.admission import (
     admit,
     admit_record,
+    check_id,
     check_ids,
     check_now,
     check_read,
@@ -268,12 +269,14 @@ class Memory:
     def get(self, item_id: int, *, scope: Scope | dict[str, Any] | str | None = None
             ) -> MemoryItem:
         """The item with this id (any version). Raises NotFound."""
+        check_id(item_id)
         with self._lock.read():
             return self._scoped(item_id, scope)
 
     def versions(self, item_id: int, *, scope: Scope | dict[str, Any] | str | None = None
                  ) -> list[MemoryItem]:
         """All versions of the item's chain, oldest first."""
+        check_id(item_id)
         with self._lock.read():
             self._scoped(item_id, scope)
             return self.store.versions(item_id)
@@ -284,6 +287,7 @@ class Memory:
                scope: Scope | dict[str, Any] | str | None = None) -> int:
         """Supersede item ``item_id`` with a new version; returns the new version's id. The old
         version keeps its text and gets ``valid_until``; ``read(as_of=...)`` still sees it."""
+        check_id(item_id)
         check_reason(reason)
         with self._lock.write():
             old = self._scoped(item_id, scope)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
-from memkit.errors import InvalidInput
+from memkit.errors import InvalidInput, safe_repr
 
 SCOPE_FIELDS = ("namespace", "user", "agent", "session")
 # printable, and valid Unicode: a lone surrogate (invalid UTF-8 decoded with surrogateescape)
@@ -42,7 +42,7 @@ class Scope:
             if not isinstance(value, str) or not _SCOPE_VALUE.fullmatch(value):
                 raise InvalidInput(
                     f"scope field {name!r} must be a non-empty string of at most 200 printable "
-                    f"characters (no lone surrogates), got {value!r:.80}"
+                    f"characters (no lone surrogates), got {safe_repr(value)}"
                 )
 
     @classmethod
@@ -58,7 +58,8 @@ class Scope:
             unknown = set(value) - set(SCOPE_FIELDS)
             if unknown:
                 raise InvalidInput(
-                    f"unknown scope field(s) {sorted(unknown)}; allowed: {list(SCOPE_FIELDS)}"
+                    f"unknown scope field(s) {safe_repr(sorted(map(str, unknown)), 200)}; "
+                    f"allowed: {list(SCOPE_FIELDS)}"
                 )
             data = {k: v for k, v in value.items() if v is not None}
             return cls(**data)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memkit.errors import InvalidInput, NotFound, ScopeViolation
+from memkit.errors import InvalidInput, NotFound, ScopeViolation, safe_repr
 from memkit.store.sqlite import Store
 from memkit.types import Scope
 
@@ -113,7 +113,8 @@ def confine(principal: Principal, requested: Scope | dict[str, Any] | str | None
     elif isinstance(requested, dict):
         asked = dict(requested)
     else:
-        raise InvalidInput(f"scope must be an object or a namespace string, got {requested!r}")
+        raise InvalidInput(f"scope must be an object or a namespace string, got "
+                           f"{safe_repr(requested)}")
     if principal.unrestricted:
         asked.setdefault("namespace", None)
         if asked["namespace"] is None:
@@ -127,7 +128,7 @@ def confine(principal: Principal, requested: Scope | dict[str, Any] | str | None
         if want is not None and want != fixed:
             raise ScopeViolation(
                 f"this key is confined to {name}={fixed!r}; the request asked for "
-                f"{name}={want!r}"
+                f"{name}={safe_repr(want)}"
             )
         asked[name] = fixed
     return Scope.coerce(asked)
