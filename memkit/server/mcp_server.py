@@ -118,8 +118,9 @@ def build_mcp(state_of: Callable[[], ServerState], principal_of: PrincipalOf,
 
     @server.tool(name="forget", title="Forget memories")
     async def forget(
-        ids: Annotated[list[int], Field(description="Ids of the memories to delete (from "
-                                        "recall)", min_length=1, max_length=1_000)],
+        ids: Annotated[list[Annotated[int, Field(ge=1, le=2**63 - 1)]], Field(
+            description="Ids of the memories to delete (from recall)", min_length=1,
+            max_length=1_000)],
         ctx: Context,
         reason: Annotated[str | None, Field(description="Why (kept in the audit log)",
                                             max_length=2_000)] = None,

@@ -120,7 +120,7 @@ def _run(tmp_path: Path, fields: Any, tally: Any, name: str, examples: int) -> N
 
 
 def test_python_api_fuzz(tmp_path: Path, fields: Any, tally: Any) -> None:
-    _run(tmp_path, fields, tally, "python api", int(1500 * SCALE))
+    _run(tmp_path, fields, tally, "python api", int(1200 * SCALE))
 
 
 @pytest.mark.slow
