@@ -152,8 +152,10 @@ def _strategies() -> Any:
     weird = st.one_of(leaves, st.binary(max_size=8), st.just(object()), st.just({1, 2}),
                       st.lists(leaves, max_size=3), st.dictionaries(plain, leaves, max_size=3),
                       st.integers(30, 3000).map(nested))
-    metadata = st.one_of(st.none(), st.dictionaries(texts, json_like, max_size=4),
-                         st.integers(20, 3000).map(nested), weird)
+    metadata = st.one_of(st.fixed_dictionaries({"note": with_surrogate}),
+                         st.dictionaries(with_surrogate, json_like, min_size=1, max_size=2),
+                         st.dictionaries(texts, json_like, max_size=4),
+                         st.integers(20, 3000).map(nested), weird, st.none())
     scope_value = st.one_of(st.none(), st.sampled_from(["acme", "u1", "u2", "default"]), texts,
                             weird)
     scope = st.one_of(st.none(), st.sampled_from(["acme", "default"]),
@@ -205,19 +207,28 @@ def _strategies() -> Any:
 
 
 class Fields:
-    """Draws each field of one case: from the well-formed values only (a *valid* case), or
-    from well-formed and hostile ones alike (a *hostile* case)."""
+    """Draws each field of one case. Modes: *valid* (every field well-formed), *one bad* (one
+    field, chosen as the fields are drawn, hostile; so that the hostile value is the one the
+    server has to handle) and *chaos* (every field well-formed or hostile). ``hostile`` is
+    True for the last two."""
 
     def __init__(self, data: Any, gen: Any) -> None:
         from hypothesis import strategies as st
 
         self.data, self.gen, self.st = data, gen, st
-        self.hostile = data.draw(st.booleans(), label="hostile")
+        self.mode = data.draw(st.sampled_from(["valid", "one bad", "one bad", "chaos"]),
+                              label="mode")
+        self.hostile = self.mode != "valid"
+        self._bad_left = 1 if self.mode == "one bad" else 0
 
     def __call__(self, kind: str, label: str) -> Any:
-        good = getattr(self.gen.good, kind)
-        strategy = self.st.one_of(good, getattr(self.gen.bad, kind)) if self.hostile else good
-        return self.data.draw(strategy, label=label)
+        good, bad = getattr(self.gen.good, kind), getattr(self.gen.bad, kind)
+        if self.mode == "chaos":
+            return self.data.draw(self.st.one_of(good, bad), label=label)
+        if self._bad_left and self.data.draw(self.st.booleans(), label=f"{label} is bad"):
+            self._bad_left = 0
+            return self.data.draw(bad, label=label)
+        return self.data.draw(good, label=label)
 
     def optional(self, **kinds: str) -> dict[str, Any]:
         """Some of these keyword arguments (name -> kind), each drawn as above."""

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 SCALE = float(os.environ.get("MEMKIT_FUZZ_SCALE", "1"))
 NAMESPACE = {"acme": "acme", "acme_u1": "acme", "globex": "globex"}
 
-ENDPOINTS = ["write", "batch", "read", "get", "versions", "patch", "delete_one",
-             "delete_many", "forget", "stats", "whoami", "raw"]
+ENDPOINTS = ["write", "write", "write", "batch", "batch", "read", "read", "get", "versions",
+             "patch", "patch", "delete_one", "delete_many", "forget", "stats", "whoami", "raw"]
 # words a 400 may use to name the field it rejects
 FIELD_WORDS = ("body", "text", "query", "metadata", "scope", "source", "reason", "k",
                "backend", "ids", "id", "record", "records", "policy", "ttl", "confidence",
