@@ -90,11 +90,12 @@ def _optional_label(value: Any, field: str) -> str | None:
 def check_k(k: Any, field: str = "k") -> int:
     if isinstance(k, bool) or not isinstance(k, Integral):
         raise InvalidInput(f"{field} must be a positive int, got {_show(k)}")
-    if k <= 0:
-        raise InvalidInput(f"{field} must be a positive int, got {k}")
-    if k > MAX_K:
-        raise InvalidInput(f"{field} must be at most {MAX_K}, got {k}")
-    return int(k)
+    value = int(k)
+    if value <= 0:
+        raise InvalidInput(f"{field} must be a positive int, got {value}")
+    if value > MAX_K:
+        raise InvalidInput(f"{field} must be at most {MAX_K}, got {value}")
+    return value
 
 
 def check_time(value: Any, field: str) -> float | None:
@@ -182,7 +183,7 @@ def check_read(query: Any, k: Any, *, backend: Any = None, as_of: Any = None,
         if "candidates" in rerank_options:
             cand = rerank_options["candidates"]
             if isinstance(cand, bool) or not isinstance(cand, Integral) or \
-                    not 1 <= cand <= MAX_CANDIDATES:
+                    not 1 <= int(cand) <= MAX_CANDIDATES:
                 raise InvalidInput(f"rerank_options['candidates'] must be an int in "
                                    f"[1, {MAX_CANDIDATES}], got {_show(cand)}")
 
@@ -229,7 +230,7 @@ def check_metadata(metadata: Any, field: str = "metadata") -> dict[str, Any]:
         elif isinstance(value, bool) or value is None:
             continue
         elif isinstance(value, Integral):
-            if not -_INT64 <= value < _INT64:
+            if not -_INT64 <= int(value) < _INT64:
                 raise InvalidInput(f"{path[:200]}: integers are limited to 64 bits, got "
                                    f"{_show(value)}")
         elif isinstance(value, Real):
