@@ -14,7 +14,7 @@ metadata                  a dict with str keys; JSON values only; <= MAX_METADAT
 backend                   a name or a list of names: <= MAX_BACKENDS (16) names, each
                           <= MAX_BACKEND_NAME (100) characters
 ids                       an int or an iterable of ints (a str is not a list of ids)
-now, as_of, created_at    a finite number of seconds since the epoch
+now, as_of, created_at    a finite number of seconds since the epoch, |t| <= 1e12
 records (write_many)      an iterable of records; a str, bytes or dict is refused (it would
                           be taken apart character by character / key by key)
 ========================  ================================================================
@@ -51,6 +51,7 @@ MAX_METADATA_CHARS = 100_000
 MAX_BACKENDS = 16
 MAX_BACKEND_NAME = 100
 MAX_CANDIDATES = 10_000
+MAX_EPOCH_S = 1e12
 _INT64 = 2**63
 
 
@@ -98,18 +99,41 @@ def check_k(k: Any, field: str = "k") -> int:
     return value
 
 
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None when it is not a real number (bools are not) or
+    not representable (NaN, inf, an int of 400 digits)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return None
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def check_time(value: Any, field: str) -> float | None:
-    """None, or a finite number of seconds since the epoch."""
+    """None, or a finite number of seconds since the epoch, within +-MAX_EPOCH_S (an int
+    beyond 64 bits would overflow SQLite; nothing is dated 30,000 years away)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise InvalidInput(f"{field} must be a finite number of seconds since the epoch, "
-                           f"got {_show(value)}")
-    return float(value)
+    number = _finite(value)
+    if number is None or not -MAX_EPOCH_S <= number <= MAX_EPOCH_S:
+        raise InvalidInput(f"{field} must be a finite number of seconds since the epoch "
+                           f"(|{field}| <= {MAX_EPOCH_S:.0e}), got {_show(value)}")
+    return number
 
 
 def check_now(now: Any) -> float | None:
     return check_time(now, "now")
+
+
+FORGET_POLICIES = ("ttl", "superseded")
+
+
+def check_policy(policy: Any) -> str:
+    if not isinstance(policy, str) or policy not in FORGET_POLICIES:
+        raise InvalidInput(f"unknown forget policy {_show(policy)}; use 'ttl' or 'superseded'")
+    return policy
 
 
 def check_ids(ids: Any, field: str = "ids") -> list[int]:
@@ -277,20 +301,19 @@ def admit(text: Any, *, scope: Any = None, source: Any = None, confidence: Any =
     if source is not None and not isinstance(source, str):
         raise InvalidInput(f"source must be a string or None, got {type(source).__name__}")
     _optional_label(source, "source")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or \
-            not 0.0 <= float(confidence) <= 1.0 or math.isnan(float(confidence)):
+    conf = _finite(confidence)
+    if conf is None or not 0.0 <= conf <= 1.0:
         raise InvalidInput(f"confidence must be a number in [0, 1], got {_show(confidence)}")
     now = time.time() if now is None else now
     expires_at = None
     if ttl is not None:
-        seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
-                not seconds > 0 or math.isinf(seconds) or not math.isfinite(now + seconds):
+        seconds = _finite(ttl.total_seconds() if isinstance(ttl, timedelta) else ttl)
+        if seconds is None or not seconds > 0 or not math.isfinite(now + seconds):
             raise InvalidInput(f"ttl must be a positive number of seconds, got {_show(ttl)}")
-        expires_at = now + float(seconds)
+        expires_at = now + seconds
     meta = check_metadata(metadata)
     created = check_time(created_at, "created_at")
-    return NewItem(text=text, scope=scope_obj, source=source, confidence=float(confidence),
+    return NewItem(text=text, scope=scope_obj, source=source, confidence=conf,
                    expires_at=expires_at, metadata=meta, created_at=created)
 
 

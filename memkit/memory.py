@@ -24,6 +24,7 @@ from memkit.admission import (
     check_id,
     check_ids,
     check_now,
+    check_policy,
     check_read,
     check_reason,
     check_records,
@@ -334,6 +335,7 @@ class Memory:
         ``ttl``: delete items whose expiry has passed. ``superseded``: delete old versions
         (as_of reads will no longer see them)."""
         check_now(now)
+        check_policy(policy)
         scope_obj = Scope.coerce(scope) if scope is not None else None
         with self._lock.write():
             if policy == "ttl":

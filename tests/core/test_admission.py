@@ -107,7 +107,7 @@ def test_a_huge_backend_field_is_rejected_quickly(mem: Memory) -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
-    ({"as_of": "x"}, "as_of"), ({"as_of": float("nan")}, "as_of"),
+    ({"as_of": "x"}, "as_of"), ({"as_of": float("nan")}, "as_of"), ({"as_of": 2**70}, "as_of"),
     ({"budget_tokens": "x"}, "budget_tokens"), ({"budget_tokens": 0}, "budget_tokens"),
     ({"rerank": 5}, "rerank"), ({"rerank_options": "x"}, "rerank_options"),
     ({"rerank_options": {"candidates": 10**9}}, "candidates"),
@@ -119,7 +119,7 @@ def test_read_options_are_checked(mem: Memory, kwargs: dict[str, Any], field: st
 
 def test_forget_with_a_non_time_now_deletes_nothing(mem: Memory) -> None:
     keep = mem.write("expires later", ttl=3600)
-    for now in ("x", float("inf"), float("nan"), True, [1]):
+    for now in ("x", float("inf"), float("nan"), True, [1], 2**70):  # 2**70: SQLite overflow
         with pytest.raises(InvalidInput, match="now"):
             mem.forget(now=now)  # type: ignore[arg-type]
     assert mem.get(keep).text == "expires later"
@@ -140,9 +140,18 @@ def test_write_many_reports_bad_records_and_checks_batch_size(mem: Memory) -> No
         mem.write_many(["a"], batch_size="x")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("field", ["ttl", "confidence", "created_at"])
+def test_numbers_too_large_for_a_float_are_rejected(mem: Memory, field: str) -> None:
+    report = mem.write_many([{"text": "t", field: 10**400}])
+    assert report.rejected and report.rejected[0][1].startswith(field)
+    with pytest.raises(InvalidInput, match="budget_tokens"):
+        mem.read("q", budget_tokens=True)  # type: ignore[arg-type]
+
+
 def test_created_at_must_be_finite(mem: Memory) -> None:
-    report = mem.write_many([{"text": "t", "created_at": float("inf")}])
-    assert "created_at" in report.rejected[0][1]
+    report = mem.write_many([{"text": "t", "created_at": float("inf")},
+                             {"text": "u", "created_at": 2**70}])
+    assert [r[1].split()[0] for r in report.rejected] == ["created_at", "created_at"]
 
 
 def test_scope_values_cannot_end_in_a_newline(mem: Memory) -> None:

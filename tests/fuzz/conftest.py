@@ -146,7 +146,8 @@ def _strategies() -> Any:
         return out
 
     leaves = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
-                       st.floats(allow_nan=True, allow_infinity=True), texts)
+                       st.floats(allow_nan=True, allow_infinity=True), texts,
+                       st.sampled_from([10**400, -(10**400), 2**63, 2**64]))
     json_like = st.recursive(leaves, lambda ch: st.lists(ch, max_size=3)
                              | st.dictionaries(texts, ch, max_size=3), max_leaves=12)
     weird = st.one_of(leaves, st.binary(max_size=8), st.just(object()), st.just({1, 2}),
