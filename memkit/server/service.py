@@ -190,7 +190,14 @@ class ScopedMemory:
                 return f"{match.group(1)} {match.group(2)}{ids}{match.group(4)}"
 
             message = _IDS_IN_MESSAGE.sub(swap, str(exc))
-            raise type(exc)(message) from None
+            if message == str(exc):
+                raise
+            try:
+                public = type(exc)(message)
+            except TypeError:  # an error class with another constructor: say less
+                public = InvalidInput(message) if isinstance(exc, InvalidInput) else \
+                    MemkitError(message)
+            raise public from None
 
     def _visible(self, public_id: Any) -> MemoryItem:
         """The item if it exists and this principal may see it; else NotFound (no leak).
