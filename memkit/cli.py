@@ -125,7 +125,7 @@ def main() -> None:
 
 # ---- writing ----------------------------------------------------------------------------------
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @memory_option
 @scope_options
 @click.option("--max-tokens", default=200, show_default=True, help="Chunk size in tokens.")

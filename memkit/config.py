@@ -17,6 +17,10 @@ from memkit._files import private_tmp, replace_from
 from memkit.errors import ConfigError
 
 CONFIG_NAME = "memkit.toml"
+DURABILITY = ("full", "normal")
+# what a saved memkit.toml must say: without them, reopening would silently switch embedder
+# (vectors no longer comparable) or drop backends
+REQUIRED_KEYS = ("backends", "embedder")
 
 
 @dataclass
@@ -26,6 +30,10 @@ class MemoryConfig:
     max_item_chars: int = 100_000
     backend_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     llm: str | None = None
+    # "full": every commit is fsynced before it returns (survives power loss / OS crash);
+    # "normal": WAL with synchronous=NORMAL (survives a process crash; a power loss may lose
+    # the last commits, never corrupts)
+    durability: str = "full"
 
     def __post_init__(self) -> None:
         if not self.backends or not all(isinstance(b, str) and b for b in self.backends):
@@ -34,6 +42,8 @@ class MemoryConfig:
             raise ConfigError(f"backends are listed twice: {self.backends}")
         if not isinstance(self.max_item_chars, int) or self.max_item_chars <= 0:
             raise ConfigError(f"max_item_chars must be a positive int, got {self.max_item_chars}")
+        if self.durability not in DURABILITY:
+            raise ConfigError(f"durability must be one of {DURABILITY}, got {self.durability!r}")
 
     @classmethod
     def load(cls, path: Path) -> MemoryConfig:
@@ -45,6 +55,13 @@ class MemoryConfig:
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown config key(s) {sorted(unknown)}")
+        missing = [k for k in REQUIRED_KEYS if k not in data]
+        if missing:
+            raise ConfigError(
+                f"{path} has no {' or '.join(missing)} (an empty or truncated file?): memkit "
+                "will not guess them, because another embedder or set of backends would not "
+                "match the memory's indexes; restore the file, or write the keys, e.g. "
+                'backends = ["dense"] and embedder = "minilm"')
         return cls(**data)
 
     def save(self, path: Path) -> None:

@@ -16,6 +16,22 @@ Third-party errors are re-raised at the boundary with ``raise X from exc``.
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
+
+
+def safe_repr(value: Any, limit: int = 80) -> str:
+    """A short ``repr`` for error messages: bounded in length and nesting (a hostile input
+    nested 100,000 levels deep must not crash the message that rejects it)."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not mask the real error
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
 
 class MemkitError(Exception):
     """Root of every error memkit raises on purpose."""

@@ -123,15 +123,28 @@ class Indexer:
         logged and kept in :meth:`errors` - or raised, with ``raise_errors``."""
         order = list(self._slots) if names is None else [VECTORS_STAGE, *names]
         applied: dict[str, int] = {}
-        for name in dict.fromkeys(order):
-            try:
-                applied[name] = self._catch_up(name)
-            except Exception as exc:
-                self._slots[name].error = f"{type(exc).__name__}: {exc}"
-                log.exception("indexing %s failed; it will be retried", name)
-                if raise_errors:
-                    raise
+        try:
+            for name in dict.fromkeys(order):
+                try:
+                    applied[name] = self._catch_up(name)
+                except Exception as exc:
+                    self._slots[name].error = f"{type(exc).__name__}: {exc}"
+                    log.exception("indexing %s failed; it will be retried", name)
+                    if raise_errors:
+                        raise
+        finally:
+            self._persist_watermarks([n for n, c in applied.items() if c])
         return applied
+
+    def _persist_watermarks(self, names: list[str]) -> None:
+        """The shared watermarks of these backends, in one transaction (one fsync with
+        ``durability="full"``); a watermark only ever moves forward."""
+        if not names:
+            return
+        with self.store.transaction():
+            ahead = {n: self._slots[n].position for n in names
+                     if self._slots[n].position > self.store.watermark(n)}
+            self.store.set_watermarks(ahead)
 
     def _catch_up(self, name: str) -> int:
         slot = self._slots[name]
@@ -157,11 +170,8 @@ class Indexer:
                         backend.add(items, prepared)
                 bar.update(len(chunk))
             bar.close()
-            last = changes[-1].seq
-            slot.position = last
+            slot.position = changes[-1].seq
             slot.error = None
-            if last > self.store.watermark(name):
-                self.store.set_watermark(name, last)
             return len(changes)
 
     def ensure(self, name: str, target: int) -> None:

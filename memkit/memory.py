@@ -19,7 +19,17 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from memkit._locks import RWLock
-from memkit.admission import admit, admit_record
+from memkit.admission import (
+    admit,
+    admit_record,
+    check_id,
+    check_ids,
+    check_now,
+    check_policy,
+    check_read,
+    check_reason,
+    check_records,
+)
 from memkit.backends.base import AllowedIds, Backend, BackendContext, resolve_backend
 from memkit.config import CONFIG_NAME, MemoryConfig
 from memkit.embed import Embedder, load_embedder
@@ -127,7 +137,8 @@ class Memory:
                 from memkit.llm import load_llm  # the LLM boundary is optional
 
                 llm = load_llm(config.llm)
-            store = Store.open(":memory:" if directory is None else directory / "memory.db")
+            store = Store.open(":memory:" if directory is None else directory / "memory.db",
+                               durability=config.durability)
             opened.append(store)
             if llm is not None:
                 llm = _cached(llm, store)
@@ -237,8 +248,7 @@ class Memory:
         Records are strings or dicts with write fields (text, scope, source, confidence, ttl,
         metadata, created_at). Resumable: rerunning after an interruption skips what is already
         in (content-hash dedup within a scope). Invalid records are reported, not raised."""
-        if batch_size <= 0:
-            raise InvalidInput(f"batch_size must be positive, got {batch_size}")
+        check_records(records, batch_size)
         report = WriteReport()
         show = self.progress if progress is None else progress
         if total is None and hasattr(records, "__len__"):
@@ -281,12 +291,14 @@ class Memory:
     def get(self, item_id: int, *, scope: Scope | dict[str, Any] | str | None = None
             ) -> MemoryItem:
         """The item with this id (any version). Raises NotFound."""
+        check_id(item_id)
         with self._op():
             return self._scoped(item_id, scope)
 
     def versions(self, item_id: int, *, scope: Scope | dict[str, Any] | str | None = None
                  ) -> list[MemoryItem]:
         """All versions of the item's chain, oldest first."""
+        check_id(item_id)
         with self._op():
             self._scoped(item_id, scope)
             return self.store.versions(item_id)
@@ -297,6 +309,8 @@ class Memory:
                scope: Scope | dict[str, Any] | str | None = None) -> int:
         """Supersede item ``item_id`` with a new version; returns the new version's id. The old
         version keeps its text and gets ``valid_until``; ``read(as_of=...)`` still sees it."""
+        check_id(item_id)
+        check_reason(reason)
         with self._op():
             with self._record_lock:
                 old = self._scoped(item_id, scope)
@@ -315,7 +329,8 @@ class Memory:
         """Delete items, with all their versions, from the record and every index; audited.
         All-or-nothing: raises NotFound, deleting nothing, if any id does not exist (or is
         outside ``scope``)."""
-        id_list = [ids] if isinstance(ids, int) else list(ids)
+        id_list = check_ids(ids)
+        check_reason(reason)
         if not id_list:
             return []
         with self._op():
@@ -362,6 +377,8 @@ class Memory:
 
         ``ttl``: delete items whose expiry has passed. ``superseded``: delete old versions
         (as_of reads will no longer see them)."""
+        check_now(now)
+        check_policy(policy)
         scope_obj = Scope.coerce(scope) if scope is not None else None
         if policy not in ("ttl", "superseded"):
             raise InvalidInput(f"unknown forget policy {policy!r}; use 'ttl' or 'superseded'")
@@ -403,10 +420,8 @@ class Memory:
         of what it has indexed (``ReadResult.positions`` says where). ``trace``: put each
         backend's trace (seed phrases and facts, QA chains, ...) in ``ReadResult.traces``.
         The result's ``cost`` counts exactly this read's LLM and embedding calls."""
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidInput("query must be a non-empty string")
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise InvalidInput(f"k must be a positive int, got {k!r}")
+        check_read(query, k, backend=backend, as_of=as_of, budget_tokens=budget_tokens,
+                   rerank=rerank, rerank_options=rerank_options)
         if consistency not in _CONSISTENCY:
             raise InvalidInput(f"consistency must be one of {_CONSISTENCY}, got {consistency!r}")
         names = self._backend_names(backend)

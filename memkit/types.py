@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
-from memkit.errors import InvalidInput
+from memkit.errors import InvalidInput, safe_repr
 
 SCOPE_FIELDS = ("namespace", "user", "agent", "session")
-_SCOPE_VALUE = re.compile(r"^[^\x00-\x1f]{1,200}$")
+# printable, and valid Unicode: a lone surrogate (invalid UTF-8 decoded with surrogateescape)
+# cannot be stored in SQLite or encoded as JSON
+_SCOPE_VALUE = re.compile("^[^\x00-\x1f\ud800-\udfff]{1,200}$")
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,10 @@ class Scope:
             value = getattr(self, name)
             if value is None and name != "namespace":
                 continue
-            if not isinstance(value, str) or not _SCOPE_VALUE.match(value):
+            if not isinstance(value, str) or not _SCOPE_VALUE.fullmatch(value):
                 raise InvalidInput(
                     f"scope field {name!r} must be a non-empty string of at most 200 printable "
-                    f"characters, got {value!r}"
+                    f"characters (no lone surrogates), got {safe_repr(value)}"
                 )
 
     @classmethod
@@ -56,7 +58,8 @@ class Scope:
             unknown = set(value) - set(SCOPE_FIELDS)
             if unknown:
                 raise InvalidInput(
-                    f"unknown scope field(s) {sorted(unknown)}; allowed: {list(SCOPE_FIELDS)}"
+                    f"unknown scope field(s) {safe_repr(sorted(map(str, unknown)), 200)}; "
+                    f"allowed: {list(SCOPE_FIELDS)}"
                 )
             data = {k: v for k, v in value.items() if v is not None}
             return cls(**data)

@@ -56,7 +56,6 @@ from memkit.server.service import (  # noqa: E402
     RequestTimeout,
     ScopedMemory,
     ServerState,
-    answer_payload,
 )
 
 log = logging.getLogger("memkit.server")
@@ -167,9 +166,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         status = getattr(exc, "status_code", 500)
         detail = getattr(exc, "detail", "") or ""
-        names = {401: ("Unauthorized", "unauthorized"), 404: ("NotFound", "not_found"),
+        # 400 here: a body that is not JSON (or not UTF-8, or nested past the parser's limit)
+        names = {400: ("InvalidInput", "invalid_input"), 401: ("Unauthorized", "unauthorized"),
+                 404: ("NotFound", "not_found"),
                  405: ("MethodNotAllowed", "method_not_allowed")}
         type_, code = names.get(status, ("HTTPError", f"http_{status}"))
+        if status == 400:
+            detail = f"body: {detail} (it must be JSON in UTF-8)"
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return _error(status, type_, code, str(detail), request, headers)
 
@@ -214,7 +217,7 @@ def principal(request: Request,
 
 
 Who = Annotated[Principal, Depends(principal)]
-ItemId = Annotated[int, PathParam(ge=1, le=m.MAX_ID, description="item id")]
+ItemId = Annotated[int, PathParam(ge=1, le=m.MAX_ID, description=m.ID_DOC)]
 
 
 class McpAuth:
@@ -306,7 +309,7 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
 
     def scoped(request: Request, who: Principal) -> tuple[ServerState, ScopedMemory]:
         state: ServerState = request.app.state.memkit
-        return state, ScopedMemory(state.memory, who, state.default_namespace)
+        return state, ScopedMemory(state.memory, who, state.default_namespace, ids=state.ids)
 
     def scope_arg(model: m.ScopeModel | None) -> dict[str, Any] | None:
         return None if model is None else model.model_dump()
@@ -372,7 +375,7 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
         extra = {} if body.backend is None else {"backend": body.backend}
         result = await state.call(mem.answer, body.question, body.k, scope_arg(body.scope),
                                   **extra)
-        return m.AnswerResponse(**answer_payload(result))
+        return m.AnswerResponse(**result)
 
     @app.get("/v1/memories/{item_id}", response_model=m.ItemModel, tags=["manage"])
     async def get(item_id: ItemId, request: Request, who: Who) -> Any:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memkit.errors import InvalidInput, NotFound, ScopeViolation
+from memkit.errors import InvalidInput, NotFound, ScopeViolation, safe_repr
 from memkit.store.sqlite import Store
 from memkit.types import Scope
 
@@ -49,6 +49,13 @@ MIGRATIONS = [
         created_at REAL NOT NULL,
         revoked_at REAL,
         last_used_at REAL
+    )
+    """,
+    # random secrets of this memory's server (e.g. the key of the opaque per-namespace ids)
+    """
+    CREATE TABLE server_secrets (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
     )
     """,
 ]
@@ -106,7 +113,8 @@ def confine(principal: Principal, requested: Scope | dict[str, Any] | str | None
     elif isinstance(requested, dict):
         asked = dict(requested)
     else:
-        raise InvalidInput(f"scope must be an object or a namespace string, got {requested!r}")
+        raise InvalidInput(f"scope must be an object or a namespace string, got "
+                           f"{safe_repr(requested)}")
     if principal.unrestricted:
         asked.setdefault("namespace", None)
         if asked["namespace"] is None:
@@ -120,7 +128,7 @@ def confine(principal: Principal, requested: Scope | dict[str, Any] | str | None
         if want is not None and want != fixed:
             raise ScopeViolation(
                 f"this key is confined to {name}={fixed!r}; the request asked for "
-                f"{name}={want!r}"
+                f"{name}={safe_repr(want)}"
             )
         asked[name] = fixed
     return Scope.coerce(asked)
@@ -175,6 +183,16 @@ class KeyStore:
 
     def close(self) -> None:
         self.store.close()
+
+    def secret(self, name: str) -> bytes:
+        """The memory's random 256-bit secret called ``name``, created on first use (every
+        server process on this memory gets the same one)."""
+        with self.store.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?, ?)",
+                         (name, secrets.token_bytes(32)))
+            row = conn.execute("SELECT value FROM server_secrets WHERE name = ?",
+                               (name,)).fetchone()
+        return bytes(row[0])
 
     # ---- management ---------------------------------------------------------------------
     def create(self, namespace: str | None, *, user: str | None = None,

@@ -8,6 +8,9 @@ Moving from embedded to served is one line::
     mem.write("Dana prefers aisle seats.", scope={"user": "dana"})
     mem.read("Dana seat preference", k=3, scope={"user": "dana"})[0].text
 
+Item ids are the server's: a namespaced key gets its namespace's opaque ids (stable ints below
+2**52 that say nothing about other tenants' writes), an admin key the memory's own ids.
+
 Server errors come back as the memkit exception they were raised as (NotFound, InvalidInput,
 ScopeViolation, ...); a missing/invalid key raises :class:`AuthError`; the server being
 unreachable or failing raises :class:`ServerError`.

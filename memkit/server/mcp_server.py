@@ -19,7 +19,7 @@ from pydantic import Field
 
 from memkit.errors import MemkitError, MissingDependency
 from memkit.server.auth import Principal
-from memkit.server.service import RequestTimeout, ScopedMemory, ServerState, answer_payload
+from memkit.server.service import RequestTimeout, ScopedMemory, ServerState
 
 try:  # module level: the tools' annotations (Context) are resolved against these globals
     from mcp.server.mcpserver import Context, MCPServer
@@ -61,7 +61,8 @@ def build_mcp(state_of: Callable[[], ServerState], principal_of: PrincipalOf,
         principal = principal_of(ctx)
         if principal is None:
             raise ToolError("missing or invalid API key")
-        return state, ScopedMemory(state.memory, principal, state.default_namespace)
+        return state, ScopedMemory(state.memory, principal, state.default_namespace,
+                                   ids=state.ids)
 
     async def call(ctx: Any, method: str, *args: Any, **kwargs: Any) -> Any:
         state, mem = scoped(ctx)
@@ -117,8 +118,9 @@ def build_mcp(state_of: Callable[[], ServerState], principal_of: PrincipalOf,
 
     @server.tool(name="forget", title="Forget memories")
     async def forget(
-        ids: Annotated[list[int], Field(description="Ids of the memories to delete (from "
-                                        "recall)", min_length=1, max_length=1_000)],
+        ids: Annotated[list[Annotated[int, Field(ge=1, le=2**63 - 1)]], Field(
+            description="Ids of the memories to delete (from recall)", min_length=1,
+            max_length=1_000)],
         ctx: Context,
         reason: Annotated[str | None, Field(description="Why (kept in the audit log)",
                                             max_length=2_000)] = None,
@@ -140,8 +142,7 @@ def build_mcp(state_of: Callable[[], ServerState], principal_of: PrincipalOf,
             """Answer a question using only stored memories; returns the answer and the ids of
             the memories it cites."""
             result = await call(ctx, "answer", question, k)
-            payload = answer_payload(result)
-            return {"answer": payload["answer"], "cited_ids": payload["cited_ids"]}
+            return {"answer": result["answer"], "cited_ids": result["cited_ids"]}
 
     return server
 

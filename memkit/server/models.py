@@ -1,7 +1,13 @@
 """Pydantic request and response models of the REST API (they are its OpenAPI schema).
 
 Limits live here so that the schema tells clients (and schema-driven fuzzers) what the server
-accepts: ids are positive 63-bit integers, numbers are finite, lists and strings are bounded.
+accepts: ids are positive 63-bit integers, numbers are finite, lists and strings are bounded
+(the bounds the Python API enforces come from :mod:`memkit.admission`; what JSON Schema cannot
+say, metadata depth and size, is in the field's description).
+
+Item ids are opaque: a namespaced key sees its namespace's ids (positive integers below
+2**52, stable, unrelated to the order or number of writes in other namespaces); an admin key
+sees the memory's own ids. See :mod:`memkit.server.ids`.
 """
 
 from __future__ import annotations
@@ -10,16 +16,36 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from memkit.admission import (
+    MAX_BACKEND_NAME,
+    MAX_BACKENDS,
+    MAX_K,
+    MAX_LABEL_CHARS,
+    MAX_METADATA_CHARS,
+    MAX_METADATA_DEPTH,
+    MAX_QUERY_CHARS,
+)
 from memkit.types import Hit, MemoryItem, ReadResult, Scope, WriteReport
 
 MAX_ID = 2**63 - 1
 MAX_TEXT = 1_000_000
 MAX_BATCH = 10_000
-MAX_K = 1_000
 MAX_IDS = 10_000
+MAX_METADATA_KEYS = 1_000
+ID_DOC = ("an opaque item id: a namespaced key sees its namespace's own ids (below 2**52), an "
+          "admin key the memory's")
 
 _strict = ConfigDict(extra="forbid")
-ItemIdValue = Annotated[int, Field(ge=1, le=MAX_ID)]
+ItemIdValue = Annotated[int, Field(ge=1, le=MAX_ID, description=ID_DOC)]
+Label = Annotated[str, Field(max_length=MAX_LABEL_CHARS)]
+Metadata = Annotated[dict[str, Any], Field(
+    max_length=MAX_METADATA_KEYS,
+    description=f"a JSON object of your own fields: at most {MAX_METADATA_KEYS} keys, "
+                f"{MAX_METADATA_DEPTH} levels deep and {MAX_METADATA_CHARS:,} characters as "
+                "JSON; 64-bit integers; no lone surrogates")]
+BackendName = Annotated[str, Field(max_length=MAX_BACKEND_NAME)]
+BackendSpec = (Annotated[str, Field(max_length=MAX_BACKENDS * (MAX_BACKEND_NAME + 1))]
+               | Annotated[list[BackendName], Field(max_length=MAX_BACKENDS)] | None)
 
 
 class ScopeModel(BaseModel):
@@ -40,19 +66,20 @@ class WriteRequest(BaseModel):
     model_config = _strict
     text: str = Field(..., max_length=MAX_TEXT, description="the memory, in plain text")
     scope: ScopeModel | None = None
-    source: str | None = Field(None, max_length=2_000, description="where it came from")
+    source: Label | None = Field(None, description="where it came from")
     confidence: float = Field(1.0, ge=0.0, le=1.0, allow_inf_nan=False)
     ttl: float | None = Field(None, gt=0, le=1e10, allow_inf_nan=False,
                               description="seconds until it expires")
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
 
 class UpdateResponse(BaseModel):
-    id: int = Field(..., description="the id of the new version")
+    id: int = Field(..., description="the id of the new version (" + ID_DOC + ")")
 
 
 class WriteResponse(BaseModel):
-    id: int = Field(..., description="the item id (the existing one for a duplicate)")
+    id: int = Field(..., description="the item id (the existing one for a duplicate); "
+                    + ID_DOC)
     created: bool = Field(..., description="false: the same text was already current in the "
                           "scope (status 200) and nothing was written; true: a new item (201)")
 
@@ -61,10 +88,10 @@ class BatchRecord(BaseModel):
     model_config = _strict
     text: str = Field(..., max_length=MAX_TEXT)
     scope: ScopeModel | None = None
-    source: str | None = Field(None, max_length=2_000)
+    source: Label | None = None
     confidence: float = Field(1.0, ge=0.0, le=1.0, allow_inf_nan=False)
     ttl: float | None = Field(None, gt=0, le=1e10, allow_inf_nan=False)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
     created_at: float | None = Field(None, ge=0, le=1e11, allow_inf_nan=False)
 
 
@@ -93,12 +120,12 @@ class WriteManyResponse(BaseModel):
 
 class ReadRequest(BaseModel):
     model_config = _strict
-    query: str = Field(..., min_length=1, max_length=100_000)
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(5, ge=1, le=MAX_K)
     scope: ScopeModel | None = None
-    backend: str | list[str] | None = Field(
-        None, description="a backend name, several (comma-separated or a list: fused), or "
-        "null for the memory's default")
+    backend: BackendSpec = Field(
+        None, description=f"a backend name, several (comma-separated or a list: fused; at "
+        f"most {MAX_BACKENDS}), or null for the memory's default")
     as_of: float | None = Field(None, ge=0, le=1e11, allow_inf_nan=False,
                                 description="see the versions valid at this time (epoch s)")
     budget_tokens: int | None = Field(None, ge=1, le=10_000_000)
@@ -164,10 +191,10 @@ class ReadResponse(BaseModel):
 
 class AnswerRequest(BaseModel):
     model_config = _strict
-    question: str = Field(..., min_length=1, max_length=100_000)
+    question: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(5, ge=1, le=MAX_K)
     scope: ScopeModel | None = None
-    backend: str | list[str] | None = None
+    backend: BackendSpec = None
 
 
 class AnswerResponse(BaseModel):
@@ -180,16 +207,16 @@ class AnswerResponse(BaseModel):
 class UpdateRequest(BaseModel):
     model_config = _strict
     text: str = Field(..., max_length=MAX_TEXT)
-    reason: str | None = Field(None, max_length=2_000)
-    metadata: dict[str, Any] | None = None
+    reason: Label | None = None
+    metadata: Metadata | None = None
     confidence: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
-    source: str | None = Field(None, max_length=2_000)
+    source: Label | None = None
 
 
 class DeleteRequest(BaseModel):
     model_config = _strict
     ids: list[ItemIdValue] = Field(..., max_length=MAX_IDS)
-    reason: str | None = Field(None, max_length=2_000)
+    reason: Label | None = None
 
 
 class IdsResponse(BaseModel):

@@ -163,9 +163,15 @@ class Store:
 
     # ---- opening and schema -------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        """Open (creating if needed) the SQLite file at ``path`` (``":memory:"`` for tests)."""
+    def open(cls, path: str | Path, durability: str = "full") -> Store:
+        """Open (creating if needed) the SQLite file at ``path`` (``":memory:"`` for tests).
+
+        ``durability="full"``: each commit is fsynced (WAL, ``synchronous=FULL``) before it
+        returns; ``"normal"``: WAL with ``synchronous=NORMAL`` (a process crash loses nothing
+        committed; a power loss may lose the last commits)."""
         target = str(path)
+        if durability not in ("full", "normal"):
+            raise InvalidInput(f"durability must be 'full' or 'normal', got {durability!r}")
         try:
             conn = sqlite3.connect(
                 target, check_same_thread=False, isolation_level=None, timeout=30.0
@@ -173,7 +179,8 @@ class Store:
             conn.execute("PRAGMA busy_timeout = 30000")
             if target != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA synchronous = {durability.upper()}")
+            conn.execute(f"PRAGMA fullfsync = {int(durability == 'full')}")  # macOS: F_FULLFSYNC
             conn.execute("PRAGMA secure_delete = ON")  # deleted rows leave no bytes behind
             conn.execute("PRAGMA quick_check").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -481,12 +488,19 @@ class Store:
         return int(row[0]) if row else 0
 
     def set_watermark(self, backend: str, seq: int) -> None:
+        self.set_watermarks({backend: seq})
+
+    def set_watermarks(self, positions: dict[str, int]) -> None:
+        """Persist several backends' watermarks in one transaction (one fsync)."""
+        if not positions:
+            return
+        now = time.time()
         with self.transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO backend_state (name, watermark, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET watermark = excluded.watermark, "
-                "updated_at = excluded.updated_at", (backend, seq, time.time()),
-            )
+                "updated_at = excluded.updated_at",
+                [(name, seq, now) for name, seq in positions.items()])
 
     def get_meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

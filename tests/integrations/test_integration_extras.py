@@ -27,4 +27,4 @@ def test_missing_framework_names_the_extra(monkeypatch: pytest.MonkeyPatch, modu
     monkeypatch.delitem(sys.modules, module, raising=False)
     with pytest.raises(MissingDependency) as caught:
         importlib.import_module(module)
-    assert caught.value.extra == extra and f"memkit[{extra}]" in str(caught.value)
+    assert caught.value.extra == extra and f"memkit-agent[{extra}]" in str(caught.value)

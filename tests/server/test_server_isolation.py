@@ -89,7 +89,10 @@ def _final_audit(served: Served, tenants: list[Tenant], tally: dict[str, int]) -
             everything = admin.post("/v1/read", json={
                 "query": "launch budget", "k": 1000, "scope": {"namespace": t.name}}).json()
             assert r["items"] == len(everything["hits"])
-            assert all(h["item"]["id"] in t.ids for h in everything["hits"])
+            # the admin key sees the memory's ids; a tenant its namespace's opaque ones
+            codec = served.app.state.memkit.ids
+            assert all(codec.encode(h["item"]["id"], t.name) in t.ids
+                       for h in everything["hits"])
     assert tally["cross"] == 0, tally
 
 

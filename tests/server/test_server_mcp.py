@@ -19,6 +19,8 @@ from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 from memkit import Memory, Scope  # noqa: E402
 from memkit.server.auth import KeyStore  # noqa: E402
+from memkit.server.ids import IdCodec  # noqa: E402
+from memkit.server.service import ID_SECRET  # noqa: E402
 
 if TYPE_CHECKING:
     from conftest import Served
@@ -149,8 +151,12 @@ def test_mcp_over_stdio_with_a_key(tmp_path: Path, new_memory: Any) -> None:
 
     new, got = anyio.run(run)
     assert [m["id"] for m in got] == [new]
+    keys = KeyStore.open(directory)
+    internal = IdCodec(keys.secret(ID_SECRET)).decode(new, "team-a")  # ids are per namespace
+    keys.close()
+    assert internal is not None
     with Memory.open(directory) as mem:
-        assert mem.get(new).scope == Scope(namespace="team-a", agent="helper")
+        assert mem.get(internal).scope == Scope(namespace="team-a", agent="helper")
         assert mem.read("staging database", scope="other-ns").hits == []
 
 

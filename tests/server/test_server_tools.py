@@ -36,7 +36,11 @@ def test_tool_loop_over_the_http_client(served: Served) -> None:
         tools = ToolDispatcher(client)
         got = tools.execute({"name": "forget", "arguments": json.dumps({"ids": [secret]})})
         assert "error" in got and "NotFound" in got["error"]
+        # ids are opaque per namespace on the server: the tenant uses the id it was given
+        mine = tools.execute({"name": "recall", "arguments": {"query": "favourite tea",
+                                                              "k": 1}})["memories"][0]["id"]
+        assert mine != hits[0].id  # the admin's (internal) id is not the tenant's
         new = tools.execute({"name": "update_memory",
-                             "arguments": {"id": hits[0].id, "text": "Tea: sencha now."}})
+                             "arguments": {"id": mine, "text": "Tea: sencha now."}})
         assert tools.execute({"name": "recall", "arguments": {"query": "tea now", "k": 1}})[
             "memories"][0]["id"] == new["id"]
