@@ -7,6 +7,8 @@ of cases tried and failures.
 Sections (each a function below, registered in SECTIONS; add a section by writing one more
 ``def section_x(args) -> list[Row]`` and listing it):
 
+- ``kill``: seeded SIGKILLs in the middle of write_many, update, delete and forget (sync and
+  async indexing), each followed by record <-> index invariant checks (faults_kill.py);
 - ``fuzz``: the Hypothesis fuzz targets of ``tests/fuzz`` (Python API, REST, schemathesis
   against the OpenAPI spec, MCP tools), run as their ``slow`` long variants with
   ``MEMKIT_FUZZ_SCALE``; at the default scale 0.5 that is about 10,000 Python API + REST + MCP
@@ -133,9 +135,22 @@ def section_durability(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
+def section_kill(args: argparse.Namespace) -> list[Row]:
+    """Seeded SIGKILLs mid write_many / update / delete / forget, sync and async indexing,
+    with record <-> every index invariants checked after each (benchmarks/faults_kill.py)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from faults_kill import run_kills
+
+    result = run_kills(args.kills, seed=args.seed)
+    return [Row("kill", f"SIGKILL mid-write ({mode})", r["kills"], r["violations"],
+                r["seconds"], {"program steps completed": r["steps_completed"]}, r["examples"])
+            for mode, r in result.items()]
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "fuzz": section_fuzz,
     "durability": section_durability,
+    "kill": section_kill,
 }
 
 
@@ -161,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="multiplier of the long fuzz runs' example counts (0.5: ~10k)")
     parser.add_argument("--kills", type=int, default=30,
                         help="durability: writer processes SIGKILLed right after an ack")
+    parser.add_argument("--seed", type=int, default=1, help="kill: the program and kill times")
     parser.add_argument("--writes", type=int, default=200,
                         help="durability: writes timed per mode")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
