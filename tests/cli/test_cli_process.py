@@ -141,8 +141,8 @@ def test_writing_commands_create_a_memory_and_say_so(tmp_path: Path) -> None:
 # ---- 3. exit codes and messages -----------------------------------------------------------------
 def test_ingest_of_a_missing_file_fails_before_loading_anything(tmp_path: Path) -> None:
     proc = memkit("ingest", str(tmp_path / "missing.txt"), "--memory", str(tmp_path / "m"))
-    assert proc.returncode == 1
-    assert "no such file or directory" in one_error_line(proc)
+    assert proc.returncode == 2  # a usage error: the PATH argument names no file
+    assert "missing.txt' does not exist" in one_error_line(proc)
     assert not (tmp_path / "m").exists()
 
 
