@@ -34,10 +34,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tqdm import tqdm  # noqa: E402
 
-from memkit.backends.sifter.data import UnitScorer, locomo_examples  # noqa: E402
 from memkit.backends.sifter.prefilter import prefilter  # noqa: E402
 from memkit.backends.sifter.rank import ProxyRanker  # noqa: E402
-from memkit.backends.sifter.reward import ndcg_at_k, recall_at_k  # noqa: E402
+from memkit.sifterlab.data import UnitScorer, locomo_examples  # noqa: E402
+from memkit.sifterlab.reward import ndcg_at_k, recall_at_k  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "locomo10.json"
 

@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from memkit.backends.sifter.data import (  # noqa: E402
+from memkit.backends.sifter.prompt import PromptConfig  # noqa: E402
+from memkit.sifterlab.data import (  # noqa: E402
     build_rows,
     load_rows,
     locomo_examples,
@@ -43,8 +44,7 @@ from memkit.backends.sifter.data import (  # noqa: E402
     toy_examples,
     toy_match_examples,
 )
-from memkit.backends.sifter.prompt import PromptConfig  # noqa: E402
-from memkit.backends.sifter.working import SimulatedWorkingLLM, WorkingAgent  # noqa: E402
+from memkit.sifterlab.working import SimulatedWorkingLLM, WorkingAgent  # noqa: E402
 
 COMPACT_TASK = "Question : {query} . Rank the {k} most useful sessions ."
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -147,8 +147,8 @@ def supervised_check(args: argparse.Namespace, train_rows: list, eval_rows: list
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memkit.backends.sifter.reward import format_gate
-    from memkit.backends.sifter.train import build_tiny_policy, format_warmup
+    from memkit.sifterlab.reward import format_gate
+    from memkit.sifterlab.train import build_tiny_policy, format_warmup
 
     path = build_tiny_policy(train_rows + eval_rows, out / "supervised_init", seed=args.seed,
                              hidden=args.hidden, layers=args.layers)
@@ -294,7 +294,7 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memkit.backends.sifter.train import (
+    from memkit.sifterlab.train import (
         TrainSettings,
         average_checkpoints,
         build_tiny_policy,

@@ -91,7 +91,7 @@ def test_exact_match_and_f1_hand_values() -> None:
     # both empty after normalisation: SQuAD v2's rule (EM 1 and F1 1, never F1 < EM); the
     # MemSifter reward uses this very function, so eval and training agree
     assert exact_match("a", ["the"]) == 1.0 and token_f1("a", ["the"]) == 1.0
-    from memkit.backends.sifter.reward import token_f1 as reward_f1
+    from memkit.sifterlab.reward import token_f1 as reward_f1
 
     assert reward_f1("the", "the") == token_f1("the", ["the"]) == 1.0
     assert reward_f1("a", "Paris") == token_f1("a", "Paris") == 0.0

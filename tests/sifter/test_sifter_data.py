@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from memkit.backends.sifter.data import (
+from memkit.sifterlab.data import (
     build_rows,
     curriculum_select,
     load_rows,
@@ -15,7 +15,7 @@ from memkit.backends.sifter.data import (
     rows_units,
     save_rows,
 )
-from memkit.backends.sifter.reward import ndcg_at_k
+from memkit.sifterlab.reward import ndcg_at_k
 from tests.conftest import SHARED_DATA
 
 LOCOMO = SHARED_DATA / "locomo10.json"

@@ -10,9 +10,9 @@ import pytest
 from memkit.backends.sifter.prefilter import Unit, prefilter, score_units, select_units, unit_chunks
 from memkit.backends.sifter.prompt import PromptConfig, build_messages
 from memkit.backends.sifter.rank import ProxyRanker, sift
-from memkit.backends.sifter.working import SimulatedWorkingLLM, WorkingAgent, extract_answer
 from memkit.errors import ConfigError
 from memkit.llm.fake import ScriptedLLM
+from memkit.sifterlab.working import SimulatedWorkingLLM, WorkingAgent, extract_answer
 
 
 class FixedEmbedder:

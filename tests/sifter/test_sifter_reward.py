@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memkit.backends.sifter.reward import (
+from memkit.sifterlab.reward import (
     cold_start_weight,
     curriculum_priority,
     fibonacci_cutoffs,

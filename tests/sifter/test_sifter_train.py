@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from memkit.backends.sifter.prefilter import Unit
-from memkit.backends.sifter.working import SimulatedWorkingLLM, WorkingAgent
+from memkit.sifterlab.working import SimulatedWorkingLLM, WorkingAgent
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -24,7 +24,7 @@ def row(gold, top_n=3):
 
 
 def reward_fn(start=1.0):
-    from memkit.backends.sifter.train import SifterReward
+    from memkit.sifterlab.train import SifterReward
 
     sim = SimulatedWorkingLLM([(QUESTION, "the answer", [UNITS[0].text, UNITS[3].text])])
     return SifterReward(WorkingAgent(sim), retrieval_weight_start=start, top_n=3), sim
@@ -91,7 +91,7 @@ PIECES = ["<think>", "hmm", "</think>", "<rank", "ing>", "3", ",", " 1", "</rank
 ])
 def test_ranking_span_mask_covers_only_the_ranking(seq, valid, ok, want):
     torch = pytest.importorskip("torch")
-    from memkit.backends.sifter.train import ranking_span_mask
+    from memkit.sifterlab.train import ranking_span_mask
 
     ids = torch.tensor([seq])
     mask = torch.tensor([[1] * valid + [0] * (len(seq) - valid)])
@@ -100,8 +100,8 @@ def test_ranking_span_mask_covers_only_the_ranking(seq, valid, ok, want):
 
 
 def test_loss_tokens_must_be_known():
-    from memkit.backends.sifter.train import _trainer_class
     from memkit.errors import InvalidInput
+    from memkit.sifterlab.train import _trainer_class
 
     trl = SimpleNamespace(GRPOTrainer=object, __version__="0.1")
     assert _trainer_class(trl, "all", 10) is object
@@ -119,7 +119,7 @@ def test_loss_tokens_must_be_known():
 
 
 def test_settings_round_trip(tmp_path):
-    from memkit.backends.sifter.train import TrainSettings
+    from memkit.sifterlab.train import TrainSettings
 
     s = TrainSettings(model="m", output_dir=str(tmp_path), learning_rate=1e-5, extra={"a": 1})
     s.save(tmp_path / "s.json")
@@ -135,11 +135,11 @@ def test_tiny_policy_tokenizer_round_trips_tags_and_warmup_lowers_loss(tmp_path)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memkit.backends.sifter.data import build_rows, toy_examples
     from memkit.backends.sifter.prompt import PromptConfig
-    from memkit.backends.sifter.train import build_tiny_policy, format_warmup
     from memkit.embed import HashEmbedder
     from memkit.errors import InvalidInput
+    from memkit.sifterlab.data import build_rows, toy_examples
+    from memkit.sifterlab.train import build_tiny_policy, format_warmup
 
     torch.set_num_threads(1)
     rows = build_rows(toy_examples(8, n_units=3), HashEmbedder(32), None,
@@ -177,7 +177,7 @@ def test_average_checkpoints_is_fp32_mean(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-    from memkit.backends.sifter.train import average_checkpoints
+    from memkit.sifterlab.train import average_checkpoints
 
     cfg = LlamaConfig(vocab_size=11, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
                       num_attention_heads=2, num_key_value_heads=2)
@@ -203,10 +203,10 @@ def test_grpo_smoke_two_steps(tmp_path, loss_tokens, monkeypatch, torch_device):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memkit.backends.sifter.data import build_rows, toy_examples
     from memkit.backends.sifter.prompt import PromptConfig
-    from memkit.backends.sifter.train import TrainSettings, build_tiny_policy, train_grpo
     from memkit.embed import HashEmbedder
+    from memkit.sifterlab.data import build_rows, toy_examples
+    from memkit.sifterlab.train import TrainSettings, build_tiny_policy, train_grpo
 
     torch.set_num_threads(1)
     exs = toy_examples(8, n_units=3)
@@ -218,7 +218,7 @@ def test_grpo_smoke_two_steps(tmp_path, loss_tokens, monkeypatch, torch_device):
                              prompts_per_step=2, num_generations=3, max_completion_length=10,
                              save_steps=1, use_cpu=torch_device == "cpu", learning_rate=1e-3,
                              loss_tokens=loss_tokens, bf16=torch_device != "cpu")
-    import memkit.backends.sifter.train as train_mod
+    import memkit.sifterlab.train as train_mod
 
     masks = []
 

@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from memkit.backends.sifter.data import (
+from memkit.errors import InvalidInput
+from memkit.sifterlab.data import (
     _MATCH_FRUITS,
     _MATCH_KEYS,
     _MATCH_VALUES,
@@ -14,8 +15,7 @@ from memkit.backends.sifter.data import (
     COLOUR_QUESTION,
     toy_match_examples,
 )
-from memkit.backends.sifter.working import SimulatedWorkingLLM, WorkingAgent
-from memkit.errors import InvalidInput
+from memkit.sifterlab.working import SimulatedWorkingLLM, WorkingAgent
 
 
 @pytest.mark.parametrize("mode", ["category", "choice", "key"])

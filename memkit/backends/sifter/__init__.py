@@ -6,8 +6,7 @@ each cut-off of its ranking helps a working LLM answer.
 - :mod:`.prompt` / :mod:`.parse` -- the proxy prompt and the robust ranking parser
 - :mod:`.rank` -- :class:`ProxyRanker`, :func:`sift`
 - :mod:`.rerank` -- :class:`SifterReranker` (``Memory.read(..., rerank="sifter")``)
-- :mod:`.reward` -- the pure reward functions; :mod:`.working` -- the working-LLM scorer
-- :mod:`.data` -- LoCoMo / MuSiQue training data; :mod:`.train` -- GRPO through TRL
+- training (rewards, working LLM, data, GRPO): :mod:`memkit.sifterlab`
 """
 
 from memkit.backends.sifter.parse import ParsedRanking, parse_ranking

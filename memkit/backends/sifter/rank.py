@@ -2,7 +2,7 @@
 
 :class:`ProxyRanker` works over any :class:`memkit.llm.base.LLM` (local transformers or GGUF,
 vLLM, an OpenAI-compatible server, the scripted fake): zero-shot with an instruction-tuned
-model, or with a proxy trained by :mod:`memkit.backends.sifter.train`. :func:`sift` chains
+model, or with a proxy trained by :mod:`memkit.sifterlab.train`. :func:`sift` chains
 the prefilter and the ranker.
 
 >>> from memkit.llm.fake import ScriptedLLM

@@ -29,9 +29,9 @@ from tqdm.auto import tqdm
 
 from memkit.backends.sifter.prefilter import Unit, prefilter, unit_chunks
 from memkit.backends.sifter.prompt import PromptConfig, build_messages
-from memkit.backends.sifter.reward import curriculum_priority, ndcg_at_k
 from memkit.embed.base import Embedder
 from memkit.errors import InvalidInput
+from memkit.sifterlab.reward import curriculum_priority, ndcg_at_k
 
 __all__ = [
     "SifterExample",

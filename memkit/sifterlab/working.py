@@ -20,8 +20,8 @@ from typing import Any
 
 from memkit.backends.sifter.prefilter import Unit
 from memkit.backends.sifter.prompt import answer_messages
-from memkit.backends.sifter.reward import token_f1
 from memkit.llm.base import LLM, Completion, GenParams, Message, estimate_prompt_tokens
+from memkit.sifterlab.reward import token_f1
 
 __all__ = ["SimulatedWorkingLLM", "WorkingAgent", "extract_answer"]
 
@@ -110,7 +110,7 @@ class SimulatedWorkingLLM(LLM):
 
     @classmethod
     def from_examples(cls, examples: Iterable[Any]) -> SimulatedWorkingLLM:
-        """From :class:`~memkit.backends.sifter.data.SifterExample` objects."""
+        """From :class:`~memkit.sifterlab.data.SifterExample` objects."""
         return cls((e.question, e.answers[0], [e.units[g].text for g in e.gold])
                    for e in examples)
 

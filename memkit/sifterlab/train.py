@@ -3,7 +3,7 @@
 The policy reads a row's prompt (prefiltered units + question) and writes
 ``<think>…</think><ranking>…</ranking>``. :class:`SifterReward` scores each completion:
 
-- the *answer* reward (:func:`~memkit.backends.sifter.reward.outcome_reward`): the working LLM
+- the *answer* reward (:func:`~memkit.sifterlab.reward.outcome_reward`): the working LLM
   answers from the top k of the ranking at each cut-off k ∈ {0, 1, 2, 3, 5, 8, …, N}; token F1
   gives s_k; R = −s₀ + Σ wₙ s_{kₙ}. Answers are memoised per (question, units shown).
 - the *retrieval* (warm-up) reward: DCG of the gold units' positions / number of gold units.
@@ -14,7 +14,7 @@ Defaults are the paper's: 6 rollouts per prompt, clip ε 0.2 / ε_high 0.28 (DAP
 (β = 0), lr 1e-6, temperature 1.0, DAPO token-mean loss. :func:`average_checkpoints` takes the
 fp32 mean of several checkpoints (the paper seeds the next round with it).
 
-For CPU proofs, :mod:`memkit.backends.sifter.tiny` builds a random-initialised small policy
+For CPU proofs, :mod:`memkit.sifterlab.tiny` builds a random-initialised small policy
 and teaches it the output format without any relevance signal (re-exported here), so every
 gain in NDCG afterwards comes from the reward.
 """
@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from memkit._deps import require
-from memkit.backends.sifter.data import rows_units
 from memkit.backends.sifter.parse import RANK_CLOSE, RANK_OPEN, parse_ranking
-from memkit.backends.sifter.reward import (
+from memkit.errors import ConfigError, InvalidInput
+from memkit.sifterlab.data import rows_units
+from memkit.sifterlab.reward import (
     cold_start_weight,
     format_gate,
     marginal_utility_reward,
@@ -42,9 +43,8 @@ from memkit.backends.sifter.reward import (
     reward_cutoffs,
     token_f1,
 )
-from memkit.backends.sifter.tiny import build_tiny_policy, format_warmup
-from memkit.backends.sifter.working import WorkingAgent
-from memkit.errors import ConfigError, InvalidInput
+from memkit.sifterlab.tiny import build_tiny_policy, format_warmup
+from memkit.sifterlab.working import WorkingAgent
 
 __all__ = [
     "SifterReward",
@@ -121,7 +121,7 @@ class SifterReward:
     """TRL reward function (``reward_funcs=[SifterReward(...)]``); see the module docstring.
 
     Reads the row columns ``units``, ``gold``, ``question``, ``answers``, ``n_candidates``,
-    ``top_n`` (from :func:`memkit.backends.sifter.data.build_rows`). ``steps_per_epoch``
+    ``top_n`` (from :func:`memkit.sifterlab.data.build_rows`). ``steps_per_epoch``
     converts the trainer's step into epochs when its ``epoch`` is unknown.
     """
 
