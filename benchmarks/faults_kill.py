@@ -36,6 +36,7 @@ directory, seed, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rng = random.Random(seed)
 with Memory.open(directory, backends=["dense", "hipporag"], embedder="hash:64", index=mode,
                  backend_options={"hipporag": {"extractor": "rules"}}) as mem:
+    print("ready", flush=True)
     for step in range(10_000):
         op = rng.random()
         ids = [it.id for it in mem.store.iter_items()]
@@ -91,8 +92,17 @@ def check(directory: Path) -> list[str]:
     return problems
 
 
+def _create(directory: Path) -> None:
+    sys.path.insert(0, str(REPO))
+    from memkit import Memory
+
+    with Memory.open(directory, backends=["dense", "hipporag"], embedder="hash:64",
+                     backend_options={"hipporag": {"extractor": "rules"}}):
+        pass
+
+
 def run_kills(kills: int, seed: int, modes: tuple[str, ...] = ("sync", "async"),
-              max_delay: float = 1.5) -> dict[str, Any]:
+              max_delay: float = 1.2) -> dict[str, Any]:
     """``kills`` seeded kills per indexing mode; returns counts and the first violations."""
     rng = random.Random(seed)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -104,15 +114,18 @@ def run_kills(kills: int, seed: int, modes: tuple[str, ...] = ("sync", "async"),
         steps = 0
         with tempfile.TemporaryDirectory() as tmp:
             directory = Path(tmp) / "m"
+            _create(directory)  # a kill during a child's start-up still finds the memory
             for k in range(kills):
                 proc = subprocess.Popen([sys.executable, "-c", CHILD, str(directory),
                                          str(rng.randrange(10**6)), mode], env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True)
-                time.sleep(rng.uniform(0.3, 0.3 + max_delay))  # past start-up, mid-program
+                assert proc.stdout is not None
+                ready = proc.stdout.readline()  # the memory is open: kill mid-program
+                time.sleep(rng.uniform(0.0, max_delay))
                 proc.send_signal(signal.SIGKILL)
                 stdout, stderr = proc.communicate(timeout=60)
-                if proc.returncode != -signal.SIGKILL:
+                if proc.returncode != -signal.SIGKILL or ready.strip() != "ready":
                     violations.append(f"kill {k}: the child ended by itself ({proc.returncode}):"
                                       f" {stderr[-300:]}")
                 steps += len(stdout.split())
