@@ -6,8 +6,8 @@ from memkit.embed.base import Embedder, normalise
 from memkit.embed.hashing import HashEmbedder
 from memkit.errors import ConfigError
 
-__all__ = ["Embedder", "HashEmbedder", "SentenceTransformerEmbedder", "load_embedder",
-           "normalise"]
+__all__ = ["Embedder", "HashEmbedder", "OnnxEmbedder", "SentenceTransformerEmbedder",
+           "load_embedder", "normalise"]
 
 
 def __getattr__(name: str) -> object:
@@ -15,12 +15,18 @@ def __getattr__(name: str) -> object:
         from memkit.embed.sentence_transformers import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder
+    if name == "OnnxEmbedder":
+        from memkit.embed.onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder
     raise AttributeError(name)
 
 
 def load_embedder(spec: str | Embedder | None = None) -> Embedder:
     """``None``/``"minilm"``: packaged MiniLM; ``"hash"`` or ``"hash:DIM"``: HashEmbedder;
-    ``"st:/path"`` or an existing directory: a local sentence-transformers model."""
+    ``"st:/path"`` or an existing directory: a local sentence-transformers model (torch);
+    ``"onnx[:MODEL]"`` / ``"onnx-int8[:MODEL]"``: the same model on onnxruntime, fp32 or int8
+    (MODEL: ``all-MiniLM-L6-v2``, the default, or a local directory)."""
     if isinstance(spec, Embedder):
         return spec
     if spec is None or spec in ("minilm", "default", "all-MiniLM-L6-v2"):
@@ -30,6 +36,15 @@ def load_embedder(spec: str | Embedder | None = None) -> Embedder:
     if spec == "hash" or spec.startswith("hash:"):
         dim = int(spec.split(":", 1)[1]) if ":" in spec else 256
         return HashEmbedder(dim=dim)
+    kind, _, model = spec.partition(":")
+    if kind in ("onnx", "onnx-int8"):
+        from memkit.embed.onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder(model or None, variant="int8" if kind == "onnx-int8" else "fp32")
+    if spec == "st:all-MiniLM-L6-v2":
+        from memkit.embed.sentence_transformers import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder()
     path = spec[3:] if spec.startswith("st:") else spec
     from pathlib import Path
 
@@ -38,5 +53,6 @@ def load_embedder(spec: str | Embedder | None = None) -> Embedder:
 
         return SentenceTransformerEmbedder(path)
     raise ConfigError(
-        f"unknown embedder {spec!r}: use 'minilm' (default), 'hash[:DIM]', or 'st:/local/model/dir'"
+        f"unknown embedder {spec!r}: use 'minilm' (default), 'hash[:DIM]', "
+        f"'st:/local/model/dir' or 'onnx[-int8][:/local/model/dir]'"
     )
