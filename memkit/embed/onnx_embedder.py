@@ -47,6 +47,7 @@ _LEVELS = ("disable", "basic", "extended", "all")
 _CHARS_PER_TOKEN = 16
 #: the WordPiece limit past which a word is one [UNK] token (max_input_chars_per_word)
 _LONG_WORD = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _BOUNDARY = re.compile(r"[\s!-/:-@\[-`{-~]")
 
 
@@ -64,6 +65,10 @@ def physical_cores() -> int:
         return max(1, logical)
 
 
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 class OnnxEmbedder(Embedder):
     """A local BERT sentence-transformers model on onnxruntime; default: packaged MiniLM-L6-v2.
 
@@ -73,11 +78,13 @@ class OnnxEmbedder(Embedder):
     cores). ``batch_tokens``: the most padded tokens in one run; ``max_batch``: the most texts.
     ``fused``: the graph with onnxruntime's fused attention/LayerNorm/GELU ops (faster) or
     with standard ONNX ops only.
-    ``cache_dir``: where the ONNX file is built (default ``$MEMKIT_CACHE`` or the user cache).
+    ``max_seq_length``: tokens kept per text (default: the model's ``sentence_bert_config``,
+    256 for MiniLM). ``cache_dir``: where the ONNX file is built (default ``$MEMKIT_CACHE``
+    or the user cache).
     """
 
     def __init__(self, model: str | Path | None = None, *, variant: str = "fp32",
-                 max_seq_length: int = 256, optimization: str = "all",
+                 max_seq_length: int | None = None, optimization: str = "all",
                  threads: int | None = None, batch_tokens: int = 8192, max_batch: int = 256,
                  query_instruction: str | None = None, fused: bool = True,
                  cache_dir: str | Path | None = None) -> None:
@@ -87,10 +94,6 @@ class OnnxEmbedder(Embedder):
             raise ConfigError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if optimization not in _LEVELS:
             raise ConfigError(f"optimization must be one of {_LEVELS}, got {optimization!r}")
-        if max_seq_length < 2 or batch_tokens < max_seq_length or max_batch < 1:
-            raise ConfigError("need max_seq_length >= 2, batch_tokens >= max_seq_length and "
-                              f"max_batch >= 1 (got {max_seq_length}, {batch_tokens}, "
-                              f"{max_batch})")
         if model is None or str(model) == DEFAULT_MODEL:
             path = packaged_minilm_path(cache_dir)
             base_name, base_spec = DEFAULT_MODEL, DEFAULT_MODEL
@@ -100,12 +103,17 @@ class OnnxEmbedder(Embedder):
                 raise ConfigError(f"embedding model path {path} is not a directory (memkit "
                                   f"never downloads models; give a local model directory)")
             base_name, base_spec = path.name, str(path)
-        config = json.loads((path / "config.json").read_text()) \
-            if (path / "config.json").exists() else {}
+        config = _json(path / "config.json")
         limit = int(config.get("max_position_embeddings", 512))
-        if max_seq_length > limit:
-            raise ConfigError(f"max_seq_length {max_seq_length} exceeds the model's "
-                              f"max_position_embeddings {limit}")
+        default_length = int(_json(path / "sentence_bert_config.json").get("max_seq_length")
+                             or limit)
+        max_seq_length = default_length if max_seq_length is None else max_seq_length
+        if not 2 <= max_seq_length <= limit:
+            raise ConfigError(f"max_seq_length must be in [2, {limit}] (the model's "
+                              f"max_position_embeddings), got {max_seq_length}")
+        if batch_tokens < max_seq_length or max_batch < 1:
+            raise ConfigError(f"need batch_tokens >= max_seq_length and max_batch >= 1 (got "
+                              f"{batch_tokens}, {max_batch})")
         self.model_path, self.exported = ensure_onnx_model(path, variant, cache_dir,
                                                             fused=fused)
         self.variant = variant
@@ -134,7 +142,7 @@ class OnnxEmbedder(Embedder):
         self.dim = int(self.session.get_outputs()[0].shape[1])
         suffix = "" if variant == "fp32" else f"-{variant}"
         self.name = f"{base_name}-onnx{suffix}@{max_seq_length}"
-        self.spec = f"onnx{suffix}:{base_spec}" if max_seq_length == 256 else None
+        self.spec = f"onnx{suffix}:{base_spec}" if max_seq_length == default_length else None
         self._lock = threading.Lock()
 
     # -- tokenising ---------------------------------------------------------------------------
@@ -170,14 +178,13 @@ class OnnxEmbedder(Embedder):
                 raise InvalidInput(f"texts[{i}]: expected a string, got {type(text).__name__}")
             try:
                 enc = self.tokenizer.encode(self._clip(text))
-            except Exception:  # e.g. a lone surrogate the tokenizer cannot take as UTF-8
-                clean = text.encode("utf-8", "replace").decode("utf-8")
-                enc = self.tokenizer.encode(self._clip(clean))
+            except Exception:  # a lone surrogate: not UTF-8, so the tokenizer refuses it
+                enc = self.tokenizer.encode(self._clip(_SURROGATE.sub("\ufffd", text)))
             out.append(enc.ids)
         return out
 
     def count_tokens(self, text: str) -> int:
-        clean = text.encode("utf-8", "replace").decode("utf-8")
+        clean = _SURROGATE.sub("\ufffd", text)
         return len(self.tokenizer.encode(clean, add_special_tokens=False).ids)
 
     # -- running ------------------------------------------------------------------------------
