@@ -138,3 +138,11 @@ def test_missing_onnxruntime_names_the_extra(tiny_model: Path,
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(MissingDependency, match=r"\[onnx\]"):
         OnnxEmbedder(tiny_model)
+
+
+def test_embedders_of_one_file_share_one_session(emb: OnnxEmbedder, tiny_model: Path,
+                                                 tiny_cache: Path) -> None:
+    other = OnnxEmbedder(tiny_model, cache_dir=tiny_cache)
+    assert other.session is emb.session and other._lock is emb._lock
+    more = OnnxEmbedder(tiny_model, cache_dir=tiny_cache, threads=emb.threads + 1)
+    assert more.session is not emb.session
