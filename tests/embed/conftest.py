@@ -7,6 +7,7 @@ builder and embedder can be tested in the default run.
 
 from __future__ import annotations
 
+import importlib
 import json
 import struct
 from pathlib import Path
@@ -14,9 +15,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime", reason="the [onnx] extra (onnxruntime) is not installed")
-pytest.importorskip("onnx", reason="the [onnx] extra (onnx) is not installed")
-pytest.importorskip("tokenizers", reason="the [onnx] extra (tokenizers) is not installed")
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+HAS_ONNX = all(_importable(m) for m in ("onnxruntime", "onnx", "tokenizers"))
+#: for the test modules: ``pytestmark = needs_onnx``
+needs_onnx = pytest.mark.skipif(
+    not HAS_ONNX, reason="the [onnx] extra (onnxruntime, onnx, tokenizers) is not installed")
 
 WORDS = ["alice", "bob", "lives", "in", "paris", "rome", "the", "cat", "sat", "on", "mat",
          "a", "dog", "river", "##s", "##ing", "run", "city", "north", "south", ".", ",", "!"]

@@ -12,7 +12,9 @@ import pytest
 from memkit.embed.onnx_build import ensure_onnx_model, read_safetensors
 from memkit.embed.onnx_embedder import OnnxEmbedder
 from memkit.errors import ConfigError
-from tests.embed.conftest import write_safetensors
+from tests.embed.conftest import needs_onnx, write_safetensors
+
+pytestmark = needs_onnx
 
 TEXTS = ["Alice lives in Paris.", "", "the cat sat on the mat", "Bob, running north!",
          "dogs " * 20, "zebra unknown words", "a"]

@@ -14,7 +14,9 @@ from memkit import Memory
 from memkit.embed import load_embedder
 from memkit.embed.onnx_embedder import OnnxEmbedder
 from memkit.errors import InvalidInput, MissingDependency
-from tests.embed.conftest import WORDS
+from tests.embed.conftest import WORDS, needs_onnx
+
+pytestmark = needs_onnx
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ import pytest
 
 from memkit.embed import load_embedder
 from memkit.embed.onnx_embedder import OnnxEmbedder
+from tests.embed.conftest import needs_onnx
 
-pytestmark = pytest.mark.realmodel
+pytestmark = [pytest.mark.realmodel, needs_onnx]
 
 TEXTS = ["Alice moved to Paris in 2019.", "", "What is the capital of France?",
          "The Eiffel Tower was completed in 1889 for the World's Fair. " * 30,
