@@ -41,7 +41,8 @@ def test_small_calls_stay_in_process_and_unused_pipes_are_off() -> None:
     ex = SpacyExtractor(n_process=4, parallel_min=1000)
     assert ex.n_process == 4
     assert SpacyExtractor(n_process=0).n_process == 1
-    assert SpacyExtractor().n_process >= 1
+    assert SpacyExtractor().n_process == 1  # the default: parse in process
+    assert SpacyExtractor(n_process=None).n_process >= 1
     nlp = ex.nlp
     assert "lemmatizer" not in nlp.pipe_names
     assert {"tok2vec", "tagger", "attribute_ruler", "parser", "ner"} <= set(nlp.pipe_names)
