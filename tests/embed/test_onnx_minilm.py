@@ -25,8 +25,8 @@ def torch_vectors() -> np.ndarray:
     return SentenceTransformerEmbedder().embed(TEXTS)
 
 
-# int8 loses most on the shortest texts (measured: "" 0.979, "a" 0.992, sentences >= 0.996)
-@pytest.mark.parametrize("variant,floor", [("fp32", 0.9999), ("int8", 0.975)])
+# int8 loses most on the emptiest text (measured: "" 0.987, "a" 0.994, sentences >= 0.996)
+@pytest.mark.parametrize("variant,floor", [("fp32", 0.9999), ("int8", 0.985)])
 def test_matches_the_torch_model(torch_vectors: np.ndarray, variant: str, floor: float,
                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
