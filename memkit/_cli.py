@@ -176,7 +176,7 @@ def open_memory(memory_dir: str | Path, *, create: bool = False, embedder: str |
 
     kwargs: dict[str, Any] = {"progress": progress}
     saved = _saved_embedder(directory) if exists else None
-    emb = lazy_embedder(embedder or saved or "minilm")
+    emb = lazy_embedder(embedder or saved)
     if embedder and saved and embedder != saved:
         built = lazy_embedder(saved)
         if (built.name, built.dim) != (emb.name, emb.dim):

