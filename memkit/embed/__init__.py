@@ -5,8 +5,9 @@ from __future__ import annotations
 from memkit.embed.base import Embedder, normalise
 from memkit.embed.hashing import HashEmbedder
 from memkit.errors import ConfigError
+from memkit.registry import registry as _registry
 
-__all__ = ["DEFAULT_EMBEDDER", "Embedder", "HashEmbedder", "OnnxEmbedder",
+__all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "Embedder", "HashEmbedder", "OnnxEmbedder",
            "SentenceTransformerEmbedder", "load_embedder", "normalise"]
 
 #: the embedder of a new memory: the packaged all-MiniLM-L6-v2 on onnxruntime (fp32). Its
@@ -14,6 +15,16 @@ __all__ = ["DEFAULT_EMBEDDER", "Embedder", "HashEmbedder", "OnnxEmbedder",
 #: R@5), at about twice the speed and a fraction of the start-up (benchmarks/ingest_speed.py).
 #: ``"minilm"`` still names the torch path; memories keep the embedder they were built with.
 DEFAULT_EMBEDDER = "onnx"
+
+#: embedder kinds: memkit's own (memkit/embed/factories.py) and plugins' (``memkit.embedders``
+#: entry points); a factory takes what follows ``kind:`` in the spec
+EMBEDDERS = _registry("embedders", {
+    "onnx": "memkit.embed.factories:onnx_fp32",
+    "onnx-int8": "memkit.embed.factories:onnx_int8",
+    "hash": "memkit.embed.factories:hash_embedder",
+    "minilm": "memkit.embed.factories:minilm",
+    "st": "memkit.embed.factories:sentence_transformers",
+})
 
 
 def __getattr__(name: str) -> object:
@@ -38,30 +49,17 @@ def load_embedder(spec: str | Embedder | None = None) -> Embedder:
         return spec
     if spec is None or spec == "default":
         spec = DEFAULT_EMBEDDER
-    if spec in ("minilm", "all-MiniLM-L6-v2"):
-        from memkit.embed.sentence_transformers import SentenceTransformerEmbedder
-
-        return SentenceTransformerEmbedder()
-    if spec == "hash" or spec.startswith("hash:"):
-        dim = int(spec.split(":", 1)[1]) if ":" in spec else 256
-        return HashEmbedder(dim=dim)
-    kind, _, model = spec.partition(":")
-    if kind in ("onnx", "onnx-int8"):
-        from memkit.embed.onnx_embedder import OnnxEmbedder
-
-        return OnnxEmbedder(model or None, variant="int8" if kind == "onnx-int8" else "fp32")
-    if spec == "st:all-MiniLM-L6-v2":
-        from memkit.embed.sentence_transformers import SentenceTransformerEmbedder
-
-        return SentenceTransformerEmbedder()
-    path = spec[3:] if spec.startswith("st:") else spec
+    if spec == "all-MiniLM-L6-v2":
+        spec = "minilm"
+    kind, _, arg = spec.partition(":")
+    if kind in EMBEDDERS.names():
+        return EMBEDDERS.resolve(kind)(arg or None)  # type: ignore[no-any-return]
     from pathlib import Path
 
-    if Path(path).expanduser().exists():
-        from memkit.embed.sentence_transformers import SentenceTransformerEmbedder
-
-        return SentenceTransformerEmbedder(path)
+    if Path(spec).expanduser().exists():  # a local sentence-transformers model directory
+        return EMBEDDERS.resolve("st")(spec)  # type: ignore[no-any-return]
     raise ConfigError(
         f"unknown embedder {spec!r}: use 'onnx' (default), 'minilm' (torch), 'hash[:DIM]', "
-        f"'st:/local/model/dir' or 'onnx[-int8][:/local/model/dir]'"
+        f"'st:/local/model/dir', 'onnx[-int8][:/local/model/dir]', or a kind a plugin "
+        f"registers; known kinds: {EMBEDDERS.names()}"
     )

@@ -34,6 +34,7 @@ from memkit.llm.llamacpp import LlamaCppLLM, gemma3_270m_path
 from memkit.llm.openai_compat import OpenAICompatible
 from memkit.llm.transformers_llm import TransformersLLM
 from memkit.llm.vllm_llm import VLLMLLM
+from memkit.registry import registry as _registry
 
 __all__ = [
     "LLM",
@@ -45,6 +46,7 @@ __all__ = [
     "Message",
     "OpenAICompatible",
     "Prompt",
+    "LLM_KINDS",
     "SPEC_FORMS",
     "ScriptedCall",
     "ScriptedLLM",
@@ -76,23 +78,49 @@ def load_llm(spec: str, **kwargs: Any) -> LLM:
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(_unknown(spec))
     spec = spec.strip()
-    if spec == "gemma3-270m":
-        return LlamaCppLLM(gemma3_270m_path(), **kwargs)
     kind, sep, rest = spec.partition(":")
-    if not sep or not rest:
+    if sep and not rest:
         raise ConfigError(_unknown(spec))
-    if kind == "openai":
-        base_url, at, model = rest.rpartition("@")
-        if not at or not base_url or not model:
-            raise ConfigError(f"openai spec needs <base_url>@<model>, got {spec!r}")
-        return OpenAICompatible(base_url, model, **kwargs)
-    if kind == "gguf":
-        return LlamaCppLLM(rest, **kwargs)
-    if kind == "hf":
-        return TransformersLLM(rest, **kwargs)
-    if kind == "vllm":
-        return VLLMLLM(rest, **kwargs)
-    raise ConfigError(_unknown(spec))
+    try:
+        factory = LLM_KINDS.resolve(kind)
+    except ConfigError:
+        raise ConfigError(_unknown(spec)) from None
+    return factory(rest, **kwargs)  # type: ignore[no-any-return]
+
+
+def _gemma(rest: str, **kwargs: Any) -> LLM:
+    if rest:
+        raise ConfigError(f"gemma3-270m takes no argument, got {rest!r}")
+    return LlamaCppLLM(gemma3_270m_path(), **kwargs)
+
+
+def _openai(rest: str, **kwargs: Any) -> LLM:
+    base_url, at, model = rest.rpartition("@")
+    if not at or not base_url or not model:
+        raise ConfigError(f"openai spec needs <base_url>@<model>, got {'openai:' + rest!r}")
+    return OpenAICompatible(base_url, model, **kwargs)
+
+
+def _needs_arg(cls: Any, kind: str) -> Any:
+    def make(rest: str, **kwargs: Any) -> LLM:
+        if not rest:
+            raise ConfigError(_unknown(kind))
+        return cls(rest, **kwargs)  # type: ignore[no-any-return]
+    return make
+
+
+#: LLM kinds by the part of the spec before ``:`` - memkit's own and plugins' (``memkit.llms``
+#: entry points); a factory is called with the rest of the spec and the keyword arguments
+LLM_KINDS = _registry("llms", {
+    "openai": "memkit.llm:_openai",
+    "gguf": "memkit.llm:_gguf",
+    "hf": "memkit.llm:_hf",
+    "vllm": "memkit.llm:_vllm",
+    "gemma3-270m": "memkit.llm:_gemma",
+})
+_gguf = _needs_arg(LlamaCppLLM, "gguf")
+_hf = _needs_arg(TransformersLLM, "hf")
+_vllm = _needs_arg(VLLMLLM, "vllm")
 
 
 def _unknown(spec: object) -> str:

@@ -13,8 +13,9 @@ import pytest
 from memkit import Memory
 from memkit.backends.base import BACKENDS, backend_names
 from memkit.consolidate.methods import CONSOLIDATION_METHODS
-from memkit.embed import HashEmbedder
+from memkit.embed import EMBEDDERS, HashEmbedder
 from memkit.errors import ConfigError
+from memkit.llm import LLM_KINDS
 from memkit.registry import builtin_entry_points
 from memkit.rerank import RERANKERS
 
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_pyproject_declares_exactly_the_builtins() -> None:
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
     builtins = builtin_entry_points()
-    for reg in (BACKENDS, RERANKERS, CONSOLIDATION_METHODS):
+    for reg in (BACKENDS, RERANKERS, CONSOLIDATION_METHODS, EMBEDDERS, LLM_KINDS):
         assert declared[reg.group] == builtins[reg.group], reg.group
 
 
@@ -81,6 +82,18 @@ def test_a_third_party_package_plugs_in_a_backend_without_editing_memkit(
             Memory.open(None, backends=["acme-first"], embedder=HashEmbedder(16),
                         backend_options={"acme-first": {"bonnus": 1}})
     sys.modules.pop("acme_plugin", None)
+
+
+def test_embedder_and_llm_kinds_plug_in_at_run_time() -> None:
+    from memkit.embed import load_embedder
+    from memkit.llm import ScriptedLLM, load_llm
+
+    EMBEDDERS.register("test-hash", lambda arg: HashEmbedder(int(arg or 8)))
+    LLM_KINDS.register("test-scripted", lambda rest, **kw: ScriptedLLM({".": rest}))
+    assert load_embedder("test-hash:12").dim == 12
+    assert load_llm("test-scripted:hello").complete("hi").text == "hello"
+    with Memory.open(None, embedder="test-hash:16") as mem:
+        assert mem.embedder.dim == 16
 
 
 def test_unknown_names_list_what_is_known() -> None:
