@@ -25,10 +25,11 @@ _EXPORTS = {
     "Memory": "memkit.memory",
     **{name: "memkit.types" for name in (
         "Cost", "Hit", "MemoryItem", "ReadResult", "Scope", "WriteReport", "Written")},
-    "Client": "memkit.server.client",  # needs the [server] extra
+    "Client": "memkit.client",  # needs the [server] extra
 }
 
 if _typing.TYPE_CHECKING:
+    from memkit.client import Client
     from memkit.config import MemoryConfig
     from memkit.errors import (
         ConfigError,
@@ -43,7 +44,6 @@ if _typing.TYPE_CHECKING:
         StoreCorrupt,
     )
     from memkit.memory import Memory
-    from memkit.server.client import Client
     from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport, Written
 
 

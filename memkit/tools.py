@@ -5,7 +5,7 @@ the same arguments. :func:`tool_definitions` gives their JSON definitions for a 
 ``tools=`` parameter; :class:`ToolDispatcher` executes a tool call (OpenAI's
 ``{"id", "type": "function", "function": {"name", "arguments"}}``, or ``{"name",
 "arguments"}``) against a :class:`memkit.Memory` or the HTTP
-:class:`memkit.server.client.Client`, and :meth:`ToolDispatcher.tool_message` wraps the result
+:class:`memkit.client.Client`, and :meth:`ToolDispatcher.tool_message` wraps the result
 as the ``{"role": "tool", ...}`` message to send back. Models without native tool calling can
 emit ``{"tool_calls": [...]}`` as text: :func:`parse_tool_calls` reads it.
 

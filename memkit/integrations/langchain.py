@@ -324,7 +324,7 @@ class MemkitRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     memory: Any
-    """A :class:`memkit.Memory` (or the HTTP :class:`memkit.server.client.Client`)."""
+    """A :class:`memkit.Memory` (or the HTTP :class:`memkit.client.Client`)."""
     k: int = 4
     scope: Any = None
     backend: str | list[str] | None = None

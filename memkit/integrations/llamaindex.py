@@ -36,7 +36,7 @@ _MEMKIT_KEYS = ["score", "backend", "rank", "evidence", "memkit"]
 
 class MemkitRetriever(BaseRetriever):
     """``BaseRetriever`` over ``memory.read`` (a :class:`memkit.Memory` or the HTTP
-    :class:`memkit.server.client.Client`). ``k`` and every read option (scope, backend — one
+    :class:`memkit.client.Client`). ``k`` and every read option (scope, backend — one
     or several fused by reciprocal rank —, rerank, rerank_options, budget_tokens, as_of) are
     set here; :meth:`with_options` makes a copy with some changed."""
 

@@ -28,7 +28,7 @@ __all__ = ["Client"]
 
 def __getattr__(name: str) -> Any:
     if name == "Client":
-        from memkit.server.client import Client
+        from memkit.client import Client
 
         return Client
     raise AttributeError(name)

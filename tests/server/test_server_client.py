@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from memkit import InvalidInput, Memory, NotFound, ScopeViolation
-from memkit.server.client import AuthError, Client, ServerError
+from memkit.client import AuthError, Client, ServerError
 from memkit.types import Hit, MemoryItem, ReadResult, WriteReport
 
 SHARED = ["write", "put", "write_many", "read", "answer", "get", "versions", "update", "delete",

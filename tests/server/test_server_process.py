@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from memkit import Memory
-from memkit.server.client import Client, ServerError
+from memkit.client import Client, ServerError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from memkit.server.client import Client
+from memkit.client import Client
 from memkit.tools import ToolDispatcher
 
 if TYPE_CHECKING:
