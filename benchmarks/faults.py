@@ -7,6 +7,8 @@ of cases tried and failures.
 Sections (each a function below, registered in SECTIONS; add a section by writing one more
 ``def section_x(args) -> list[Row]`` and listing it):
 
+- ``multiprocess``: writer processes and a long-lived reader on one directory for 60 s, then
+  every acknowledged write checked in the record and every index (faults_kill.py);
 - ``kill``: seeded SIGKILLs in the middle of write_many, update, delete and forget (sync and
   async indexing), each followed by record <-> index invariant checks (faults_kill.py);
 - ``fuzz``: the Hypothesis fuzz targets of ``tests/fuzz`` (Python API, REST, schemathesis
@@ -147,10 +149,26 @@ def section_kill(args: argparse.Namespace) -> list[Row]:
             for mode, r in result.items()]
 
 
+def section_multiprocess(args: argparse.Namespace) -> list[Row]:
+    """Writer processes and a long-lived reader on one dense+hipporag directory for
+    ``--load-seconds``; every acknowledged write must be in the record and every index."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from faults_kill import run_load
+
+    r = run_load(args.load_seconds)
+    failures = r["lost"] + r["read_errors"] + len(r["process_failures"]) + len(r["violations"])
+    return [Row("multiproc", f"{r['writers']} writers + {r['readers']} reader", r["reads"] +
+                r["acknowledged_writes"], failures, r["seconds"],
+                {"acked writes": r["acknowledged_writes"], "lost items": r["lost"],
+                 "reads": r["reads"], "read errors": r["read_errors"]},
+                r["process_failures"] + r["violations"])]
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "fuzz": section_fuzz,
     "durability": section_durability,
     "kill": section_kill,
+    "multiprocess": section_multiprocess,
 }
 
 
@@ -177,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=30,
                         help="durability: writer processes SIGKILLed right after an ack")
     parser.add_argument("--seed", type=int, default=1, help="kill: the program and kill times")
+    parser.add_argument("--load-seconds", type=float, default=60.0,
+                        help="multiprocess: how long writers and the reader run")
     parser.add_argument("--writes", type=int, default=200,
                         help="durability: writes timed per mode")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")

@@ -97,8 +97,8 @@ def _create(directory: Path) -> None:
     from memkit import Memory
 
     with Memory.open(directory, backends=["dense", "hipporag"], embedder="hash:64",
-                     backend_options={"hipporag": {"extractor": "rules"}}):
-        pass
+                     backend_options={"hipporag": {"extractor": "rules"}}) as mem:
+        mem.write("The memory was created for the fault suite.")
 
 
 def run_kills(kills: int, seed: int, modes: tuple[str, ...] = ("sync", "async"),
@@ -148,3 +148,72 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+LOAD_WRITER = r"""
+import sys, time
+from memkit import Memory
+directory, tag, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+acked = 0
+with Memory.open(directory) as mem:
+    deadline = time.time() + seconds
+    n = 0
+    while time.time() < deadline:
+        n += 1
+        mem.write(f"{tag} wrote note {n} about Oslo")
+        acked += 1
+print(acked)
+"""
+
+LOAD_READER = r"""
+import sys, time
+from memkit import Memory
+directory, seconds = sys.argv[1], float(sys.argv[2])
+reads = errors = 0
+with Memory.open(directory) as mem:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        for backend in ("dense", "hipporag"):
+            try:
+                mem.read("who wrote a note about Oslo", k=5, backend=backend)
+                reads += 1
+            except Exception as exc:
+                errors += 1
+                print("error", repr(exc), file=sys.stderr)
+print(reads, errors)
+"""
+
+
+def run_load(seconds: float, writers: int = 2, readers: int = 1) -> dict[str, Any]:
+    """Writer and long-lived reader processes on one directory for ``seconds``; then every
+    acknowledged write must be in the record and every index (``check``)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO), os.environ.get("PYTHONPATH", "")])}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "m"
+        _create(directory)
+        procs = [subprocess.Popen([sys.executable, "-c", LOAD_WRITER, str(directory), f"w{i}",
+                                   str(seconds)], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for i in range(writers)]
+        procs += [subprocess.Popen([sys.executable, "-c", LOAD_READER, str(directory),
+                                    str(seconds)], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True) for _ in range(readers)]
+        outs = [p.communicate(timeout=seconds + 300) for p in procs]
+        failed = [f"process {i} exited {p.returncode}: {err[-300:]}"
+                  for i, (p, (_, err)) in enumerate(zip(procs, outs, strict=True))
+                  if p.returncode != 0]
+        acked = sum(int(o.split()[0]) for o, _ in outs[:writers] if o.strip())
+        reads = sum(int(o.split()[0]) for o, _ in outs[writers:] if o.strip())
+        read_errors = sum(int(o.split()[1]) for o, _ in outs[writers:] if o.strip())
+        problems = check(directory)
+        sys.path.insert(0, str(REPO))
+        from memkit import Memory
+
+        with Memory.open(directory) as mem:
+            items = mem.store.count()
+    lost = max(0, acked + 1 - items)  # +1: the item _create wrote
+    return {"seconds": round(time.perf_counter() - t0, 1), "writers": writers,
+            "readers": readers, "acknowledged_writes": acked, "items": items, "lost": lost,
+            "reads": reads, "read_errors": read_errors, "process_failures": failed,
+            "violations": problems}

@@ -233,6 +233,21 @@ class Store:
                 self.conn.execute("COMMIT")
                 self._generation += 1
 
+    @contextmanager
+    def snapshot(self) -> Iterator[LockedConnection]:
+        """A consistent read of several statements (a deferred read transaction in WAL
+        mode): what other processes commit meanwhile is not seen halfway. Inside a write
+        transaction it is that transaction."""
+        with self._lock:
+            if self._depth or self.conn.raw.in_transaction:
+                yield self.conn
+                return
+            self.conn.execute("BEGIN")
+            try:
+                yield self.conn
+            finally:
+                self.conn.execute("COMMIT")
+
     def close(self) -> None:
         with self._lock:
             self.conn.close()

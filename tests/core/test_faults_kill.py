@@ -19,3 +19,14 @@ def test_seeded_kills_leave_record_and_indexes_consistent() -> None:
     for mode, r in result.items():
         assert r["violations"] == 0, (mode, r["examples"])
         assert r["steps_completed"] > 0, mode  # the kills did land mid-program
+
+
+def test_writers_and_a_long_lived_reader_for_a_few_seconds() -> None:
+    """Two writer processes and a reader process reading dense and the graph in a loop: the
+    reader once crashed building graph arrays from tables another process was writing."""
+    from faults_kill import run_load
+
+    r = run_load(4.0)
+    assert r["process_failures"] == [] and r["violations"] == []
+    assert r["read_errors"] == 0 and r["reads"] > 0
+    assert r["lost"] == 0 and r["acknowledged_writes"] > 0

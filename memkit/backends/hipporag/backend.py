@@ -139,7 +139,11 @@ class HippoRAGBackend(Backend):
 
     def _load_state(self) -> None:
         """Load the in-memory state (phrase maps, faiss indexes, graph arrays) from the
-        tables and the files that match their generation."""
+        tables and the files that match their generation, in one snapshot of the tables."""
+        with self.ctx.store.snapshot():
+            self._load_state_snapshot()
+
+    def _load_state_snapshot(self) -> None:
         gen = self.gs.generation()  # read first: what is written after it shows as foreign
         rows = self.ctx.store.conn.execute("SELECT id, text FROM hipporag_phrases").fetchall()
         self.phrase_by_text = {t: i for i, t in rows}

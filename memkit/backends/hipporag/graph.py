@@ -109,7 +109,13 @@ def _or_empty(a: np.ndarray | None) -> np.ndarray:
 
 
 def build_arrays(gs: GraphStore) -> GraphArrays:
-    """Assemble the graph from the tables (one scan of each)."""
+    """Assemble the graph from the tables (one scan of each, in one snapshot: another
+    process writing meanwhile never yields arrays that disagree with each other)."""
+    with gs.store.snapshot():
+        return _build_arrays(gs)
+
+
+def _build_arrays(gs: GraphStore) -> GraphArrays:
     conn = gs.conn
     generation = gs.generation()
     phrase_ids = np.array([r[0] for r in conn.execute(
