@@ -48,11 +48,14 @@ def has_command(tree: Path, name: str, cwd: Path) -> bool:
     return any(line.split()[:1] == [name] for line in out.splitlines())
 
 
-def build_memory(path: Path) -> None:
+def build_memory(path: Path, tree: Path = HERE) -> None:
+    """The 6-note memory, built by ``tree`` with its default embedder. Built by the baseline,
+    both trees can open it (a newer tree migrates a copy; an older one cannot read a newer
+    schema), so both are timed on the same memory and the same embedder."""
     code = ("import sys; from memkit.memory import Memory\n"
             "with Memory.open(sys.argv[1]) as m:\n"
             f"    m.write_many({NOTES!r})\n")
-    subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=_env(HERE),
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=_env(tree),
                    capture_output=True, cwd=path.parent)
 
 
@@ -106,7 +109,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="memkit-startup-") as tmp:
         scratch = Path(tmp)
         memory = scratch / "template"
-        build_memory(memory)
+        build_memory(memory, base)
+        fresh = scratch / "template-new"  # a memory this tree creates: its default embedder
+        build_memory(fresh, new)
         for tree in (base, new):
             if tree_of(tree, scratch) != tree:
                 raise SystemExit(f"PYTHONPATH={tree} imports memkit from {tree_of(tree, scratch)}")
@@ -126,6 +131,11 @@ def main() -> None:
                 continue
             print(f"| memkit {label} | {times['base']:.2f} | {times['new']:.2f} | "
                   f"{times['base'] / times['new']:.1f}x |", flush=True)
+        read = COMMANDS["read (cold)"]
+        t_new = statistics.median(time_command(new, read, fresh, scratch)
+                                  for _ in range(args.repeats))
+        print(f"| memkit read (cold), a memory this tree created (its default embedder) | "
+              f"| {t_new:.2f} | |", flush=True)
         for what, argv in (("import memkit.cli", ["-c", "import memkit.cli"]),
                            ("memkit stats", ["-m", "memkit.cli", "stats", "-m",
                                              str(memory)])):
