@@ -202,7 +202,6 @@ class Indexer:
             self.catch_up()
             return True
         target = self.store.last_seq()
-        done = threading.Event()
 
         def caught_up() -> bool:
             return all(s.position >= target or s.error is not None
@@ -212,7 +211,6 @@ class Indexer:
             self._pending = True
             self._wake.notify_all()
             ok = self._wake.wait_for(caught_up, timeout=timeout)
-        done.set()
         return bool(ok)
 
     def _run(self) -> None:
