@@ -354,10 +354,9 @@ class Memory:
 
     def _erase(self, ids: list[int], texts: list[str]) -> None:
         """After the record dropped ``ids``: erase every trace (see :mod:`memkit.erasure`)."""
-        if not ids:
-            self.indexer.changed()
-            return
         self.indexer.changed()
+        if not ids:
+            return
         self.indexer.wait()  # removals reach every index (async mode too) before files save
         self.indexer.flush()
         redact_audit(self.store, ids)
