@@ -354,10 +354,11 @@ class Memory:
 
     def _erase(self, ids: list[int], texts: list[str]) -> None:
         """After the record dropped ``ids``: erase every trace (see :mod:`memkit.erasure`)."""
-        self.indexer.changed()
         if not ids:
-            return
-        self.indexer.wait()  # removals reach every index (async mode too) before files save
+            return  # nothing was deleted: the record did not change
+        # index the removals now (sync), or wait for the background indexer (async), so every
+        # index has dropped them before its files are saved
+        self.indexer.wait()
         self.indexer.flush()
         redact_audit(self.store, ids)
         purge_llm_cache(self.store, texts)
