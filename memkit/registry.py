@@ -62,20 +62,26 @@ class Registry:
     def names(self) -> list[str]:
         return sorted({*self._builtins, *self._entry_points(), *self._registered})
 
-    def resolve(self, name: str) -> Any:
-        """The component registered under ``name`` (ConfigError naming the known ones)."""
+    def get(self, name: str) -> Any | None:
+        """The component registered under ``name``, or None (one entry-point scan at most,
+        none once it is loaded)."""
         if name in self._registered:
             target = self._registered[name]
         elif name in self._loaded:
             return self._loaded[name]
         else:
             target = self._entry_points().get(name, self._builtins.get(name))
-        if target is None:
-            raise ConfigError(f"unknown {self.kind.rstrip('s').replace('_', ' ')} {name!r}; "
-                              f"known: {self.names()}")
         if isinstance(target, str):
             target = self._import(name, target)
             self._loaded[name] = target
+        return target
+
+    def resolve(self, name: str) -> Any:
+        """The component registered under ``name`` (ConfigError naming the known ones)."""
+        target = self.get(name)
+        if target is None:
+            raise ConfigError(f"unknown {self.kind.rstrip('s').replace('_', ' ')} {name!r}; "
+                              f"known: {self.names()}")
         return target
 
     def _import(self, name: str, target: str) -> Any:

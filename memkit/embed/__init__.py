@@ -52,8 +52,9 @@ def load_embedder(spec: str | Embedder | None = None) -> Embedder:
     if spec == "all-MiniLM-L6-v2":
         spec = "minilm"
     kind, _, arg = spec.partition(":")
-    if kind in EMBEDDERS.names():
-        return EMBEDDERS.resolve(kind)(arg or None)  # type: ignore[no-any-return]
+    factory = EMBEDDERS.get(kind)
+    if factory is not None:
+        return factory(arg or None)  # type: ignore[no-any-return]
     from pathlib import Path
 
     if Path(spec).expanduser().exists():  # a local sentence-transformers model directory

@@ -81,10 +81,9 @@ def load_llm(spec: str, **kwargs: Any) -> LLM:
     kind, sep, rest = spec.partition(":")
     if sep and not rest:
         raise ConfigError(_unknown(spec))
-    try:
-        factory = LLM_KINDS.resolve(kind)
-    except ConfigError:
-        raise ConfigError(_unknown(spec)) from None
+    factory = LLM_KINDS.get(kind)
+    if factory is None:
+        raise ConfigError(_unknown(spec))
     return factory(rest, **kwargs)  # type: ignore[no-any-return]
 
 
