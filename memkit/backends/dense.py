@@ -85,12 +85,8 @@ class DenseBackend(Backend):
         position to replay from (read first: what came after is replayed, idempotently)."""
         store = self.ctx.store
         position = store.last_seq()
-        ids, vecs = self.ctx.vectors.all()
-        live = np.array(sorted(store.get_many(ids.tolist())), dtype=np.int64) if len(ids) \
-            else ids
-        keep = np.isin(ids, live)
-        self.index.rebuild(ids[keep], vecs[keep] if len(ids) else
-                           np.zeros((0, self.embedder.dim), dtype=np.float32))
+        ids, vecs = self.ctx.vectors.all(live_only=True)
+        self.index.rebuild(ids, vecs)
         self.dirty = True
         # items without a vector yet (another backend never embedded them) are replayed
         missing = store.conn.execute(

@@ -79,10 +79,13 @@ class ItemVectors:
                 out[int(iid)] = np.frombuffer(blob, dtype=np.float32)
         return out
 
-    def all(self) -> tuple[np.ndarray, np.ndarray]:
+    def all(self, live_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Every stored (id, vector), ids ascending, read in one statement (a consistent
-        snapshot even while another process writes)."""
+        snapshot even while another process writes); ``live_only``: only items the record
+        still holds (a vector whose removal is not yet applied is left out)."""
         rows = self.store.conn.execute(
+            "SELECT v.item_id, v.vec FROM item_vectors v JOIN items i ON i.id = v.item_id "
+            "ORDER BY v.item_id" if live_only else
             "SELECT item_id, vec FROM item_vectors ORDER BY item_id").fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         if not rows:
