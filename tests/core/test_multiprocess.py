@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from serverproc import free_port, serve  # tests/serverproc.py
 
 from memkit import Memory
 
@@ -37,31 +37,6 @@ def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
                           timeout=timeout)
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(directory: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "memkit.server", "serve", "--memory", str(directory),
-             "--port", str(port), "--log-level", "warning"],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, env=ENV)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("server did not start")
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> int:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -80,8 +55,8 @@ def test_server_keeps_serving_after_cli_writes_and_stops_with_every_item_indexed
         tmp_path: Path) -> None:
     directory, log = tmp_path / "mem", tmp_path / "server.log"
     _create(directory, ["dense", "hipporag"])
-    port = _port()
-    server = _serve(directory, port, log)
+    port = free_port()
+    server = serve(directory, port, log, "--log-level", "warning")
     url = f"http://127.0.0.1:{port}"
     try:
         done = _cli("write", "Bergen Harbour is run by Fjord Logistics.", "--memory",

@@ -5,9 +5,7 @@ closes the memory cleanly; and a short run of the load benchmark (slow)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,39 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from serverproc import free_port, serve  # tests/serverproc.py
 
 from memkit import Memory
 from memkit.client import Client, ServerError
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(directory: Path, port: int, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as err:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "memkit.server", "serve", "--memory", str(directory),
-             "--port", str(port), "--embedder", "hash", "--log-level", "info"],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
-            env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        assert proc.poll() is None, log.read_text()[-2000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("server did not start")
 
 
 def _write_until_stopped(url: str, tag: str, stop: threading.Event,
@@ -65,8 +37,8 @@ def _write_until_stopped(url: str, tag: str, stop: threading.Event,
 
 def _load_with_signal(tmp_path: Path, sig: int, min_acks: int) -> tuple[Any, list, Path]:
     directory, log = tmp_path / "mem", tmp_path / "server.log"
-    port = _port()
-    proc = _serve(directory, port, log)
+    port = free_port()
+    proc = serve(directory, port, log, "--embedder", "hash", "--log-level", "info")
     url = f"http://127.0.0.1:{port}"
     stop = threading.Event()
     acked: list[tuple[int, str]] = []
