@@ -21,7 +21,8 @@ _EXPORTS = {
     "MemoryConfig": "memkit.config",
     **{name: "memkit.errors" for name in (
         "ConfigError", "InvalidInput", "LLMError", "LLMOutputError", "LLMUnavailable",
-        "MemkitError", "MissingDependency", "NotFound", "ScopeViolation", "StoreCorrupt")},
+        "MemkitError", "MissingDependency", "NotFound", "ScopeViolation", "StoreCorrupt",
+        "StoreUnavailable")},
     "Memory": "memkit.memory",
     **{name: "memkit.types" for name in (
         "Cost", "Hit", "MemoryItem", "ReadResult", "Scope", "WriteReport", "Written")},
@@ -42,6 +43,7 @@ if _typing.TYPE_CHECKING:
         NotFound,
         ScopeViolation,
         StoreCorrupt,
+        StoreUnavailable,
     )
     from memkit.memory import Memory
     from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport, Written
@@ -79,6 +81,7 @@ __all__ = [
     "Scope",
     "ScopeViolation",
     "StoreCorrupt",
+    "StoreUnavailable",
     "WriteReport",
     "Written",
     "__version__",

@@ -98,7 +98,7 @@ def check_utf8_path(path: Path, what: str = "path") -> None:
         raise click.BadParameter(f"{what} {str(path)!r} is not valid UTF-8") from exc
 
 
-MEMORY_HELP = "Memory directory. Env: MEMKIT_MEMORY."
+MEMORY_HELP = "Memory directory, or a postgresql:// DSN. Env: MEMKIT_MEMORY."
 
 
 def memory_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -161,6 +161,12 @@ def open_memory(memory_dir: str | Path, *, create: bool = False, embedder: str |
     is an error (a typo'd ``--memory`` must not read an empty memory and exit 0); with it, a
     new memory is created and the CLI says so on stderr. The embedding model loads on first
     use, so commands that never embed never load it."""
+    from memkit.store import is_dsn
+
+    if is_dsn(memory_dir):
+        yield from _open_postgres(str(memory_dir), create=create, embedder=embedder,
+                                  backends=backends, llm=llm, progress=progress)
+        return
     directory = Path(memory_dir).expanduser()
     exists = memory_exists(directory)
     if not exists:
@@ -195,6 +201,39 @@ def open_memory(memory_dir: str | Path, *, create: bool = False, embedder: str |
     mem = Memory.open(directory, **kwargs)
     if not exists:
         note(f"created a new memory at {directory}")
+    try:
+        yield mem
+    finally:
+        mem.close()
+
+
+def _open_postgres(dsn: str, *, create: bool, embedder: str | None, backends: str | None,
+                   llm: str | None, progress: bool) -> Iterator[Any]:
+    from memkit.memory import Memory
+    from memkit.store.postgres import PostgresStore, redact
+
+    exists = PostgresStore.holds_memory(dsn)
+    if not exists and not create:
+        raise NotFound(f"no memory at {redact(dsn)} (its schema has no memkit tables); check "
+                       "--memory / MEMKIT_MEMORY, or create one with `memkit write` or "
+                       "`memkit ingest`")
+    kwargs: dict[str, Any] = {"progress": progress}
+    if embedder and not exists:
+        kwargs["embedder"] = embedder
+    if backends:
+        kwargs["backends"] = [b.strip() for b in backends.split(",") if b.strip()]
+    if llm:
+        from memkit.llm import load_llm
+
+        kwargs["llm"] = load_llm(llm)
+    mem = Memory.open(dsn, **kwargs)
+    if embedder and exists and embedder != mem.config.embedder:
+        mem.close()
+        raise click.BadParameter(f"this memory is built with the embedder "
+                                 f"{mem.config.embedder!r}; --embedder only chooses one for a "
+                                 "new memory", param_hint="--embedder")
+    if not exists:
+        note(f"created a new memory at {redact(dsn)}")
     try:
         yield mem
     finally:

@@ -70,9 +70,7 @@ def redact_audit(store: Store, ids: Sequence[int]) -> None:
 
 def purge_llm_cache(store: Store, texts: Sequence[str]) -> int:
     """Delete cached LLM calls whose request contains any of ``texts``; returns how many."""
-    if not texts or store.conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-            (LLM_CACHE_TABLE,)).fetchone() is None:
+    if not texts or LLM_CACHE_TABLE not in store.table_names():
         return 0
     removed = 0
     with store.transaction() as conn:
@@ -86,12 +84,10 @@ def purge_llm_cache(store: Store, texts: Sequence[str]) -> int:
 
 
 def checkpoint(store: Store) -> bool:
-    """Checkpoint and truncate the WAL (so deleted rows leave ``memory.db-wal``); False when
-    another connection's open snapshot kept it from completing."""
-    if store.path is None:
-        return True
-    row = store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    busy = bool(row and row[0])
+    """Leave no deleted row's bytes in the store's files (:meth:`Store.compact`: SQLite
+    checkpoints and truncates the WAL, Postgres vacuums); False when another connection's
+    open snapshot kept it from completing."""
+    busy = not store.compact()
     if busy:
         log.info("WAL checkpoint after a delete was blocked by another reader; retried later")
     return not busy

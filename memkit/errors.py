@@ -56,6 +56,11 @@ class StoreCorrupt(MemkitError):
     """The system of record or a derived index cannot be read."""
 
 
+class StoreUnavailable(MemkitError):
+    """The database behind the record cannot be reached (server down, connection lost); the
+    operation in flight was rolled back, so rerunning it is safe."""
+
+
 class ConfigError(MemkitError, ValueError):
     """A configuration is unknown or inconsistent."""
 

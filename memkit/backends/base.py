@@ -54,7 +54,7 @@ from memkit.embed.base import Embedder
 from memkit.options import Options
 from memkit.registry import registry
 from memkit.store.sqlite import Store
-from memkit.types import Cost, MemoryItem, Scored
+from memkit.types import Cost, MemoryItem, Scope, Scored
 from memkit.vectors.faiss_index import id_bitmap
 from memkit.vectors.items import ItemVectors
 
@@ -72,6 +72,10 @@ class AllowedIds:
     """
 
     ids: np.ndarray
+    #: what the ids were computed from, for a backend that filters in its own SQL (pgvector)
+    scope: Scope | None = None
+    as_of: float | None = None
+    now: float | None = None
 
     def __contains__(self, item_id: object) -> bool:
         if not isinstance(item_id, (int, np.integer)):

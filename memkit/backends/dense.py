@@ -11,26 +11,32 @@ Options (``backend_options={"dense": {...}}``): see :class:`DenseOptions`.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from memkit.backends.base import AllowedIds, Backend, BackendContext, Retrieval
-from memkit.errors import StoreCorrupt
+from memkit.errors import ConfigError, StoreCorrupt
 from memkit.options import Options
 from memkit.types import MemoryItem, Scored
 from memkit.vectors import FaissIndex
+from memkit.vectors.pgvector_index import PgVectorIndex
 
 
 class DenseOptions(Options):
     """Settings of the dense backend."""
 
+    index: Literal["faiss", "pgvector"] = Field(
+        "faiss", description="faiss (in each process) or pgvector (in the Postgres record)")
     hnsw_threshold: int = Field(50_000, ge=1,
                                 description="vectors above which HNSW replaces the exact index")
     hnsw_m: int = Field(32, ge=2, le=256, description="HNSW graph degree")
+    ef_construction: int = Field(64, ge=4, le=1000,
+                                 description="pgvector HNSW build breadth")
     ef_search: int = Field(128, ge=1, description="HNSW search breadth")
     batch_size: int = Field(64, ge=1, le=4096, description="embedding batch")
     query_instruction: str | None = Field(None, description="prefix for queries (e5-style)")
@@ -49,6 +55,10 @@ class DenseBackend(Backend):
         self.embedder = ctx.embedder
         self.index = FaissIndex(self.embedder.dim, hnsw_threshold=o.hnsw_threshold,
                                 hnsw_m=o.hnsw_m, ef_search=o.ef_search)
+        self.pg: PgVectorIndex | None = None
+        if o.index == "pgvector":
+            self.pg = PgVectorIndex(ctx.store, self.embedder.dim, m=o.hnsw_m,
+                                    ef_construction=o.ef_construction, ef_search=o.ef_search)
         self.dirty = False
         self._saved_position = -1
 
@@ -56,7 +66,7 @@ class DenseBackend(Backend):
     @property
     def path(self) -> Path | None:
         d = self.ctx.directory
-        return None if d is None else d / "vectors" / "dense.faiss"
+        return None if d is None or self.pg is not None else d / "vectors" / "dense.faiss"
 
     def _epoch(self) -> int:
         """Bumped by every reset: a file from before it is never trusted."""
@@ -68,6 +78,8 @@ class DenseBackend(Backend):
         if store.get_meta("dense.config") not in (None, config):
             self.reset()  # vectors of another model: rebuild from the record
         store.set_meta("dense.config", config)
+        if self.pg is not None:
+            return None  # the index is the database's: replay from the shared watermark
         path = self.path
         if path is not None and path.exists():
             try:
@@ -107,19 +119,27 @@ class DenseBackend(Backend):
         with store.transaction() as conn:
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('dense.epoch', '1') ON CONFLICT(key) "
-                "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+                "DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)")
         super().reset()
+        if self.pg is not None:
+            self.pg.clear()
         self.index.rebuild(np.zeros(0, dtype=np.int64),
                            np.zeros((0, self.embedder.dim), dtype=np.float32))
         self.dirty = True
 
     # ---- indexing -----------------------------------------------------------------------
+    def _unindexed(self, items: Sequence[MemoryItem]) -> list[MemoryItem]:
+        if self.pg is not None:
+            have = self.pg.present([it.id for it in items])
+            return [it for it in items if it.id not in have]
+        return [it for it in items if it.id not in self.index]
+
     def prepare(self, items: Sequence[MemoryItem]) -> Any:
-        todo = [it for it in items if it.id not in self.index]
+        todo = self._unindexed(items)
         return dict(zip([it.id for it in todo], self.ctx.vectors.ensure(todo), strict=True))
 
     def add(self, items: Sequence[MemoryItem], prepared: Any = None) -> None:
-        todo = [it for it in items if it.id not in self.index]
+        todo = self._unindexed(items)
         if not todo:
             return
         vecs: dict[int, np.ndarray] = dict(prepared or {})
@@ -127,13 +147,16 @@ class DenseBackend(Backend):
         if missing:
             vecs.update(zip([it.id for it in missing], self.ctx.vectors.ensure(missing),
                             strict=True))
-        self.index.add(np.array([it.id for it in todo], dtype=np.int64),
-                       np.vstack([vecs[it.id] for it in todo]))
+        target = self.pg if self.pg is not None else self.index
+        target.add(np.array([it.id for it in todo], dtype=np.int64),
+                   np.vstack([vecs[it.id] for it in todo]))
         self.dirty = True
 
     def remove(self, ids: Sequence[int]) -> None:
         ids = [int(i) for i in ids]
-        if ids:
+        if ids and self.pg is not None:
+            self.pg.remove(ids)
+        elif ids:
             self.index.remove(np.asarray(ids, dtype=np.int64))
             self.dirty = True
 
@@ -141,17 +164,28 @@ class DenseBackend(Backend):
     def retrieve(self, query: str, k: int, *, allowed: AllowedIds,
                  options: Options | None = None) -> Retrieval:
         q = self.embedder.embed_query(query, self.opts.query_instruction)
+        if self.pg is not None and allowed.scope is not None:
+            ids, scores = self.pg.search(q, k, allowed.scope, allowed.as_of,
+                                         allowed.now if allowed.now is not None else time.time())
+            return Retrieval([Scored(int(i), float(s)) for i, s in
+                              zip(ids, scores, strict=True) if int(i) in allowed])
         return Retrieval(self.retrieve_vector(q, k, allowed=allowed))
 
     def retrieve_vector(self, q: np.ndarray, k: int, *, allowed: AllowedIds) -> list[Scored]:
         """Search with an already-embedded query."""
         if len(allowed) == 0:
             return []
+        if self.pg is not None:
+            raise ConfigError("a pgvector dense index is searched by scope: go through "
+                              "Memory.read (AllowedIds with its scope)")
         ids, scores = self.index.search(q, k, allowed.ids)
         return [Scored(int(i), float(s))
                 for i, s in zip(ids, scores, strict=True) if int(i) in allowed]
 
     def stats(self) -> dict[str, Any]:
         size = self.path.stat().st_size if self.path is not None and self.path.exists() else 0
+        if self.pg is not None:
+            return {"vectors": self.pg.ntotal, "kind": self.pg.kind,
+                    "embedder": self.embedder.name, "dim": self.embedder.dim}
         return {"vectors": self.index.ntotal, "kind": self.index.kind,
                 "embedder": self.embedder.name, "dim": self.embedder.dim, "file_bytes": size}

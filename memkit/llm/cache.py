@@ -96,6 +96,14 @@ class CachedLLM(BatchLLM):
         self._owner: int | None = None  # thread allowed to use a shared connection
         self._other: sqlite3.Connection | None = None
         self._owns_conn = isinstance(db, (str, Path))
+        self._file = ""
+        if getattr(db, "kind", None) == "postgres":
+            # a memkit PostgresStore: its connection runs this module's portable SQL on a
+            # pooled connection per call (safe from any thread)
+            self._conn = db.conn
+            with self._lock:
+                self._setup(self._conn)
+            return
         if self._owns_conn:
             self._conn = self._connect(str(db))
         else:
@@ -176,8 +184,13 @@ class CachedLLM(BatchLLM):
             try:
                 self._write(
                     self._connection(),
-                    f"INSERT OR REPLACE INTO {self.table} (key, model, request, text, "
-                    "prompt_tokens, completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO {self.table} (key, model, request, text, prompt_tokens, "
+                    "completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET model = excluded.model, "
+                    "request = excluded.request, text = excluded.text, "
+                    "prompt_tokens = excluded.prompt_tokens, "
+                    "completion_tokens = excluded.completion_tokens, "
+                    "created_at = excluded.created_at",
                     (key, c.model, request, c.text, c.prompt_tokens, c.completion_tokens, created),
                 )
             except sqlite3.DatabaseError as exc:

@@ -57,6 +57,7 @@ from memkit.server.service import (  # noqa: E402
     ScopedMemory,
     ServerState,
 )
+from memkit.store import is_dsn  # noqa: E402
 
 log = logging.getLogger("memkit.server")
 
@@ -80,7 +81,7 @@ class ServeSettings:
     """How ``memkit serve`` runs. ``auth``: ``auto`` (keys required once any key exists, and
     always on a non-loopback host), ``required`` or ``off`` (loopback only)."""
 
-    memory_dir: Path | None
+    memory_dir: Path | str | None  # a directory, or a postgresql:// DSN
     host: str = "127.0.0.1"
     port: int = 8765
     auth: str = "auto"
@@ -127,8 +128,8 @@ def _has_llm(settings: ServeSettings, memory: Memory | None) -> bool:
         return memory.llm is not None
     if settings.llm is not None:
         return True
-    if settings.memory_dir is None:
-        return False
+    if settings.memory_dir is None or is_dsn(settings.memory_dir):
+        return False  # a Postgres memory's config is read when it opens
     path = Path(settings.memory_dir) / CONFIG_NAME
     try:
         return path.exists() and MemoryConfig.load(path).llm is not None
@@ -268,9 +269,7 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
             mem = memory
         keys: KeyStore | None = None
         try:
-            if mem.directory is None:
-                raise ConfigError("serve needs a memory saved in a directory")
-            keys = KeyStore.open(mem.directory)
+            keys = KeyStore.of(mem)
             required = check_bind(settings, keys.active_count())
             state = ServerState(mem, keys, auth_required=required,
                                 default_namespace=settings.default_namespace,
@@ -280,7 +279,7 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
             app.state.memkit = state
             if mcp_server is not None and mem.llm is None:
                 mcp_server.remove_tool("answer")
-            log.info("serving", extra={"memory": str(mem.directory), "auth":
+            log.info("serving", extra={"memory": mem.store.location, "auth":
                                        "required" if required else "open (loopback, no keys)",
                                        "items": mem.store.count(), "mcp": settings.mcp})
             async with contextlib.AsyncExitStack() as stack:

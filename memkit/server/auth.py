@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memkit.errors import InvalidInput, NotFound, ScopeViolation, safe_repr
+from memkit.errors import ConfigError, InvalidInput, NotFound, ScopeViolation, safe_repr
+from memkit.store import is_dsn
 from memkit.store.sqlite import Store
 from memkit.types import Scope
 
@@ -159,8 +160,9 @@ class KeyRecord:
 class KeyStore:
     """The server's keys, in the memory's SQLite (table ``server_keys``). Thread-safe."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, owns_store: bool = True) -> None:
         self.store = store
+        self._owns_store = owns_store
         store.migrate(COMPONENT, MIGRATIONS)
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -170,7 +172,12 @@ class KeyStore:
 
     @classmethod
     def open(cls, memory_dir: str | Path, create: bool = False) -> KeyStore:
-        """Open the keys of the memory in ``memory_dir`` (its own SQLite connection)."""
+        """Open the keys of the memory in ``memory_dir`` (its own SQLite connection), or of
+        the Postgres memory a DSN names (its own connection pool)."""
+        if is_dsn(memory_dir):
+            from memkit.store.postgres import PostgresStore
+
+            return cls(PostgresStore.open(str(memory_dir)))
         directory = Path(memory_dir).expanduser()
         db = directory / "memory.db"
         if not db.exists() and not create:
@@ -181,14 +188,26 @@ class KeyStore:
         directory.mkdir(parents=True, exist_ok=True)
         return cls(Store.open(db))
 
+    @classmethod
+    def of(cls, mem: Any) -> KeyStore:
+        """The keys of an open memory: on Postgres through the memory's own pool (thread-safe),
+        on SQLite through a connection of their own (the store's lock is the memory's)."""
+        if mem.store.kind != "sqlite":
+            return cls(mem.store, owns_store=False)
+        if mem.directory is None:
+            raise ConfigError("serve needs a memory saved in a directory or in Postgres")
+        return cls.open(mem.directory)
+
     def close(self) -> None:
-        self.store.close()
+        if self._owns_store:
+            self.store.close()
 
     def secret(self, name: str) -> bytes:
         """The memory's random 256-bit secret called ``name``, created on first use (every
         server process on this memory gets the same one)."""
         with self.store.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?, ?)",
+            conn.execute("INSERT INTO server_secrets (name, value) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO NOTHING",
                          (name, secrets.token_bytes(32)))
             row = conn.execute("SELECT value FROM server_secrets WHERE name = ?",
                                (name,)).fetchone()

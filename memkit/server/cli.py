@@ -27,7 +27,11 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.command("serve")
 @click.option("--memory", "memory_dir", required=True, type=click.Path(file_okay=False),
               envvar="MEMKIT_MEMORY",
-              help="The memory directory to serve (created if missing). Env: MEMKIT_MEMORY.")
+              help="The memory directory to serve (created if missing), or a postgresql:// DSN. "
+                   "Env: MEMKIT_MEMORY.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes on one port (each opens the memory; they see each "
+                   "other's writes through the record's change feed).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; a non-loopback one requires API keys.")
 @click.option("--port", default=8765, show_default=True, type=int, help="TCP port.")
@@ -61,7 +65,8 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="Level of the JSON access and error logs.")
-def serve_cmd(memory_dir: str, host: str, port: int, transport: str, key: str | None,
+def serve_cmd(memory_dir: str, workers: int, host: str, port: int, transport: str,
+              key: str | None,
               namespace: str, auth: str, embedder: str | None, backends: tuple[str, ...],
               llm_spec: str | None, max_body_mb: float, request_timeout: float, threads: int,
               max_connections: int, graceful_timeout: float, faiss_threads: int, no_mcp: bool,
@@ -70,15 +75,18 @@ def serve_cmd(memory_dir: str, host: str, port: int, transport: str, key: str | 
     try:
         from memkit.server.app import ServeSettings, check_bind
         from memkit.server.auth import KeyStore
+        from memkit.store import is_dsn
 
+        dsn = is_dsn(memory_dir)
         settings = ServeSettings(
-            memory_dir=Path(memory_dir), host=host, port=port, auth=auth,
+            memory_dir=memory_dir if dsn else Path(memory_dir), host=host, port=port, auth=auth,
             max_body_bytes=int(max_body_mb * 2**20), request_timeout_s=request_timeout,
             max_threads=threads, faiss_threads=faiss_threads, default_namespace=namespace,
             embedder=embedder,
             backends=list(backends) or None, llm=None, mcp=not no_mcp,
             graceful_timeout_s=graceful_timeout)
-        is_new = not any((Path(memory_dir) / f).is_file() for f in ("memkit.toml", "memory.db"))
+        is_new = not dsn and not any((Path(memory_dir) / f).is_file()
+                                     for f in ("memkit.toml", "memory.db"))
         keys = KeyStore.open(memory_dir, create=True)
         try:
             active = keys.active_count()
@@ -90,6 +98,13 @@ def serve_cmd(memory_dir: str, host: str, port: int, transport: str, key: str | 
             check_port(host, port)
         if is_new:
             click.echo(f"memkit: serving a new, empty memory at {memory_dir}", err=True)
+        if workers > 1:
+            if transport != "http":
+                raise click.UsageError("--workers is for --transport http")
+            from memkit.server.workers import serve_workers
+
+            serve_workers(settings, llm_spec, workers, log_level, max_connections)
+            return
         if llm_spec:
             from memkit.llm import load_llm
 

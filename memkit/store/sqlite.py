@@ -87,14 +87,36 @@ def _storable_id(item_id: object) -> bool:
         and 0 < int(item_id) < 2**63
 
 
-def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
+def _scope_sql(scope: Scope, alias: str = "") -> tuple[str, list[Any]]:
     clauses, params = [], []
     for f in SCOPE_FIELDS:
         v = getattr(scope, f)
         if v is not None:
-            clauses.append(f"{f} = ?")
+            clauses.append(f"{alias}{f} = ?")
             params.append(v)
-    return " AND ".join(clauses) or "1", params
+    return " AND ".join(clauses) or "TRUE", params
+
+
+def visible_sql(scope: Scope, as_of: float | None, now: float, alias: str = ""
+                ) -> tuple[str, list[Any]]:
+    """The WHERE clause of the items a read may see (scope; current, or valid at ``as_of``;
+    not expired at ``now``), over ``items`` named ``alias`` (e.g. ``"i."``).
+
+    >>> where, params = visible_sql(Scope(namespace="n"), None, 5.0, "i.")
+    >>> where.split(" AND ")
+    ['i.namespace = ?', 'i.valid_until IS NULL', '(i.expires_at IS NULL OR i.expires_at > ?)']
+    >>> params
+    ['n', 5.0]
+    """
+    where, params = _scope_sql(scope, alias)
+    if as_of is None:
+        where += f" AND {alias}valid_until IS NULL"
+    else:
+        where += (f" AND {alias}valid_from <= ? AND ({alias}valid_until IS NULL OR "
+                  f"{alias}valid_until > ?)")
+        params += [as_of, as_of]
+    where += f" AND ({alias}expires_at IS NULL OR {alias}expires_at > ?)"
+    return where, [*params, now]
 
 
 class _Rows:
@@ -154,7 +176,7 @@ class Store:
 
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
         self._lock = threading.RLock()
-        self.conn = LockedConnection(conn, self._lock)
+        self.conn: Any = LockedConnection(conn, self._lock)  # a protocol.SQLConnection
         self.path = path
         self._depth = 0
         self._generation = 0
@@ -208,13 +230,12 @@ class Store:
                     if statement.strip():
                         self.conn.execute(statement)
             self.conn.execute(
-                "INSERT OR REPLACE INTO schema_migrations VALUES (?, ?)",
-                (component, len(migrations)),
-            )
+                "INSERT INTO schema_migrations VALUES (?, ?) ON CONFLICT (component) "
+                "DO UPDATE SET version = excluded.version", (component, len(migrations)))
         return len(migrations)
 
     @contextmanager
-    def transaction(self) -> Iterator[LockedConnection]:
+    def transaction(self) -> Iterator[Any]:
         """A re-entrant write transaction (BEGIN IMMEDIATE); rolls back on any exception."""
         with self._lock:
             outer = self._depth == 0
@@ -234,7 +255,7 @@ class Store:
                 self._generation += 1
 
     @contextmanager
-    def snapshot(self) -> Iterator[LockedConnection]:
+    def snapshot(self) -> Iterator[Any]:
         """A consistent read of several statements (a deferred read transaction in WAL
         mode): what other processes commit meanwhile is not seen halfway. Inside a write
         transaction it is that transaction."""
@@ -252,10 +273,38 @@ class Store:
         with self._lock:
             self.conn.close()
 
+    # ---- what differs between engines (PostgresStore overrides these) --------------------
+    kind = "sqlite"
+
+    @property
+    def location(self) -> str:
+        """Where the record lives, for messages (a file path, or a DSN without password)."""
+        return str(self.path) if self.path is not None else ":memory:"
+
     def table_names(self) -> list[str]:
         """Every table in the database (the record's and each component's)."""
         return [r[0] for r in self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+
+    def size_bytes(self) -> int:
+        """Bytes the record's database takes (the file and its WAL)."""
+        if self.path is None:
+            return 0
+        return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*")
+                   if p.is_file())
+
+    def _data_version(self) -> int:
+        """Changes when another connection commits (cache invalidation)."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def compact(self) -> bool:
+        """After an erasure: leave no deleted row's bytes in the files (checkpoint and
+        truncate the WAL; ``secure_delete`` already zeroed the pages). False when another
+        connection's open snapshot kept it from completing (retried on a later erasure)."""
+        if self.path is None:
+            return True
+        row = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not (row and row[0])
 
     # ---- writing ------------------------------------------------------------------------
     def _audit(self, op: str, item_id: int, at: float, reason: str | None = None,
@@ -286,12 +335,12 @@ class Store:
                 cur = conn.execute(
                     "INSERT INTO items (text, content_hash, namespace, user, agent, session, "
                     "scope_key, source, created_at, confidence, expires_at, metadata, version, "
-                    "valid_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?)",
+                    "valid_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?) RETURNING id",
                     (it.text, chash, it.scope.namespace, it.scope.user, it.scope.agent,
                      it.scope.session, key, it.source, now, it.confidence, it.expires_at,
                      json.dumps(it.metadata, ensure_ascii=False), now),
                 )
-                iid = int(cur.lastrowid or 0)
+                iid = int(cur.fetchone()[0])
                 conn.execute("UPDATE items SET root_id = ? WHERE id = ?", (iid, iid))
                 self._audit("write", iid, now, detail={"source": it.source} if it.source else None)
                 out.append((iid, True))
@@ -320,13 +369,14 @@ class Store:
             cur = conn.execute(
                 "INSERT INTO items (text, content_hash, namespace, user, agent, session, "
                 "scope_key, source, created_at, confidence, expires_at, metadata, version, "
-                "root_id, supersedes, valid_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "root_id, supersedes, valid_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "RETURNING id",
                 (new.text, chash, new.scope.namespace, new.scope.user, new.scope.agent,
                  new.scope.session, scope_key(new.scope), new.source, old.created_at,
                  new.confidence, new.expires_at, json.dumps(new.metadata, ensure_ascii=False),
                  old.version + 1, old.root_id or old.id, old.id, now),
             )
-            new_id = int(cur.lastrowid or 0)
+            new_id = int(cur.fetchone()[0])
             self._audit("update", new_id, now, reason, {"supersedes": old_id})
         return new_id
 
@@ -358,14 +408,14 @@ class Store:
 
     def expired_ids(self, now: float | None = None, scope: Scope | None = None) -> list[int]:
         now = time.time() if now is None else now
-        where, params = _scope_sql(scope) if scope else ("1", [])
+        where, params = _scope_sql(scope) if scope else ("TRUE", [])
         return [r[0] for r in self.conn.execute(
             f"SELECT id FROM items WHERE expires_at IS NOT NULL AND expires_at <= ? AND {where}",
             [now, *params],
         )]
 
     def superseded_ids(self, scope: Scope | None = None) -> list[int]:
-        where, params = _scope_sql(scope) if scope else ("1", [])
+        where, params = _scope_sql(scope) if scope else ("TRUE", [])
         return [r[0] for r in self.conn.execute(
             f"SELECT id FROM items WHERE valid_until IS NOT NULL AND {where}", params)]
 
@@ -404,7 +454,7 @@ class Store:
     def iter_items(self, scope: Scope | None = None, current_only: bool = True,
                    batch_size: int = 1000, after_id: int = 0) -> Iterator[MemoryItem]:
         """Items in id order, optionally restricted to a scope and to current versions."""
-        where, params = _scope_sql(scope) if scope else ("1", [])
+        where, params = _scope_sql(scope) if scope else ("TRUE", [])
         if current_only:
             where += " AND valid_until IS NULL"
         last = after_id
@@ -432,23 +482,14 @@ class Store:
         """Sorted int64 ids a read with ``scope`` may see: current (or valid at ``as_of``) and
         not expired. Cached until the record changes or the next item expires."""
         now = time.time() if now is None else now
-        data_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-        key = (scope, as_of, self._generation, data_version)
+        key = (scope, as_of, self._generation, self._data_version())
         cached = self._allowed_cache.get(key)
         if cached is not None and now < cached[1]:
             return cached[0]
-        where, params = _scope_sql(scope)
-        if as_of is None:
-            where += " AND valid_until IS NULL"
-        else:
-            where += " AND valid_from <= ? AND (valid_until IS NULL OR valid_until > ?)"
-            params += [as_of, as_of]
+        where, params = visible_sql(scope, as_of, now)
         ids = np.fromiter(
             (r[0] for r in self.conn.execute(
-                f"SELECT id FROM items WHERE {where} AND (expires_at IS NULL OR expires_at > ?) "
-                "ORDER BY id", [*params, now],
-            )), dtype=np.int64,
-        )
+                f"SELECT id FROM items WHERE {where} ORDER BY id", params)), dtype=np.int64)
         nxt = self.conn.execute(
             f"SELECT MIN(expires_at) FROM items WHERE {where} AND expires_at > ?",
             [*params, now],
@@ -459,7 +500,7 @@ class Store:
         return ids
 
     def count(self, scope: Scope | None = None, current_only: bool = True) -> int:
-        where, params = _scope_sql(scope) if scope else ("1", [])
+        where, params = _scope_sql(scope) if scope else ("TRUE", [])
         if current_only:
             where += " AND valid_until IS NULL"
         return int(self.conn.execute(f"SELECT COUNT(*) FROM items WHERE {where}",
@@ -523,4 +564,5 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) "
+                         "DO UPDATE SET value = excluded.value", (key, value))

@@ -48,22 +48,22 @@ class ItemVectors:
         if store.get_meta(_META) != config:
             with store.transaction() as conn:
                 conn.execute("DELETE FROM item_vectors")  # another model's vectors: meaningless
-                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_META, config))
+                conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                             "SET value = excluded.value", (_META, config))
 
     def _adopt_legacy_dense_table(self) -> None:
         """Memories written before this store kept passage vectors in ``dense_vectors``
         (tagged by ``dense.config``): move them here once, then drop that table."""
-        conn = self.store.conn
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                        "name = 'dense_vectors'").fetchone() is None:
+        if "dense_vectors" not in self.store.table_names():
             return
         with self.store.transaction() as tx:
             legacy = tx.execute("SELECT value FROM meta WHERE key = 'dense.config'").fetchone()
             if legacy is not None and tx.execute(
                     "SELECT COUNT(*) FROM item_vectors").fetchone()[0] == 0:
-                tx.execute("INSERT OR IGNORE INTO item_vectors SELECT item_id, vec "
-                           "FROM dense_vectors")
-                tx.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_META, legacy[0]))
+                tx.execute("INSERT INTO item_vectors SELECT item_id, vec FROM dense_vectors "
+                           "ON CONFLICT (item_id) DO NOTHING")
+                tx.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                           "SET value = excluded.value", (_META, legacy[0]))
             tx.execute("DROP TABLE dense_vectors")
 
     # ---- reading ------------------------------------------------------------------------
@@ -99,7 +99,7 @@ class ItemVectors:
     def ensure(self, items: Sequence[MemoryItem], progress: bool = False) -> np.ndarray:
         """The vectors of ``items`` (rows in order), embedding and storing only those that no
         backend, process or earlier run has stored yet. Safe to call without any lock held:
-        two callers racing on one item store the same vector (``INSERT OR IGNORE``)."""
+        two callers racing on one item store the same vector (``ON CONFLICT DO NOTHING``)."""
         if not items:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         have = self.get([it.id for it in items])
@@ -110,7 +110,8 @@ class ItemVectors:
                                        desc="embedding passages")
             with self.store.transaction() as conn:
                 conn.executemany(
-                    "INSERT OR IGNORE INTO item_vectors (item_id, vec) VALUES (?, ?)",
+                    "INSERT INTO item_vectors (item_id, vec) VALUES (?, ?) "
+                    "ON CONFLICT (item_id) DO NOTHING",
                     [(it.id, v.tobytes()) for it, v in zip(fresh, vecs, strict=True)])
             have.update({it.id: v for it, v in zip(fresh, vecs, strict=True)})
         return np.vstack([have[it.id] for it in items])

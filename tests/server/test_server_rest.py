@@ -302,9 +302,16 @@ def test_structured_access_log_carries_request_id_and_key(served: Served,
 
     from memkit.server.middleware import JsonFormatter
 
+    import time
+
     with caplog.at_level(logging.INFO, logger="memkit.server.access"), \
             served.client(served.keys["acme"]) as c:
         c.post("/v1/read", json={"query": "q"}, headers={"X-Request-ID": "req-77"})
+        # the access line is written once the response has gone out: it may trail the reply
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(
+                getattr(r, "request_id", None) == "req-77" for r in caplog.records):
+            time.sleep(0.02)
     (rec,) = [r for r in caplog.records if getattr(r, "request_id", None) == "req-77"]
     line = json.loads(JsonFormatter().format(rec))
     assert line["msg"] == "request" and line["level"] == "info"

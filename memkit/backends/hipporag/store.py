@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memkit.store.sqlite import LockedConnection, Store
+from memkit.store.protocol import SQLConnection
+from memkit.store.sqlite import Store
 
 MIGRATIONS = [
     """
@@ -70,7 +71,7 @@ class GraphStore:
         store.migrate("hipporag", MIGRATIONS)
 
     @property
-    def conn(self) -> LockedConnection:
+    def conn(self) -> SQLConnection:
         return self.store.conn
 
     def generation(self) -> int:
@@ -79,7 +80,8 @@ class GraphStore:
     def _bump(self) -> None:
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT(key) "
-            "DO UPDATE SET value = CAST(value AS INTEGER) + 1", (GENERATION_KEY,))
+            "DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)",
+            (GENERATION_KEY,))
 
     # ---- reads ----------------------------------------------------------------------------
     def passage_status(self, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
@@ -143,7 +145,8 @@ class GraphStore:
                 "INSERT INTO hipporag_passages (item_id, status, extractor, error, attempts, vec)"
                 " VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT(item_id) DO UPDATE SET "
                 "status = excluded.status, extractor = excluded.extractor, "
-                "error = excluded.error, attempts = attempts + 1, vec = excluded.vec",
+                "error = excluded.error, attempts = hipporag_passages.attempts + 1, "
+                "vec = excluded.vec",
                 [(i, s, x, e, blob(v)) for i, s, x, e, v in up.passages])
             conn.executemany(
                 "INSERT INTO hipporag_phrases (id, text, surface, vec) VALUES (?, ?, ?, ?)",
@@ -152,10 +155,13 @@ class GraphStore:
                 "INSERT INTO hipporag_facts (id, subj, pred, obj, text, vec) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [(i, s, p, o, t, blob(v)) for i, s, p, o, t, v in up.new_facts])
-            conn.executemany("INSERT OR IGNORE INTO hipporag_mentions VALUES (?, ?)",
+            conn.executemany("INSERT INTO hipporag_mentions VALUES (?, ?) ON CONFLICT "
+                             "(item_id, phrase_id) DO NOTHING",
                              up.mentions)
-            conn.executemany("INSERT OR IGNORE INTO hipporag_support VALUES (?, ?)", up.support)
-            conn.executemany("INSERT OR REPLACE INTO hipporag_synonyms VALUES (?, ?, ?)",
+            conn.executemany("INSERT INTO hipporag_support VALUES (?, ?) ON CONFLICT "
+                             "(item_id, fact_id) DO NOTHING", up.support)
+            conn.executemany("INSERT INTO hipporag_synonyms VALUES (?, ?, ?) ON CONFLICT "
+                             "(a, b) DO UPDATE SET sim = excluded.sim",
                              up.synonyms)
             self._bump()
 

@@ -102,22 +102,23 @@ class WorkspaceStore:
             ids: dict[str, int] = {}
             for e in ws.entities:
                 cur = conn.execute(
-                    "INSERT INTO panini_entities (item_id, key, name, roles) VALUES (?,?,?,?)",
-                    (item_id, e.key, e.name, _roles_json(e.roles)))
-                ids[e.key] = int(cur.lastrowid or 0)
+                    "INSERT INTO panini_entities (item_id, key, name, roles) VALUES (?,?,?,?) "
+                    "RETURNING id", (item_id, e.key, e.name, _roles_json(e.roles)))
+                ids[e.key] = int(cur.fetchone()[0])
                 ents.append(EntityRow(ids[e.key], item_id, e.name, tuple(e.roles)))
             for vp in ws.verb_phrases:
                 cur = conn.execute(
-                    "INSERT INTO panini_phrases (item_id, key, phrase) VALUES (?,?,?)",
+                    "INSERT INTO panini_phrases (item_id, key, phrase) VALUES (?,?,?) RETURNING id",
                     (item_id, vp.key, vp.phrase))
-                pid = int(cur.lastrowid or 0)
+                pid = int(cur.fetchone()[0])
                 for q in vp.questions:
                     answers = tuple((ids[a.entity] if a.entity else None, a.text)
                                     for a in q.answers)
                     cur = conn.execute(
                         "INSERT INTO panini_qa (item_id, phrase_id, question, answers) "
-                        "VALUES (?,?,?,?)", (item_id, pid, q.text, json.dumps(answers)))
-                    qas.append(QARow(int(cur.lastrowid or 0), item_id, pid, q.text, answers))
+                        "VALUES (?,?,?,?) RETURNING id",
+                        (item_id, pid, q.text, json.dumps(answers)))
+                    qas.append(QARow(int(cur.fetchone()[0]), item_id, pid, q.text, answers))
             self._set_status(conn, DocStatus(
                 item_id, "ok", writer, None, list(repairs), cost.get("llm_calls", 0),
                 cost.get("prompt_tokens", 0), cost.get("completion_tokens", 0)))
@@ -136,15 +137,20 @@ class WorkspaceStore:
     @staticmethod
     def _set_status(conn: Any, d: DocStatus) -> None:
         conn.execute(
-            "INSERT OR REPLACE INTO panini_docs (item_id, status, writer, reason, repairs, "
-            "llm_calls, prompt_tokens, completion_tokens, at) VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO panini_docs (item_id, status, writer, reason, repairs, llm_calls, "
+            "prompt_tokens, completion_tokens, at) VALUES (?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (item_id) DO UPDATE SET status = excluded.status, "
+            "writer = excluded.writer, reason = excluded.reason, repairs = excluded.repairs, "
+            "llm_calls = excluded.llm_calls, prompt_tokens = excluded.prompt_tokens, "
+            "completion_tokens = excluded.completion_tokens, at = excluded.at",
             (d.item_id, d.status, d.writer, d.reason, json.dumps(d.repairs, ensure_ascii=False),
              d.llm_calls, d.prompt_tokens, d.completion_tokens, time.time()))
 
     def save_vectors(self, kind: str, ids: Sequence[int], vecs: np.ndarray) -> None:
         with self.store.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO panini_vectors (kind, id, vec) VALUES (?,?,?)",
+                "INSERT INTO panini_vectors (kind, id, vec) VALUES (?,?,?) "
+                "ON CONFLICT (kind, id) DO UPDATE SET vec = excluded.vec",
                 [(kind, int(i), np.asarray(v, dtype=np.float32).tobytes())
                  for i, v in zip(ids, vecs, strict=True)])
 
