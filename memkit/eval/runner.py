@@ -56,6 +56,7 @@ class EvalConfig:
     name: str | None = None
     out: str = "evals/results"
     cache: str = "evals/cache"
+    store: str | None = None  # a postgresql:// DSN: built memories live there, one schema each
     progress: bool = True
     plots: bool = True
     embed_cache: bool = True
@@ -72,8 +73,11 @@ class EvalConfig:
             raise ConfigError(f"reader_k must be positive, got {self.reader_k}")
 
     def identity(self) -> dict[str, Any]:
-        """The fields that determine results."""
-        return {k: v for k, v in asdict(self).items() if k not in _VOLATILE}
+        """The fields that determine results (of a store, its engine: not where it runs)."""
+        out = {k: v for k, v in asdict(self).items() if k not in _VOLATILE and k != "store"}
+        if self.store:  # runs on SQLite keep the identity they always had
+            out["store"] = "postgres"
+        return out
 
 
 @dataclass
@@ -116,6 +120,8 @@ def run_name(config: EvalConfig, dataset: Dataset) -> str:
     parts = [dataset.name, "_".join(config.backends), config.embedder.replace(":", "")]
     if config.limit:
         parts.append(f"n{config.limit}")
+    if config.store:
+        parts.append("postgres")
     if config.llm:
         parts.append(re.sub(r"[^\w.-]+", "", config.llm.split("/")[-1])[:40] or "llm")
     return re.sub(r"[^\w.+-]+", "_", "-".join(parts))
@@ -140,19 +146,30 @@ def build_memory(dataset: Dataset, components: Sequence[str], embedder: TimedEmb
     """Open the cached memory for this corpus and backends, building it if needed."""
     key = build_key(dataset, embedder.name, components, config.backend_options)
     directory = Path(config.cache) / f"{dataset.name}-{'+'.join(components)}-{key}"
+    where: dict[str, Any] = {}
+    if config.store:
+        from memkit.store.postgres import with_schema
+
+        directory = directory.with_name(directory.name + "-pg")
+        where["store"] = with_schema(config.store, f"eval_{key}")
     marker = directory / "build.json"
     opts = {b: config.backend_options[b] for b in components if b in config.backend_options}
+    if marker.exists() and config.store:
+        from memkit.store.postgres import PostgresStore
+
+        if not PostgresStore.holds_memory(where["store"]):  # another server, or dropped
+            shutil.rmtree(directory)
     if marker.exists():
         info = json.loads(marker.read_text(encoding="utf-8"))
         mem = Memory.open(directory, backends=list(components), embedder=embedder, llm=llm,
-                          progress=config.progress, backend_options=opts)
+                          progress=config.progress, backend_options=opts, **where)
         return mem, {**info, "reused": True}
     t0 = time.perf_counter()
     embed0 = embedder.seconds
     cached = embedder.inner if isinstance(embedder.inner, CachingEmbedder) else None
     hits0, misses0 = (cached.hits, cached.misses) if cached else (0, 0)
     mem = Memory.open(directory, backends=list(components), embedder=embedder, llm=llm,
-                      progress=config.progress, backend_options=opts)
+                      progress=config.progress, backend_options=opts, **where)
     report = mem.write_many([c.record() for c in dataset.corpus], batch_size=256,
                             progress=config.progress, desc=f"building {'+'.join(components)}")
     mem.flush()
@@ -161,7 +178,9 @@ def build_memory(dataset: Dataset, components: Sequence[str], embedder: TimedEmb
         raise InvalidInput(f"{len(report.rejected)} corpus item(s) rejected, first: "
                            f"{report.rejected[0]}")
     info = {"key": key, "items": mem.store.count(), "build_s": time.perf_counter() - t0,
-            "build_embed_s": embedder.seconds - embed0, "bytes": dir_bytes(directory),
+            "build_embed_s": embedder.seconds - embed0,
+            "bytes": dir_bytes(directory) + (mem.store.size_bytes() if config.store else 0),
+            "store": mem.store.kind,
             "written": len(report.added), "already_there": report.skipped_duplicates,
             "embed_cache_hits": cached.hits - hits0 if cached else None,
             "embed_cache_misses": cached.misses - misses0 if cached else None,
@@ -277,7 +296,12 @@ def run_eval(config: EvalConfig, *, llm: Any = None, embedder: Embedder | None =
                               f"{changed}); pass another --name, or --overwrite to restart it")
     if config.overwrite and pred_path.exists():
         pred_path.unlink()
-    cfg_path.write_text(json.dumps({"identity": identity, "config": asdict(config),
+    saved = asdict(config)
+    if config.store:
+        from memkit.store.postgres import redact
+
+        saved["store"] = redact(config.store)  # never a password in a results folder
+    cfg_path.write_text(json.dumps({"identity": identity, "config": saved,
                                     "dataset": ds.summary(), "dataset_info": ds.info},
                                    indent=2, default=str), encoding="utf-8")
     (run_dir / "environment.json").write_text(json.dumps(environment(), indent=2),

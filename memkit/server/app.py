@@ -11,6 +11,7 @@ errors become JSON error bodies with proper status codes; OpenAPI docs are at ``
 import contextlib
 import ipaddress
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -325,7 +326,8 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
         items = await state.call(lambda: state.memory.store.count())
         return m.HealthResponse(status="ok", version=__version__,
                                 uptime_s=round(time.time() - state.started, 3),
-                                auth="required" if required else "open", items=items)
+                                auth="required" if required else "open", items=items,
+                                worker=os.getpid(), store=state.memory.store.kind)
 
     @app.get("/v1/whoami", response_model=m.WhoAmI, tags=["ops"])
     async def whoami(who: Who) -> Any:

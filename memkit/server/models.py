@@ -246,6 +246,8 @@ class HealthResponse(BaseModel):
     uptime_s: float
     auth: str
     items: int | None = None
+    worker: int | None = None  # the answering process (``memkit serve --workers N``)
+    store: str | None = None  # "sqlite" or "postgres"
 
 
 class WhoAmI(BaseModel):

@@ -57,6 +57,19 @@ def split_dsn(dsn: str) -> tuple[str, dict[str, str]]:
     return urlunsplit(parts._replace(query=rest)), own
 
 
+def with_schema(dsn: str, schema: str) -> str:
+    """The DSN with its ``schema`` parameter set to ``schema``.
+
+    >>> with_schema("postgresql://me@db/x?schema=a&sslmode=disable", "b")
+    'postgresql://me@db/x?sslmode=disable&schema=b'
+    """
+    conninfo, own = split_dsn(dsn)
+    own["schema"] = schema
+    parts = urlsplit(conninfo)
+    query = "&".join(q for q in (parts.query, urlencode(own)) if q)
+    return urlunsplit(parts._replace(query=query))
+
+
 def redact(dsn: str) -> str:
     """The DSN without its password (for messages and ``stats``).
 

@@ -299,10 +299,9 @@ def test_structured_access_log_carries_request_id_and_key(served: Served,
                                                           caplog: Any) -> None:
     import json
     import logging
+    import time
 
     from memkit.server.middleware import JsonFormatter
-
-    import time
 
     with caplog.at_level(logging.INFO, logger="memkit.server.access"), \
             served.client(served.keys["acme"]) as c:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -143,8 +144,8 @@ def test_the_database_going_away_mid_write_many_loses_and_duplicates_nothing(
         tmp_path: Path) -> None:
     from pgtools import dsn_for, start_server
 
-    pgdata = tmp_path / "pgdata"
-    server = start_server(pgdata)
+    server = start_server()
+    pgdata = server.pgdata
     dsn = dsn_for(server, "faults") + "&pool_timeout=2"
     texts = [f"passage number {i} about topic {i % 5}" for i in range(300)]
     try:
@@ -171,6 +172,7 @@ def test_the_database_going_away_mid_write_many_loses_and_duplicates_nothing(
     finally:
         if server is not None:
             server.cleanup()
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def test_bad_targets_get_clear_errors(tmp_path: Path, pg_dsn: str,
@@ -222,3 +224,18 @@ def test_concurrent_threads_share_the_pool(pg_dsn: str) -> None:
         for t in threads:
             t.join()
         assert errors == [] and mem.stats()["items"] == 60
+
+
+def test_the_llm_call_cache_lives_in_postgres(pg_dsn: str) -> None:
+    from memkit.llm.cache import CachedLLM
+    from memkit.llm.fake import ScriptedLLM
+
+    inner = ScriptedLLM({"capital": "Oslo"})
+    with Memory.open(pg_dsn, embedder="hash", llm=inner) as mem:
+        assert isinstance(mem.llm, CachedLLM)
+        assert mem.llm.complete("the capital of Norway?").text == "Oslo"
+        assert "llm_cache" in mem.store.table_names()
+    again = ScriptedLLM({"capital": "Bergen"})  # another process: the cached reply wins
+    with Memory.open(pg_dsn, llm=again) as mem:
+        reply = mem.llm.complete("the capital of Norway?")  # type: ignore[union-attr]
+        assert (reply.text, reply.cached) == ("Oslo", True) and again.calls == []

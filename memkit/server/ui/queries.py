@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from memkit.errors import InvalidInput
+from memkit.errors import InvalidInput, MemkitError
 from memkit.memory import Memory
 from memkit.types import SCOPE_FIELDS, MemoryItem, Scope
 
@@ -182,7 +182,8 @@ def dense_view(name: str, backend: Any, item_id: int) -> IndexView:
     vec = backend.ctx.vectors.get([item_id]).get(item_id)
     if vec is None:
         return IndexView(name, "dense", False, "no vector stored for this item")
-    indexed = item_id in backend.index
+    pg = getattr(backend, "pg", None)  # a pgvector index lives in Postgres
+    indexed = item_id in pg.present([item_id]) if pg is not None else item_id in backend.index
     norm = float(np.linalg.norm(vec))
     nonzero = np.flatnonzero(vec)
     return IndexView(name, "dense", indexed, f"vector of dim {len(vec)}, norm {norm:.3f}, "
@@ -258,7 +259,8 @@ def index_views(memory: Memory, item_id: int) -> list[IndexView]:
                 out.append(IndexView(name, kind, False,
                                      "no per-item view for this backend; its stats: "
                                      + json.dumps(stats, default=str)[:300]))
-        except (sqlite3.Error, AttributeError, KeyError, TypeError, ValueError) as exc:
+        except (sqlite3.Error, MemkitError, AttributeError, KeyError, TypeError,
+                ValueError) as exc:
             out.append(IndexView(name, kind, False, "unavailable", error=str(exc)))
     return out
 
