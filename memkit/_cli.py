@@ -192,19 +192,25 @@ def open_memory(memory_dir: str | Path, *, create: bool = False, embedder: str |
                                      param_hint="--embedder")
         emb = built
     kwargs["embedder"] = emb
-    if backends:
-        kwargs["backends"] = [b.strip() for b in backends.split(",") if b.strip()]
-    if llm:
-        from memkit.llm import load_llm
-
-        kwargs["llm"] = load_llm(llm)
-    mem = Memory.open(directory, **kwargs)
+    mem = Memory.open(directory, **kwargs, **_backends_and_llm(backends, llm))
     if not exists:
         note(f"created a new memory at {directory}")
     try:
         yield mem
     finally:
         mem.close()
+
+
+def _backends_and_llm(backends: str | None, llm: str | None) -> dict[str, Any]:
+    """``Memory.open`` keywords for ``--backends a,b`` and ``--llm SPEC``."""
+    kwargs: dict[str, Any] = {}
+    if backends:
+        kwargs["backends"] = [b.strip() for b in backends.split(",") if b.strip()]
+    if llm:
+        from memkit.llm import load_llm
+
+        kwargs["llm"] = load_llm(llm)
+    return kwargs
 
 
 def _open_postgres(dsn: str, *, create: bool, embedder: str | None, backends: str | None,
@@ -217,15 +223,9 @@ def _open_postgres(dsn: str, *, create: bool, embedder: str | None, backends: st
         raise NotFound(f"no memory at {redact(dsn)} (its schema has no memkit tables); check "
                        "--memory / MEMKIT_MEMORY, or create one with `memkit write` or "
                        "`memkit ingest`")
-    kwargs: dict[str, Any] = {"progress": progress}
+    kwargs: dict[str, Any] = {"progress": progress, **_backends_and_llm(backends, llm)}
     if embedder and not exists:
         kwargs["embedder"] = embedder
-    if backends:
-        kwargs["backends"] = [b.strip() for b in backends.split(",") if b.strip()]
-    if llm:
-        from memkit.llm import load_llm
-
-        kwargs["llm"] = load_llm(llm)
     mem = Memory.open(dsn, **kwargs)
     if embedder and exists and embedder != mem.config.embedder:
         mem.close()

@@ -36,7 +36,7 @@ from memkit._deps import require
 from memkit.errors import ConfigError, StoreUnavailable
 from memkit.store.migrations import CORE
 from memkit.store.pgsql import translate
-from memkit.store.sqlite import Store
+from memkit.store.sqlite import Store, _Rows
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _OWN_PARAMS = ("schema", "namespace", "pool_size", "pool_timeout")
@@ -96,31 +96,6 @@ def _args(params: Any) -> tuple[Any, ...]:
     return tuple(_arg(p) for p in params)
 
 
-class PgRows:
-    """A materialised result (what callers use of a cursor); ``lastrowid`` is not
-    available on Postgres - portable SQL uses ``RETURNING id``."""
-
-    lastrowid = None
-
-    def __init__(self, cursor: Any) -> None:
-        self.rows = cursor.fetchall() if cursor.description is not None else []
-        self.rowcount = cursor.rowcount
-        self._pos = 0
-
-    def fetchone(self) -> Any:
-        if self._pos >= len(self.rows):
-            return None
-        self._pos += 1
-        return self.rows[self._pos - 1]
-
-    def fetchall(self) -> list[Any]:
-        rest, self._pos = self.rows[self._pos:], len(self.rows)
-        return rest
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.fetchall())
-
-
 class PgConnection:
     """What components call ``store.conn``: portable SQL, run on this thread's transaction
     connection if it has one, else on a borrowed autocommit connection."""
@@ -130,19 +105,19 @@ class PgConnection:
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
 
-    def execute(self, sql: str, params: Any = ()) -> PgRows:
+    def execute(self, sql: str, params: Any = ()) -> _Rows:
         query, args = translate(sql), _args(params)
         with self._store._connection() as conn, self._store._errors(sql):
-            return PgRows(conn.execute(query, args))
+            return _Rows(conn.execute(query, args))
 
-    def executemany(self, sql: str, seq: Any) -> PgRows:
+    def executemany(self, sql: str, seq: Any) -> _Rows:
         query = translate(sql)
         rows = [_args(p) for p in seq]
         with self._store._connection() as conn, self._store._errors(sql):
             cur = conn.cursor()
             if rows:
                 cur.executemany(query, rows)
-            return PgRows(cur)
+            return _Rows(cur)
 
     @property
     def in_transaction(self) -> bool:

@@ -120,11 +120,12 @@ def visible_sql(scope: Scope, as_of: float | None, now: float, alias: str = ""
 
 
 class _Rows:
-    """A materialised result: what callers use of a cursor (fetchone/fetchall/iteration)."""
+    """A materialised result: what callers use of a cursor (fetchone/fetchall/iteration), of
+    sqlite3 or of psycopg (which has no ``lastrowid``: portable SQL uses ``RETURNING id``)."""
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
-        self.rows = cursor.fetchall()
-        self.lastrowid = cursor.lastrowid
+    def __init__(self, cursor: Any) -> None:
+        self.rows = cursor.fetchall() if cursor.description is not None else []
+        self.lastrowid = getattr(cursor, "lastrowid", None)
         self.rowcount = cursor.rowcount
         self._pos = 0
 

@@ -66,3 +66,18 @@ def test_the_index_is_shared_not_rebuilt(pg_dsn: str) -> None:
 def test_pgvector_needs_postgres(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs a Postgres memory"):
         Memory.open(tmp_path / "m", embedder=HashEmbedder(64), backend_options=PG)
+
+
+def test_a_missing_extension_names_the_fix(pg_server: object) -> None:
+    import uuid
+
+    name = f"app_{uuid.uuid4().hex[:8]}"
+    pg_server.psql(f"CREATE ROLE {name} LOGIN; CREATE DATABASE {name} OWNER {name};")  # type: ignore[attr-defined]
+    uri = pg_server.get_uri()  # type: ignore[attr-defined]
+    dsn = uri.replace("postgres:@/postgres", f"{name}@/{name}") + "&schema=m"
+    assert dsn != uri + "&schema=m"
+    with pytest.raises(ConfigError, match="CREATE EXTENSION vector as a superuser"):
+        Memory.open(dsn, embedder=HashEmbedder(8), backend_options=PG)
+    with Memory.open(dsn, embedder=HashEmbedder(8)) as mem:  # faiss needs no extension
+        mem.write("x")
+        assert mem.stats()["items"] == 1
