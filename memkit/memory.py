@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -217,19 +218,24 @@ class Memory:
     # ---- write --------------------------------------------------------------------------
     def write(self, text: str, scope: Scope | dict[str, Any] | str | None = None, *,
               source: str | None = None, confidence: float = 1.0, ttl: float | None = None,
-              metadata: dict[str, Any] | None = None) -> int:
+              metadata: dict[str, Any] | None = None, event_from: Any = None,
+              event_until: Any = None) -> int:
         """Write one memory; returns its id (the existing id when the same text is already
-        current in the same scope). Raises InvalidInput, writing nothing, on bad input."""
+        current in the same scope). Raises InvalidInput, writing nothing, on bad input.
+        ``event_from``/``event_until``: when what it says holds in the world (event time;
+        epoch seconds, ISO 8601 or datetime; None = unbounded)."""
         return self.put(text, scope, source=source, confidence=confidence, ttl=ttl,
-                        metadata=metadata).id
+                        metadata=metadata, event_from=event_from, event_until=event_until).id
 
     def put(self, text: str, scope: Scope | dict[str, Any] | str | None = None, *,
             source: str | None = None, confidence: float = 1.0, ttl: float | None = None,
-            metadata: dict[str, Any] | None = None) -> Written:
+            metadata: dict[str, Any] | None = None, event_from: Any = None,
+            event_until: Any = None) -> Written:
         """:meth:`write` that also says whether it created an item: ``Written(id, created)``
         (``created`` is False for a duplicate of a current item in the same scope)."""
         new = admit(text, scope=scope, source=source, confidence=confidence, ttl=ttl,
-                    metadata=metadata, max_chars=self.config.max_item_chars)
+                    metadata=metadata, max_chars=self.config.max_item_chars,
+                    event_from=event_from, event_until=event_until)
         iid, created = self._commit([new])[0]
         return Written(iid, created)
 
@@ -239,6 +245,16 @@ class Memory:
                 result = self.store.insert_items(new)
             self.indexer.changed()
         return result
+
+    @contextmanager
+    def _recording(self) -> Iterator[Store]:
+        """One all-or-nothing record mutation of several statements (for modules such as
+        :mod:`memkit.conversation`): the store's transaction under the record lock; the
+        indexer is told afterwards."""
+        with self._op():
+            with self._record_lock, self.store.transaction():
+                yield self.store
+            self.indexer.changed()
 
     def write_many(self, records: Iterable[str | dict[str, Any]], *,
                    scope: Scope | dict[str, Any] | str | None = None, batch_size: int = 64,
@@ -321,9 +337,37 @@ class Memory:
                             metadata=old.metadata if metadata is None else metadata,
                             max_chars=self.config.max_item_chars)
                 new.expires_at = old.expires_at
+                new.event_from, new.event_until = old.event_from, old.event_until
                 new_id = self.store.supersede(old.id, new, reason=reason)
             self.indexer.changed()
         return new_id
+
+    def invalidate(self, item_id: int, *, at: Any = None, reason: str | None = None,
+                   scope: Scope | dict[str, Any] | str | None = None) -> int:
+        """End what item ``item_id`` says in event time at ``at`` (default now): reads stop
+        returning it as true after ``at``, ``valid_at`` reads before still do, and nothing is
+        deleted (a new version records the end). Returns the new version's id; reversible
+        with :meth:`revert`. See :mod:`memkit.temporal.truth`."""
+        from memkit.temporal.times import to_epoch
+        from memkit.temporal.truth import invalidate
+
+        check_id(item_id)
+        check_reason(reason)
+        when = time.time() if at is None else to_epoch(at, "at")
+        with self._recording() as store:
+            return invalidate(store, self._scoped(item_id, scope), when, reason=reason)
+
+    def revert(self, item_id: int, *, reason: str | None = None,
+               scope: Scope | dict[str, Any] | str | None = None) -> int:
+        """Undo the latest change (update, invalidation, contradiction) of the chain of item
+        ``item_id``: a new version restores the one before. Returns the new version's id."""
+        from memkit.temporal.truth import revert
+
+        check_id(item_id)
+        check_reason(reason)
+        with self._recording() as store:
+            self._scoped(item_id, scope)
+            return revert(store, item_id, reason=reason)
 
     def delete(self, ids: int | Sequence[int], *, reason: str | None = None,
                scope: Scope | dict[str, Any] | str | None = None) -> list[int]:
@@ -407,12 +451,18 @@ class Memory:
              rerank_options: dict[str, Any] | None = None,
              read_options: dict[str, dict[str, Any]] | None = None,
              weights: dict[str, float] | None = None,
-             consistency: str = "strong", trace: bool = False) -> ReadResult:
+             consistency: str = "strong", trace: bool = False, valid_at: Any = None,
+             include_invalidated: bool = False) -> ReadResult:
         """The ``k`` best memories for ``query`` visible in ``scope``.
 
         ``backend``: a name, several (comma-separated or a list: fused by reciprocal rank,
         with optional per-backend ``weights``), or None for the first configured.
-        ``as_of``: see the versions valid at that time. ``budget_tokens``: drop trailing hits
+        ``as_of``: see the versions memkit had recorded at that time (system time).
+        ``valid_at``: see only what holds in the world at that time (event time; epoch
+        seconds, ISO 8601 or datetime); by default a read sees what holds now (or at
+        ``as_of``, when given), so facts invalidated by a newer one drop out, and
+        ``include_invalidated=True`` turns the event-time filter off (``Hit.invalidated``
+        says which hits have ended). ``budget_tokens``: drop trailing hits
         that would exceed this context size. ``rerank``: a reranker name (e.g. ``"sifter"``)
         applied to the hits. ``read_options``: per-backend options for this read only
         (``{"panini": {"decomposition": [...]}}``; each backend documents its own and rejects
@@ -425,6 +475,17 @@ class Memory:
                    rerank=rerank, rerank_options=rerank_options)
         if consistency not in _CONSISTENCY:
             raise InvalidInput(f"consistency must be one of {_CONSISTENCY}, got {consistency!r}")
+        if not isinstance(include_invalidated, bool):
+            raise InvalidInput("include_invalidated must be a bool")
+        if valid_at is not None and include_invalidated:
+            raise InvalidInput("valid_at filters by event time and include_invalidated turns "
+                               "that filter off: pass one of them")
+        if valid_at is not None:
+            from memkit.temporal.times import to_epoch
+
+            valid_at = to_epoch(valid_at, "valid_at")
+        elif as_of is not None and not include_invalidated:
+            valid_at = as_of
         names = self._backend_names(backend)
         per_read = self._read_options(names, read_options)
         scope_obj = Scope.coerce(scope)
@@ -437,7 +498,9 @@ class Memory:
         cost = Cost()
         with self._op():
             target = self.store.last_seq()
-            allowed = AllowedIds(self.store.allowed_ids(scope_obj, as_of=as_of))
+            allowed = AllowedIds(self.store.allowed_ids(
+                scope_obj, as_of=as_of, valid_at=None if include_invalidated else valid_at,
+                holds_now=not include_invalidated))
             rankings: dict[str, list[Scored]] = {}
             for name in names:
                 tb = time.perf_counter()
