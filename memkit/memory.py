@@ -342,6 +342,20 @@ class Memory:
             self.indexer.changed()
         return new_id
 
+    def remember(self, messages: Sequence[dict[str, Any]],
+                 scope: Scope | dict[str, Any] | str | None = None, *, session: str | None = None,
+                 at: Any = None, facts: str = "auto", contradictions: str = "auto") -> Any:
+        """Store a conversation: each turn (``{"role", "content", "name"?, "at"?}``) as an
+        item with speaker, session and event time, plus standalone facts extracted from it
+        (``facts``: ``"auto"``, ``"rules"``, ``"llm"``, ``"off"``), deduplicated against the
+        scope, with contradicted facts invalidated (not deleted). All or nothing: a bad
+        message raises InvalidInput naming it. Returns a
+        :class:`~memkit.conversation.RememberReport`; see :mod:`memkit.conversation`."""
+        from memkit.conversation import remember
+
+        return remember(self, messages, scope, session=session, at=at, facts=facts,
+                        contradictions=contradictions)
+
     def invalidate(self, item_id: int, *, at: Any = None, reason: str | None = None,
                    scope: Scope | dict[str, Any] | str | None = None) -> int:
         """End what item ``item_id`` says in event time at ``at`` (default now): reads stop
