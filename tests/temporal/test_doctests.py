@@ -1,0 +1,21 @@
+"""The worked examples in the conversation and temporal docstrings run as shown."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "memkit.temporal.times",
+    "memkit.temporal.truth",
+    "memkit.conversation.turns",
+    "memkit.conversation.facts",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
