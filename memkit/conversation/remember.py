@@ -24,7 +24,7 @@ undoes it. Every decision is in :attr:`RememberReport.decisions`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -167,6 +167,18 @@ def _judge(mem: Memory, found: Sequence[Fact], key: str) -> dict[int, set[int]]:
     return out
 
 
+def _fact_texts(fact: Fact) -> Iterator[str]:
+    """The fact's text dated by day; then by the second, then numbered, for the rare fact
+    whose dated text is already taken by an ended episode of the same fact."""
+    stamp = iso(fact.at) or ""
+    yield f"{fact.text} (as of {stamp[:10]})"
+    yield f"{fact.text} (as of {stamp})"
+    n = 2
+    while True:
+        yield f"{fact.text} (as of {stamp}, #{n})"
+        n += 1
+
+
 def _place_fact(store: Store, fact: Fact, n: int, scope: Scope, key: str, session: str | None,
                 report: RememberReport, judge_mode: str, judged: dict[int, set[int]]) -> None:
     turn_ids = [report.turns[i] for i in fact.turns]
@@ -198,11 +210,13 @@ def _place_fact(store: Store, fact: Fact, n: int, scope: Scope, key: str, sessio
         ends.extend(place.ends)
     meta = {"kind": "fact", "triples": [list(t) for t in fact.triples],
             "source_turns": turn_ids, "session": session, "at": iso(fact.at)}
-    text = f"{fact.text} (as of {iso(fact.at)[:10]})"  # type: ignore[index]
-    new = NewItem(text=text, scope=scope, source="chat:fact", metadata=meta,
-                  event_from=fact.at, event_until=until)
-    (iid, created), = store.insert_items([new])
-    item = store.get(iid)
+    for text in _fact_texts(fact):
+        new = NewItem(text=text, scope=scope, source="chat:fact", metadata=meta,
+                      event_from=fact.at, event_until=until)
+        (iid, created), = store.insert_items([new])
+        item = store.get(iid)
+        if created or item.holds_at(fact.at):
+            break  # new, or the same text already holds then: a duplicate
     if not created:
         report.duplicates.append(iid)
         report.decisions.append({"action": "duplicate", "fact": fact.text, "item": iid,
