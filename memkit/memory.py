@@ -466,7 +466,7 @@ class Memory:
              read_options: dict[str, dict[str, Any]] | None = None,
              weights: dict[str, float] | None = None,
              consistency: str = "strong", trace: bool = False, valid_at: Any = None,
-             include_invalidated: bool = False) -> ReadResult:
+             include_invalidated: bool = False, time_aware: Any = None) -> ReadResult:
         """The ``k`` best memories for ``query`` visible in ``scope``.
 
         ``backend``: a name, several (comma-separated or a list: fused by reciprocal rank,
@@ -476,7 +476,11 @@ class Memory:
         seconds, ISO 8601 or datetime); by default a read sees what holds now (or at
         ``as_of``, when given), so facts invalidated by a newer one drop out, and
         ``include_invalidated=True`` turns the event-time filter off (``Hit.invalidated``
-        says which hits have ended). ``budget_tokens``: drop trailing hits
+        says which hits have ended). ``time_aware``: ``True`` or a dict of knobs
+        (:mod:`memkit.temporal.query`: ``reference`` = the question's date, ``mode``,
+        ``slack_days``, ``candidates``, ``half_life_days``): a time expression in the query
+        ("last week", "in May 2023") moves hits of that time up; the resolved window is in
+        ``traces["time"]``. ``budget_tokens``: drop trailing hits
         that would exceed this context size. ``rerank``: a reranker name (e.g. ``"sifter"``)
         applied to the hits. ``read_options``: per-backend options for this read only
         (``{"panini": {"decomposition": [...]}}``; each backend documents its own and rejects
@@ -505,6 +509,12 @@ class Memory:
         scope_obj = Scope.coerce(scope)
         fetch = k if rerank is None else max(k, int((rerank_options or {}).get(
             "candidates", 4 * k)))
+        timing = None
+        if time_aware is not None and time_aware is not False:
+            from memkit.temporal.query import TimeAware
+
+            timing = TimeAware.coerce(time_aware)
+            fetch = max(fetch, timing.candidates)
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         traces: dict[str, dict[str, Any]] = {}
@@ -539,6 +549,8 @@ class Memory:
                 if item is None or s.id not in allowed or not scope_obj.contains(item.scope):
                     continue  # deleted meanwhile, or a backend returned something out of scope
                 hits.append(Hit(item=item, score=s.score, backend=label, evidence=s.evidence))
+            if timing is not None:
+                hits, traces["time"] = timing.apply(query, hits)
             if rerank is not None:
                 tr = time.perf_counter()
                 from memkit.rerank import resolve_reranker

@@ -12,6 +12,7 @@ MODULES = [
     "memkit.temporal.truth",
     "memkit.conversation.turns",
     "memkit.conversation.facts",
+    "memkit.temporal.query",
 ]
 
 
