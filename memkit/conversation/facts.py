@@ -19,7 +19,7 @@ case, as a multi-valued relation (never contradicted by the rule).
 
 >>> turn = Turn(0, "user", "Ann", "I just moved to Lyon!", 0.0)
 >>> [(f.text, f.triples) for f in rule_facts([turn])]
-[('Ann just moved to Lyon!', (('Ann', 'lives in', 'Lyon'),))]
+[('Ann lives in Lyon.', (('Ann', 'lives in', 'Lyon'),))]
 """
 
 from __future__ import annotations
@@ -42,15 +42,17 @@ RELATION_FORMS: dict[str, tuple[str, ...]] = {
                  "based in", "live at", "lives at", "moved into"),
     "works at": ("work at", "works at", "work for", "works for", "working at", "working for",
                  "joined", "started working at", "started working for", "started at",
-                 "job at", "employed at", "employed by", "hired by", "started a job at",
-                 "started a new job at", "new job at", "took a job at"),
+                 "job at", "employed at", "employed by", "hired by", "started job at",
+                 "took job at"),
     "partner of": ("dating", "married", "married to", "engaged to", "partner",
-                   "in a relationship with", "seeing", "girlfriend", "boyfriend", "wife",
+                   "in relationship with", "seeing", "girlfriend", "boyfriend", "wife",
                    "husband", "together with", "going out with"),
 }
 _CANONICAL = {form: rel for rel, forms in RELATION_FORMS.items() for form in forms}
 _FILLER = frozenset("is am are was were be been has have had just recently now currently "
-                    "finally also still already got get gets getting".split())
+                    "finally also still already got get gets getting a an the new".split())
+RENDER = {"lives in": "{s} lives in {o}.", "works at": "{s} works at {o}.",
+          "partner of": "{s}'s partner is {o}."}
 # first person -> speaker; word-bounded, case-insensitive (the pronoun "I" only upper case)
 _FIRST_PERSON = [
     (re.compile(r"\bI'm\b|\bI am\b"), "{s} is"), (re.compile(r"\bI've\b"), "{s} has"),
@@ -88,6 +90,20 @@ def canonical_relation(predicate: str) -> str:
     return text or normalise_phrase(predicate)
 
 
+def render(sentence: str, triples: Sequence[tuple[str, str, str]]) -> str:
+    """A fact's text: each single-valued triple in one canonical sentence ("Ann lives in
+    Lyon."), and the sentence itself when it says more than those.
+
+    >>> render("Ann moved to Lyon with Tom.", [("Ann", "lives in", "Lyon"),
+    ...                                        ("Ann", "moved to lyon with", "Tom")])
+    'Ann lives in Lyon. Ann moved to Lyon with Tom.'
+    """
+    canonical = [RENDER[r].format(s=s, o=o) for s, r, o in triples if r in RENDER]
+    if len(canonical) < len(triples) or not canonical:
+        canonical.append(sentence)
+    return " ".join(dict.fromkeys(canonical))
+
+
 def first_person_to(speaker: str, sentence: str) -> str:
     """Rewrite first-person words to the speaker (only for named speakers and "user")."""
     name = "User" if speaker == "user" else speaker
@@ -119,7 +135,8 @@ def rule_facts(turns: Sequence[Turn], extractor: Any | None = None) -> list[Fact
                 if rel and normalise_phrase(_subject(subj)) and normalise_phrase(obj):
                     triples.append((_subject(subj), rel, obj))
             if triples:
-                out.append(Fact(rewritten, (turn.index,), turn.at, tuple(dict.fromkeys(triples))))
+                out.append(Fact(render(rewritten, triples), (turn.index,), turn.at,
+                                tuple(dict.fromkeys(triples))))
     return out
 
 

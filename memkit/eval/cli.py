@@ -223,3 +223,12 @@ def list_cmd(data_dir: str | None) -> None:
         click.echo("\nrecipes:")
         for recipe in recipes:
             click.echo(f"  indexes/{recipe.name}")
+
+
+def _knowledge_update() -> None:
+    from memkit.eval.knowledge_update import knowledge_update_cmd
+
+    eval_group.add_command(knowledge_update_cmd)
+
+
+_knowledge_update()

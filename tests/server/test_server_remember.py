@@ -37,7 +37,7 @@ def test_remember_read_valid_at_revert_over_rest(served: Served) -> None:
         assert all("Paris" not in h["item"]["text"] for h in now)
         past = c.post("/v1/read", json={"query": "where does Ann live", "k": 10,
                                         "valid_at": "2021-06-01"}).json()["hits"]
-        old = [h for h in past if h["item"]["text"].startswith("Ann live in Paris")]
+        old = [h for h in past if h["item"]["text"].startswith("Ann lives in Paris")]
         assert old and old[0]["item"]["invalidated"] is True
         r = c.post(f"/v1/memories/{paris}/revert", json={"reason": "test"})
         assert r.status_code == 200, r.text

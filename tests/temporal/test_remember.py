@@ -72,8 +72,8 @@ def test_contradiction_invalidates_audits_and_reverts() -> None:
         assert row["reason"] == "contradicted"
         assert row["detail"]["invalidated_by"] == lyon and row["detail"]["supersedes"] == paris
         assert "single-valued relation 'lives in'" in row["detail"]["explanation"]
-        assert _facts(mem) == ["Ann just moved to Lyon. (as of 2024-03-01)"]
-        assert _facts(mem, valid_at="2022-01-01") == ["Ann live in Paris. (as of 2020-01-01)"]
+        assert _facts(mem) == ["Ann lives in Lyon. (as of 2024-03-01)"]
+        assert _facts(mem, valid_at="2022-01-01") == ["Ann lives in Paris. (as of 2020-01-01)"]
         # the turn that said Paris ended with its only fact
         hits = mem.read("Paris", k=100, scope=ANN)
         assert all("Paris" not in h.text for h in hits)
@@ -81,7 +81,7 @@ def test_contradiction_invalidates_audits_and_reverts() -> None:
         assert any(h.invalidated and "Paris" in h.text for h in old)
         # revert: Paris holds again, as a new version
         mem.revert(paris)
-        assert "Ann live in Paris. (as of 2020-01-01)" in _facts(mem)
+        assert "Ann lives in Paris. (as of 2020-01-01)" in _facts(mem)
         assert mem.audit(mem.versions(paris)[-1].id)[0]["reason"] == "revert"
 
 
@@ -104,8 +104,8 @@ def test_a_fact_learnt_late_slots_into_the_past() -> None:
         berlin = mem.get(late.facts[0])  # type: ignore[attr-defined]
         assert berlin.event_until == datetime(2024, 1, 1, tzinfo=UTC).timestamp()
         assert late.invalidated == []  # type: ignore[attr-defined]
-        assert _facts(mem) == ["Ann live in Lyon. (as of 2024-01-01)"]
-        assert _facts(mem, valid_at="2020-01-01") == ["Ann moved to Berlin. (as of 2019-01-01)"]
+        assert _facts(mem) == ["Ann lives in Lyon. (as of 2024-01-01)"]
+        assert _facts(mem, valid_at="2020-01-01") == ["Ann lives in Berlin. (as of 2019-01-01)"]
 
 
 def test_multi_valued_relations_never_contradict() -> None:
@@ -259,6 +259,6 @@ def test_a_fact_said_again_resumes_after_a_late_contradiction() -> None:
         late = _say(mem, "I live in Paris.", "2000-01-01")
         actions = [d["action"] for d in late.decisions]  # type: ignore[attr-defined]
         assert actions[:3] == ["added", "invalidated", "continued"]
-        assert _facts(mem, valid_at="2000-06-01") == ["Ann live in Paris. (as of 2000-01-01)"]
-        assert _facts(mem, valid_at="2001-06-01") == ["Ann live in Lyon. (as of 2001-01-01)"]
-        assert _facts(mem) == ["Ann live in Lyon. (as of 2001-01-01)"]
+        assert _facts(mem, valid_at="2000-06-01") == ["Ann lives in Paris. (as of 2000-01-01)"]
+        assert _facts(mem, valid_at="2001-06-01") == ["Ann lives in Lyon. (as of 2001-01-01)"]
+        assert _facts(mem) == ["Ann lives in Lyon. (as of 2001-01-01)"]
