@@ -323,11 +323,20 @@ class Memory:
     def update(self, item_id: int, text: str, *, reason: str | None = None,
                metadata: dict[str, Any] | None = None, confidence: float | None = None,
                source: str | None = None,
-               scope: Scope | dict[str, Any] | str | None = None) -> int:
+               scope: Scope | dict[str, Any] | str | None = None,
+               event: tuple[Any, Any] | None = None) -> int:
         """Supersede item ``item_id`` with a new version; returns the new version's id. The old
-        version keeps its text and gets ``valid_until``; ``read(as_of=...)`` still sees it."""
+        version keeps its text and gets ``valid_until``; ``read(as_of=...)`` still sees it.
+        The new version keeps the old one's event time unless ``event=(event_from,
+        event_until)`` gives another (None = unbounded)."""
         check_id(item_id)
         check_reason(reason)
+        if event is not None:
+            from memkit.admission import check_event_time
+
+            if not isinstance(event, tuple) or len(event) != 2:
+                raise InvalidInput("event must be a tuple (event_from, event_until)")
+            event = check_event_time(*event)
         with self._op():
             with self._record_lock:
                 old = self._scoped(item_id, scope)
@@ -337,7 +346,8 @@ class Memory:
                             metadata=old.metadata if metadata is None else metadata,
                             max_chars=self.config.max_item_chars)
                 new.expires_at = old.expires_at
-                new.event_from, new.event_until = old.event_from, old.event_until
+                new.event_from, new.event_until = event if event is not None else \
+                    (old.event_from, old.event_until)
                 new_id = self.store.supersede(old.id, new, reason=reason)
             self.indexer.changed()
         return new_id

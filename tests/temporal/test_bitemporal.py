@@ -204,3 +204,31 @@ def test_migration_keeps_existing_memories(tmp_path) -> None:
     assert list(store.allowed_ids(Scope(), holds_now=True)) == [1]
     assert list(store.allowed_ids(Scope(), valid_at=-5e9)) == [1]
     store.close()
+
+
+def test_export_import_keeps_event_time() -> None:
+    from memkit.portable import export_lines, import_lines
+
+    with Memory.open(None, embedder=HashEmbedder(dim=64)) as src, \
+            Memory.open(None, embedder=HashEmbedder(dim=64)) as dst:
+        paris = src.write("Alice lives in Paris.", event_from="2020-01-01")
+        src.invalidate(paris, at="2024-03-01")
+        src.write("Alice lives in Lyon.", event_from="2024-03-01")
+        import_lines(dst, list(export_lines(src)))
+        q = "Where does Alice live?"
+        assert [h.text for h in dst.read(q)] == ["Alice lives in Lyon."]
+        assert [h.text for h in dst.read(q, valid_at="2021-01-01")] == ["Alice lives in Paris."]
+        assert [(v.event_from, v.event_until) for v in dst.versions(dst.read(
+            q, valid_at="2021-01-01")[0].id)] == \
+            [(v.event_from, v.event_until) for v in src.versions(paris)]
+
+
+def test_update_keeps_or_replaces_event_time() -> None:
+    with Memory.open(None, embedder=HashEmbedder(dim=64)) as mem:
+        i = mem.write("Alice lives in Paris.", event_from=100.0)
+        j = mem.update(i, "Alice lives in Paris, France.")
+        assert (mem.get(j).event_from, mem.get(j).event_until) == (100.0, None)
+        k = mem.update(j, "Alice lived in Paris.", event=(100.0, 200.0))
+        assert (mem.get(k).event_from, mem.get(k).event_until) == (100.0, 200.0)
+        with pytest.raises(InvalidInput, match="event must be a tuple"):
+            mem.update(k, "x", event=[1.0, 2.0])  # type: ignore[arg-type]
