@@ -18,7 +18,12 @@ subject and single-valued relation and another object; under ``"llm"`` the LLM j
 each new fact, which known facts about the same subject it makes untrue
 (:class:`Judgement`). The contradicted fact is not deleted: it gets an end in event time
 (see :mod:`memkit.conversation.ledger`), with an audit row naming both; ``Memory.revert``
-undoes it. Every decision is in :attr:`RememberReport.decisions`.
+undoes it (one chain at a time: a source turn ended with its fact is reverted separately).
+Every decision is in :attr:`RememberReport.decisions`.
+
+Limits: under ``"llm"`` the judge sees the facts known before the call (facts of the same
+call are placed by the timeline rule only); the ledger tables are not in ``memkit export``
+(an imported memory keeps its items and event times, not the fact index).
 """
 
 from __future__ import annotations
