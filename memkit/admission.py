@@ -15,6 +15,8 @@ backend                   a name or a list of names: <= MAX_BACKENDS (16) names,
                           <= MAX_BACKEND_NAME (100) characters
 ids                       an int or an iterable of ints (a str is not a list of ids)
 now, as_of, created_at    a finite number of seconds since the epoch, |t| <= 1e12
+event_from, event_until   epoch seconds, an ISO 8601 string or a datetime (naive = UTC; see
+                          :mod:`memkit.temporal.times`); event_until > event_from
 records (write_many)      an iterable of records; a str, bytes or dict is refused (it would
                           be taken apart character by character / key by key)
 ========================  ================================================================
@@ -41,7 +43,8 @@ from memkit.errors import InvalidInput, safe_repr
 from memkit.store.sqlite import NewItem
 from memkit.types import Scope
 
-WRITE_FIELDS = ("text", "scope", "source", "confidence", "ttl", "metadata", "created_at")
+WRITE_FIELDS = ("text", "scope", "source", "confidence", "ttl", "metadata", "created_at",
+                "event_from", "event_until")
 
 MAX_K = 1_000
 MAX_QUERY_CHARS = 100_000
@@ -283,9 +286,21 @@ def _no_default(value: Any) -> Any:
     raise TypeError(f"not JSON: {type(value).__name__}")  # pragma: no cover - walked above
 
 
+def check_event_time(event_from: Any, event_until: Any) -> tuple[float | None, float | None]:
+    """An item's event-time interval ``[event_from, event_until)``; None = unbounded."""
+    from memkit.temporal.times import to_epoch
+
+    start = None if event_from is None else to_epoch(event_from, "event_from")
+    end = None if event_until is None else to_epoch(event_until, "event_until")
+    if start is not None and end is not None and not end > start:
+        raise InvalidInput(f"event_until ({end}) must be after event_from ({start})")
+    return start, end
+
+
 def admit(text: Any, *, scope: Any = None, source: Any = None, confidence: Any = 1.0,
           ttl: Any = None, metadata: Any = None, created_at: Any = None,
-          max_chars: int = 100_000, now: float | None = None) -> NewItem:
+          max_chars: int = 100_000, now: float | None = None, event_from: Any = None,
+          event_until: Any = None) -> NewItem:
     """Validate one write. Every rejection names the field and what was wrong."""
     if not isinstance(text, str):
         raise InvalidInput(f"text must be a string, got {type(text).__name__}")
@@ -313,8 +328,10 @@ def admit(text: Any, *, scope: Any = None, source: Any = None, confidence: Any =
         expires_at = now + seconds
     meta = check_metadata(metadata)
     created = check_time(created_at, "created_at")
+    start, end = check_event_time(event_from, event_until)
     return NewItem(text=text, scope=scope_obj, source=source, confidence=conf,
-                   expires_at=expires_at, metadata=meta, created_at=created)
+                   expires_at=expires_at, metadata=meta, created_at=created,
+                   event_from=start, event_until=end)
 
 
 def admit_record(record: Any, *, default_scope: Any, max_chars: int) -> NewItem:

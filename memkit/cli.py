@@ -48,6 +48,8 @@ _LAZY: dict[str, tuple[str, str, str | None]] = {
     "keys": ("memkit.server.cli", "keys_group", "server"),
     "export": ("memkit.cli_portable", "export_cmd", None),
     "import": ("memkit.cli_portable", "import_cmd", None),
+    "remember": ("memkit.conversation.cli", "remember_cmd", None),
+    "revert": ("memkit.conversation.cli", "revert_cmd", None),
 }
 _LAZY_HELP = {
     "export": "Write every item and version as JSON Lines (to stdout or --out).",
@@ -55,6 +57,8 @@ _LAZY_HELP = {
     "eval": "Run a benchmark (MuSiQue, LoCoMo, ...) and write a report.",
     "serve": "Serve a memory over REST and MCP.",
     "keys": "Create, list and revoke API keys for `memkit serve`.",
+    "remember": "Remember a conversation (JSON Lines of {role, content, name?, at?}).",
+    "revert": "Undo the latest change (update, invalidation) of an item.",
 }
 
 
@@ -114,7 +118,8 @@ def _hit_dict(hit: Any) -> dict[str, Any]:
     return {"rank": hit.rank, "id": item.id, "score": round(hit.score, 6),
             "backend": hit.backend, "text": item.text, "source": item.source,
             "scope": item.scope.as_dict(), "metadata": item.metadata,
-            "evidence": hit.evidence}
+            "evidence": hit.evidence, "event_from": item.event_from,
+            "event_until": item.event_until, "invalidated": item.invalidated}
 
 
 @click.group(cls=MemkitGroup)
@@ -259,14 +264,26 @@ def write(text: str, memory_dir: str, namespace: str | None, user: str | None,
 @click.option("--as-of", "as_of", default=None, type=float,
               help="Read the memory as it was at this time (seconds since the epoch).")
 @click.option("--budget-tokens", default=None, type=int, help="Cap the hits' total tokens.")
+@click.option("--valid-at", "valid_at", default=None, type=TEXT,
+              help="Only what held in the world at this time (ISO 8601 or epoch seconds).")
+@click.option("--include-invalidated", is_flag=True,
+              help="Also facts that no longer hold (invalidated in event time).")
 @json_option
 def read(query: str, memory_dir: str, namespace: str | None, user: str | None,
          agent: str | None, session: str | None, k: int, backend: str | None,
-         as_of: float | None, budget_tokens: int | None, as_json: bool) -> None:
+         as_of: float | None, budget_tokens: int | None, valid_at: str | None,
+         include_invalidated: bool, as_json: bool) -> None:
     """Read the memories most relevant to QUERY."""
+    when: Any = valid_at
+    if valid_at is not None:
+        try:
+            when = float(valid_at)
+        except ValueError:
+            pass
     with open_memory(memory_dir) as mem:
         res = mem.read(query, k=k, scope=scope_dict(namespace, user, agent, session),
-                       backend=backend, as_of=as_of, budget_tokens=budget_tokens)
+                       backend=backend, as_of=as_of, budget_tokens=budget_tokens,
+                       valid_at=when, include_invalidated=include_invalidated)
     data = {"query": query, "hits": [_hit_dict(h) for h in res.hits],
             "cost": {"ms": round(res.cost.ms, 2), "llm_calls": res.cost.llm_calls}}
 

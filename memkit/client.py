@@ -75,6 +75,7 @@ def _scope_json(scope: Scope | dict[str, Any] | str | None) -> dict[str, Any] | 
 
 def item_from_json(data: dict[str, Any]) -> MemoryItem:
     fields = dict(data)
+    fields.pop("invalidated", None)  # derived from event_until
     fields["scope"] = Scope.coerce({k: v for k, v in data["scope"].items() if v is not None})
     return MemoryItem(**fields)
 

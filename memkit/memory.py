@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -226,19 +227,24 @@ class Memory:
     # ---- write --------------------------------------------------------------------------
     def write(self, text: str, scope: Scope | dict[str, Any] | str | None = None, *,
               source: str | None = None, confidence: float = 1.0, ttl: float | None = None,
-              metadata: dict[str, Any] | None = None) -> int:
+              metadata: dict[str, Any] | None = None, event_from: Any = None,
+              event_until: Any = None) -> int:
         """Write one memory; returns its id (the existing id when the same text is already
-        current in the same scope). Raises InvalidInput, writing nothing, on bad input."""
+        current in the same scope). Raises InvalidInput, writing nothing, on bad input.
+        ``event_from``/``event_until``: when what it says holds in the world (event time;
+        epoch seconds, ISO 8601 or datetime; None = unbounded)."""
         return self.put(text, scope, source=source, confidence=confidence, ttl=ttl,
-                        metadata=metadata).id
+                        metadata=metadata, event_from=event_from, event_until=event_until).id
 
     def put(self, text: str, scope: Scope | dict[str, Any] | str | None = None, *,
             source: str | None = None, confidence: float = 1.0, ttl: float | None = None,
-            metadata: dict[str, Any] | None = None) -> Written:
+            metadata: dict[str, Any] | None = None, event_from: Any = None,
+            event_until: Any = None) -> Written:
         """:meth:`write` that also says whether it created an item: ``Written(id, created)``
         (``created`` is False for a duplicate of a current item in the same scope)."""
         new = admit(text, scope=scope, source=source, confidence=confidence, ttl=ttl,
-                    metadata=metadata, max_chars=self.config.max_item_chars)
+                    metadata=metadata, max_chars=self.config.max_item_chars,
+                    event_from=event_from, event_until=event_until)
         iid, created = self._commit([new])[0]
         return Written(iid, created)
 
@@ -248,6 +254,16 @@ class Memory:
                 result = self.store.insert_items(new)
             self.indexer.changed()
         return result
+
+    @contextmanager
+    def _recording(self) -> Iterator[Store]:
+        """One all-or-nothing record mutation of several statements (for modules such as
+        :mod:`memkit.conversation`): the store's transaction under the record lock; the
+        indexer is told afterwards."""
+        with self._op():
+            with self._record_lock, self.store.transaction():
+                yield self.store
+            self.indexer.changed()
 
     def write_many(self, records: Iterable[str | dict[str, Any]], *,
                    scope: Scope | dict[str, Any] | str | None = None, batch_size: int = 64,
@@ -316,11 +332,20 @@ class Memory:
     def update(self, item_id: int, text: str, *, reason: str | None = None,
                metadata: dict[str, Any] | None = None, confidence: float | None = None,
                source: str | None = None,
-               scope: Scope | dict[str, Any] | str | None = None) -> int:
+               scope: Scope | dict[str, Any] | str | None = None,
+               event: tuple[Any, Any] | None = None) -> int:
         """Supersede item ``item_id`` with a new version; returns the new version's id. The old
-        version keeps its text and gets ``valid_until``; ``read(as_of=...)`` still sees it."""
+        version keeps its text and gets ``valid_until``; ``read(as_of=...)`` still sees it.
+        The new version keeps the old one's event time unless ``event=(event_from,
+        event_until)`` gives another (None = unbounded)."""
         check_id(item_id)
         check_reason(reason)
+        if event is not None:
+            from memkit.admission import check_event_time
+
+            if not isinstance(event, tuple) or len(event) != 2:
+                raise InvalidInput("event must be a tuple (event_from, event_until)")
+            event = check_event_time(*event)
         with self._op():
             with self._record_lock:
                 old = self._scoped(item_id, scope)
@@ -330,9 +355,52 @@ class Memory:
                             metadata=old.metadata if metadata is None else metadata,
                             max_chars=self.config.max_item_chars)
                 new.expires_at = old.expires_at
+                new.event_from, new.event_until = event if event is not None else \
+                    (old.event_from, old.event_until)
                 new_id = self.store.supersede(old.id, new, reason=reason)
             self.indexer.changed()
         return new_id
+
+    def remember(self, messages: Sequence[dict[str, Any]],
+                 scope: Scope | dict[str, Any] | str | None = None, *, session: str | None = None,
+                 at: Any = None, facts: str = "auto", contradictions: str = "auto") -> Any:
+        """Store a conversation: each turn (``{"role", "content", "name"?, "at"?}``) as an
+        item with speaker, session and event time, plus standalone facts extracted from it
+        (``facts``: ``"auto"``, ``"rules"``, ``"llm"``, ``"off"``), deduplicated against the
+        scope, with contradicted facts invalidated (not deleted). All or nothing: a bad
+        message raises InvalidInput naming it. Returns a
+        :class:`~memkit.conversation.RememberReport`; see :mod:`memkit.conversation`."""
+        from memkit.conversation import remember
+
+        return remember(self, messages, scope, session=session, at=at, facts=facts,
+                        contradictions=contradictions)
+
+    def invalidate(self, item_id: int, *, at: Any = None, reason: str | None = None,
+                   scope: Scope | dict[str, Any] | str | None = None) -> int:
+        """End what item ``item_id`` says in event time at ``at`` (default now): reads stop
+        returning it as true after ``at``, ``valid_at`` reads before still do, and nothing is
+        deleted (a new version records the end). Returns the new version's id; reversible
+        with :meth:`revert`. See :mod:`memkit.temporal.truth`."""
+        from memkit.temporal.times import to_epoch
+        from memkit.temporal.truth import invalidate
+
+        check_id(item_id)
+        check_reason(reason)
+        when = time.time() if at is None else to_epoch(at, "at")
+        with self._recording() as store:
+            return invalidate(store, self._scoped(item_id, scope), when, reason=reason)
+
+    def revert(self, item_id: int, *, reason: str | None = None,
+               scope: Scope | dict[str, Any] | str | None = None) -> int:
+        """Undo the latest change (update, invalidation, contradiction) of the chain of item
+        ``item_id``: a new version restores the one before. Returns the new version's id."""
+        from memkit.temporal.truth import revert
+
+        check_id(item_id)
+        check_reason(reason)
+        with self._recording() as store:
+            self._scoped(item_id, scope)
+            return revert(store, item_id, reason=reason)
 
     def delete(self, ids: int | Sequence[int], *, reason: str | None = None,
                scope: Scope | dict[str, Any] | str | None = None) -> list[int]:
@@ -416,12 +484,22 @@ class Memory:
              rerank_options: dict[str, Any] | None = None,
              read_options: dict[str, dict[str, Any]] | None = None,
              weights: dict[str, float] | None = None,
-             consistency: str = "strong", trace: bool = False) -> ReadResult:
+             consistency: str = "strong", trace: bool = False, valid_at: Any = None,
+             include_invalidated: bool = False, time_aware: Any = None) -> ReadResult:
         """The ``k`` best memories for ``query`` visible in ``scope``.
 
         ``backend``: a name, several (comma-separated or a list: fused by reciprocal rank,
         with optional per-backend ``weights``), or None for the first configured.
-        ``as_of``: see the versions valid at that time. ``budget_tokens``: drop trailing hits
+        ``as_of``: see the versions memkit had recorded at that time (system time).
+        ``valid_at``: see only what holds in the world at that time (event time; epoch
+        seconds, ISO 8601 or datetime); by default a read sees what holds now (or at
+        ``as_of``, when given), so facts invalidated by a newer one drop out, and
+        ``include_invalidated=True`` turns the event-time filter off (``Hit.invalidated``
+        says which hits have ended). ``time_aware``: ``True`` or a dict of knobs
+        (:mod:`memkit.temporal.query`: ``reference`` = the question's date, ``mode``,
+        ``slack_days``, ``candidates``, ``half_life_days``): a time expression in the query
+        ("last week", "in May 2023") moves hits of that time up; the resolved window is in
+        ``traces["time"]``. ``budget_tokens``: drop trailing hits
         that would exceed this context size. ``rerank``: a reranker name (e.g. ``"sifter"``)
         applied to the hits. ``read_options``: per-backend options for this read only
         (``{"panini": {"decomposition": [...]}}``; each backend documents its own and rejects
@@ -434,11 +512,28 @@ class Memory:
                    rerank=rerank, rerank_options=rerank_options)
         if consistency not in _CONSISTENCY:
             raise InvalidInput(f"consistency must be one of {_CONSISTENCY}, got {consistency!r}")
+        if not isinstance(include_invalidated, bool):
+            raise InvalidInput("include_invalidated must be a bool")
+        if valid_at is not None and include_invalidated:
+            raise InvalidInput("valid_at filters by event time and include_invalidated turns "
+                               "that filter off: pass one of them")
+        if valid_at is not None:
+            from memkit.temporal.times import to_epoch
+
+            valid_at = to_epoch(valid_at, "valid_at")
+        elif as_of is not None and not include_invalidated:
+            valid_at = as_of
         names = self._backend_names(backend)
         per_read = self._read_options(names, read_options)
         scope_obj = Scope.coerce(scope)
         fetch = k if rerank is None else max(k, int((rerank_options or {}).get(
             "candidates", 4 * k)))
+        timing = None
+        if time_aware is not None and time_aware is not False:
+            from memkit.temporal.query import TimeAware
+
+            timing = TimeAware.coerce(time_aware)
+            fetch = max(fetch, timing.candidates)
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         traces: dict[str, dict[str, Any]] = {}
@@ -447,8 +542,13 @@ class Memory:
         with self._op():
             target = self.store.last_seq()
             now = time.time()
-            allowed = AllowedIds(self.store.allowed_ids(scope_obj, as_of=as_of, now=now),
-                                 scope=scope_obj, as_of=as_of, now=now)
+            event_at = None if include_invalidated else (valid_at if valid_at is not None
+                                                         else now)
+            allowed = AllowedIds(self.store.allowed_ids(
+                scope_obj, as_of=as_of, now=now,
+                valid_at=None if include_invalidated else valid_at,
+                holds_now=not include_invalidated),
+                scope=scope_obj, as_of=as_of, now=now, event_at=event_at)
             rankings: dict[str, list[Scored]] = {}
             for name in names:
                 tb = time.perf_counter()
@@ -473,6 +573,8 @@ class Memory:
                 if item is None or s.id not in allowed or not scope_obj.contains(item.scope):
                     continue  # deleted meanwhile, or a backend returned something out of scope
                 hits.append(Hit(item=item, score=s.score, backend=label, evidence=s.evidence))
+            if timing is not None:
+                hits, traces["time"] = timing.apply(query, hits)
             if rerank is not None:
                 tr = time.perf_counter()
                 from memkit.rerank import resolve_reranker

@@ -7,7 +7,7 @@ The format (``memkit.export`` version 1), one JSON object per line::
     {"type": "version", "id": 7, "root_id": 3, "supersedes": 3, "version": 2, "text": "...",
      "scope": {"namespace": "default", "user": "u1"}, "source": "chat:42", "confidence": 1.0,
      "created_at": ..., "valid_from": ..., "valid_until": null, "expires_at": null,
-     "metadata": {...}, "content_hash": "..."}
+     "event_from": null, "event_until": null, "metadata": {...}, "content_hash": "..."}
     ...                                   every version of every item, in id order
     {"type": "audit", "seq": 1, "op": "write", "item_id": 3, "at": ..., ...}   (optional)
     {"type": "end", "versions": 12, "audit": 0}
@@ -67,6 +67,7 @@ def version_record(item: MemoryItem) -> dict[str, Any]:
             "source": item.source, "confidence": item.confidence,
             "created_at": item.created_at, "valid_from": item.valid_from,
             "valid_until": item.valid_until, "expires_at": item.expires_at,
+            "event_from": item.event_from, "event_until": item.event_until,
             "metadata": item.metadata, "content_hash": item.content_hash}
 
 
@@ -160,6 +161,9 @@ class _Importer:
     def chain_start(self, rec: dict[str, Any], lineno: int) -> None:
         record: dict[str, Any] = {k: rec[k] for k in ("text", "scope", "source", "confidence",
                                                       "metadata", "created_at")}
+        for key in ("event_from", "event_until"):  # absent in dumps from before event time
+            if rec.get(key) is not None:
+                record[key] = rec[key]
         if rec.get("expires_at") is not None:
             ttl = float(rec["expires_at"]) - time.time()
             if ttl <= 0:
@@ -194,7 +198,8 @@ class _Importer:
         prev = self.report.id_map[int(rec["supersedes"])]
         new = self.memory.update(prev, rec["text"], metadata=rec["metadata"],
                                  confidence=float(rec["confidence"]), source=rec.get("source"),
-                                 reason="import")
+                                 reason="import",
+                                 event=(rec.get("event_from"), rec.get("event_until")))
         self.report.id_map[int(rec["id"])] = new
         self.report.versions += 1
 

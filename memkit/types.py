@@ -93,14 +93,29 @@ class MemoryItem:
     supersedes: int | None = None  # the previous version, if any
     valid_from: float = 0.0
     valid_until: float | None = None  # set when a newer version supersedes this one
+    # event time: when what the item says holds in the world (None = unbounded)
+    event_from: float | None = None
+    event_until: float | None = None  # set when the fact was invalidated (e.g. contradicted)
 
     @property
     def is_current(self) -> bool:
         return self.valid_until is None
 
     def valid_at(self, t: float) -> bool:
-        """Was this version the valid one at time ``t`` (seconds since the epoch)?"""
+        """Was this version the valid one at time ``t`` (seconds since the epoch)? This is
+        system time: when memkit recorded it, not when it held in the world."""
         return self.valid_from <= t and (self.valid_until is None or t < self.valid_until)
+
+    def holds_at(self, t: float) -> bool:
+        """Does what this item says hold in the world at time ``t`` (event time)?"""
+        return (self.event_from is None or self.event_from <= t) and \
+            (self.event_until is None or t < self.event_until)
+
+    @property
+    def invalidated(self) -> bool:
+        """True when the fact has an end in event time (it was invalidated, e.g. contradicted
+        by a newer fact, at ``event_until``)."""
+        return self.event_until is not None
 
 
 @dataclass
@@ -156,6 +171,13 @@ class Hit:
     @property
     def text(self) -> str:
         return self.item.text
+
+    @property
+    def invalidated(self) -> bool:
+        """Whether the hit's fact was invalidated in event time (at ``item.event_until``):
+        a default read never returns one that is invalid now, but a ``valid_at`` read in the
+        past or an ``include_invalidated`` read may."""
+        return self.item.invalidated
 
 
 @dataclass

@@ -76,6 +76,7 @@ class AllowedIds:
     scope: Scope | None = None
     as_of: float | None = None
     now: float | None = None
+    event_at: float | None = None  # only items holding in event time then (None: any)
 
     def __contains__(self, item_id: object) -> bool:
         if not isinstance(item_id, (int, np.integer)):

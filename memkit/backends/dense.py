@@ -168,7 +168,8 @@ class DenseBackend(Backend):
         q = self.embedder.embed_query(query, self.opts.query_instruction)
         if self.pg is not None and allowed.scope is not None:
             ids, scores = self.pg.search(q, k, allowed.scope, allowed.as_of,
-                                         allowed.now if allowed.now is not None else time.time())
+                                         allowed.now if allowed.now is not None else time.time(),
+                                         allowed.event_at)
             return Retrieval([Scored(int(i), float(s)) for i, s in
                               zip(ids, scores, strict=True) if int(i) in allowed])
         return Retrieval(self.retrieve_vector(q, k, allowed=allowed))

@@ -106,12 +106,15 @@ def _loader_opts(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--no-embed-cache", is_flag=True,
               help="Do not reuse document vectors from <cache>/embeddings.sqlite.")
+@click.option("--time-aware", is_flag=True,
+              help="Time-aware reads: time expressions in questions, resolved against the "
+                   "question's date, move hits of that time up (needs [temporal]).")
 def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | None,
             embedder: str | None, limit: int | None, ks: str | None, llm: str | None,
             reader_k: int | None, max_context_tokens: int | None, options: tuple[str, ...],
             backend_options: tuple[str, ...], data_dir: str | None, name: str | None,
             out: str | None, cache: str | None, store: str | None, overwrite: bool,
-            no_progress: bool, no_plots: bool, no_embed_cache: bool) -> None:
+            no_progress: bool, no_plots: bool, no_embed_cache: bool, time_aware: bool) -> None:
     """Evaluate DATASET (a known name, an indexes/*.toml recipe, or a data file)."""
     from memkit.eval.datasets import load_dataset
     from memkit.eval.report import metrics_table
@@ -150,6 +153,7 @@ def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | No
             cache=cache or default_folder("cache"), store=store, overwrite=overwrite,
             progress=progress, plots=not no_plots, embed_cache=not no_embed_cache,
             recipe=dataset if recipe else None,
+            time_aware=time_aware or bool(recipe.get("time_aware", False)),
             **{k: v if v is not None else DEFAULTS[k] for k, v in chosen.items()})
         ds = load_dataset(config.dataset, format=config.format, corpus=config.corpus,
                           options=config.loader_options, data_dir=data_dir)
@@ -226,3 +230,12 @@ def list_cmd(data_dir: str | None) -> None:
         click.echo("\nrecipes:")
         for recipe in recipes:
             click.echo(f"  indexes/{recipe.name}")
+
+
+def _knowledge_update() -> None:
+    from memkit.eval.knowledge_update import knowledge_update_cmd
+
+    eval_group.add_command(knowledge_update_cmd)
+
+
+_knowledge_update()

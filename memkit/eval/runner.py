@@ -62,6 +62,9 @@ class EvalConfig:
     embed_cache: bool = True
     overwrite: bool = False
     recipe: str | None = None
+    #: time-aware reads (memkit.temporal.query), resolved against each question's date
+    #: (``metadata["question_date"]``, e.g. LoCoMo's last session)
+    time_aware: bool = False
 
     def __post_init__(self) -> None:
         if not self.backends or not all(isinstance(b, str) and b.strip() for b in self.backends):
@@ -77,6 +80,8 @@ class EvalConfig:
         out = {k: v for k, v in asdict(self).items() if k not in _VOLATILE and k != "store"}
         if self.store:  # runs on SQLite keep the identity they always had
             out["store"] = "postgres"
+        if not self.time_aware:  # runs from before the option keep their identity
+            out.pop("time_aware")
         return out
 
 
@@ -227,8 +232,11 @@ def _read_one(mem: Memory, q: Question, spec: str, config: EvalConfig, llm: Any,
     fetch = max(max(config.ks), config.reader_k)
     components = spec.split("+")
     e0 = embedder.seconds
+    extra: dict[str, Any] = {}
+    if config.time_aware:
+        extra["time_aware"] = {"reference": q.metadata.get("question_date")}
     result = mem.read(q.question, k=fetch, scope=q.scope,
-                      backend=components if len(components) > 1 else spec)
+                      backend=components if len(components) > 1 else spec, **extra)
     query_embed_ms = (embedder.seconds - e0) * 1000
     ranked = [list(h.item.metadata.get("keys", [])) for h in result.hits]
     from memkit.generate.reader import answer_from_hits, format_hit, select_hits

@@ -26,6 +26,7 @@ class Reranker(Protocol):
 
 RERANKERS = registry("rerankers", {
     "sifter": "memkit.backends.sifter.rerank:SifterReranker",
+    "facts": "memkit.conversation.rerank:FactReranker",
 })
 
 

@@ -365,7 +365,9 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
         state, mem = scoped(request, who)
         result = await state.call(mem.read, body.query, body.k, scope_arg(body.scope),
                                   backend=body.backend, as_of=body.as_of,
-                                  budget_tokens=body.budget_tokens, rerank=body.rerank)
+                                  budget_tokens=body.budget_tokens, rerank=body.rerank,
+                                  valid_at=body.valid_at,
+                                  include_invalidated=body.include_invalidated)
         return m.ReadResponse.of(result)
 
     @app.post("/v1/answer", response_model=m.AnswerResponse, tags=["read"],
@@ -425,6 +427,9 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
         state, mem = scoped(request, who)
         return m.jsonable(await state.call(mem.stats))
 
+    from memkit.server import conversation  # POST /v1/remember, /v1/memories/{id}/revert
+
+    conversation.install(app, scoped, scope_arg, Who, ItemId)
     from memkit.server.ui import router as ui_router  # the browser inspector at /ui
 
     app.include_router(ui_router)

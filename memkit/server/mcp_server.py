@@ -45,7 +45,8 @@ def _hit_view(hit: Any) -> dict[str, Any]:
     item = hit.item
     return {"id": item.id, "text": item.text, "score": round(float(hit.score), 4),
             "source": item.source, "created_at": item.created_at,
-            "metadata": item.metadata, "version": item.version}
+            "metadata": item.metadata, "version": item.version,
+            "invalidated": item.invalidated}
 
 
 def build_mcp(state_of: Callable[[], ServerState], principal_of: PrincipalOf,
@@ -88,6 +89,24 @@ def build_mcp(state_of: Callable[[], ServerState], principal_of: PrincipalOf,
         when the same fact was already stored; its id is returned)."""
         written = await call(ctx, "put", text, None, source=source, ttl=ttl_seconds)
         return {"id": written.id, "created": written.created}
+
+    @server.tool(name="remember_conversation", title="Remember a conversation")
+    async def remember_conversation(
+        messages: Annotated[list[dict[str, Any]], Field(
+            description="The chat turns, oldest first: objects with 'role' (user, assistant, "
+                        "system or tool), 'content', optional 'name' (the speaker) and "
+                        "optional 'at' (ISO 8601 time it was said)",
+            min_length=1, max_length=50_000)],
+        ctx: Context,
+        session: Annotated[str | None, Field(description="A conversation/session id "
+                                             "(optional)", max_length=200)] = None,
+    ) -> dict[str, Any]:
+        """Store a conversation: every turn, plus the lasting facts in it. A fact that
+        contradicts an older one (a new address, job or partner) ends the old one, which is
+        kept as history, never deleted. Returns the ids of turns, new facts, facts already
+        known and facts that stopped holding."""
+        report = await call(ctx, "remember", messages, None, session=session)
+        return {k: v for k, v in report.as_dict().items() if k != "decisions"}
 
     @server.tool(name="recall", title="Recall memories")
     async def recall(

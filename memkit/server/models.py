@@ -130,6 +130,10 @@ class ReadRequest(BaseModel):
                                 description="see the versions valid at this time (epoch s)")
     budget_tokens: int | None = Field(None, ge=1, le=10_000_000)
     rerank: str | None = Field(None, max_length=100)
+    valid_at: float | str | None = Field(
+        None, description="only what held in the world at this time (event time: epoch s or "
+        "ISO 8601); default: what holds now")
+    include_invalidated: bool = Field(False, description="also facts that no longer hold")
 
 
 class ItemModel(BaseModel):
@@ -147,10 +151,14 @@ class ItemModel(BaseModel):
     supersedes: int | None
     valid_from: float
     valid_until: float | None
+    event_from: float | None = Field(None, description="when it starts to hold in the world")
+    event_until: float | None = Field(None, description="when it stopped holding (set when "
+                                      "invalidated, e.g. contradicted by a newer fact)")
+    invalidated: bool = False
 
     @classmethod
     def of(cls, item: MemoryItem) -> ItemModel:
-        data = dict(item.__dict__)
+        data = dict(item.__dict__, invalidated=item.invalidated)
         data["scope"] = ScopeModel.of(item.scope)
         return cls(**data)
 

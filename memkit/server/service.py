@@ -36,6 +36,7 @@ _IDS_IN_MESSAGE = re.compile(r"\b(items?|ids?|id\(s\)) (\[?)(\d+(?:, \d+)*)(\]?)
 # evidence keys whose int values are item ids; other ``*_id`` ints (e.g. a QA pair's row id)
 # come from global sequences too, and get their own opaque mapping
 _ITEM_ID_KEYS = {"id", "ids", "item_id", "item_ids", "cited_ids", "root_id", "supersedes"}
+_DECISION_IDS = {"item", "new_version", "by", "continues"}  # ids in a remember() report
 
 
 class NotConfigured(ConfigError):
@@ -271,6 +272,21 @@ class ScopedMemory:
         item = self._visible(item_id)
         with self._public_errors():
             return self.public_id(self.memory.update(item.id, text, **fields))
+
+    def remember(self, messages: Any, scope: Any = None, **options: Any) -> Any:
+        """``Memory.remember`` in this principal's scope; the report's ids are public."""
+        with self._public_errors():
+            report = self.memory.remember(messages, self.scope(scope), **options)
+        for name in ("turns", "facts", "duplicates", "invalidated"):
+            setattr(report, name, [self.public_id(i) for i in getattr(report, name)])
+        report.decisions = [{k: self.public_id(v) if k in _DECISION_IDS and isinstance(v, int)
+                             else v for k, v in d.items()} for d in report.decisions]
+        return report
+
+    def revert(self, item_id: int, reason: str | None = None) -> int:
+        item = self._visible(item_id)
+        with self._public_errors():
+            return self.public_id(self.memory.revert(item.id, reason=reason))
 
     def delete(self, ids: Sequence[int], reason: str | None = None) -> list[int]:
         if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):

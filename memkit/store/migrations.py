@@ -53,4 +53,12 @@ CORE: list[str] = [
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: event time beside system time. valid_from/valid_until say when memkit recorded and
+    # superseded a version (system time); event_from/event_until say when the fact holds in
+    # the world (NULL = unbounded, so every existing item stays always valid).
+    """
+    ALTER TABLE items ADD COLUMN event_from REAL;
+    ALTER TABLE items ADD COLUMN event_until REAL;
+    CREATE INDEX items_event_until ON items(event_until) WHERE event_until IS NOT NULL;
+    """,
 ]

@@ -34,7 +34,8 @@ from memkit.types import SCOPE_FIELDS, MemoryItem, Scope
 
 _ITEM_COLS = (
     "id, text, content_hash, namespace, user, agent, session, source, created_at, confidence, "
-    "expires_at, metadata, version, root_id, supersedes, valid_from, valid_until"
+    "expires_at, metadata, version, root_id, supersedes, valid_from, valid_until, event_from, "
+    "event_until"
 )
 
 
@@ -59,6 +60,8 @@ class NewItem:
     expires_at: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: float | None = None
+    event_from: float | None = None  # event time (when it holds in the world); None = always
+    event_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,13 @@ class Change:
 
 def _row_to_item(row: Sequence[Any]) -> MemoryItem:
     (iid, text, chash, ns, user, agent, session, source, created, conf, expires, meta, version,
-     root, supersedes, vfrom, vuntil) = row
+     root, supersedes, vfrom, vuntil, efrom, euntil) = row
     return MemoryItem(
         id=iid, text=text, scope=Scope(namespace=ns, user=user, agent=agent, session=session),
         source=source, created_at=created, confidence=conf, expires_at=expires,
         metadata=json.loads(meta), content_hash=chash, version=version,
         root_id=root, supersedes=supersedes, valid_from=vfrom, valid_until=vuntil,
+        event_from=efrom, event_until=euntil,
     )
 
 
@@ -97,10 +101,11 @@ def _scope_sql(scope: Scope, alias: str = "") -> tuple[str, list[Any]]:
     return " AND ".join(clauses) or "TRUE", params
 
 
-def visible_sql(scope: Scope, as_of: float | None, now: float, alias: str = ""
-                ) -> tuple[str, list[Any]]:
+def visible_sql(scope: Scope, as_of: float | None, now: float, alias: str = "",
+                event_at: float | None = None) -> tuple[str, list[Any]]:
     """The WHERE clause of the items a read may see (scope; current, or valid at ``as_of``;
-    not expired at ``now``), over ``items`` named ``alias`` (e.g. ``"i."``).
+    holding in event time at ``event_at`` when given; not expired at ``now``), over
+    ``items`` named ``alias`` (e.g. ``"i."``).
 
     >>> where, params = visible_sql(Scope(namespace="n"), None, 5.0, "i.")
     >>> where.split(" AND ")
@@ -115,6 +120,10 @@ def visible_sql(scope: Scope, as_of: float | None, now: float, alias: str = ""
         where += (f" AND {alias}valid_from <= ? AND ({alias}valid_until IS NULL OR "
                   f"{alias}valid_until > ?)")
         params += [as_of, as_of]
+    if event_at is not None:
+        where += (f" AND ({alias}event_from IS NULL OR {alias}event_from <= ?)"
+                  f" AND ({alias}event_until IS NULL OR {alias}event_until > ?)")
+        params += [event_at, event_at]
     where += f" AND ({alias}expires_at IS NULL OR {alias}expires_at > ?)"
     return where, [*params, now]
 
@@ -336,10 +345,12 @@ class Store:
                 cur = conn.execute(
                     "INSERT INTO items (text, content_hash, namespace, user, agent, session, "
                     "scope_key, source, created_at, confidence, expires_at, metadata, version, "
-                    "valid_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?) RETURNING id",
+                    "valid_from, event_from, event_until) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?) RETURNING id",
                     (it.text, chash, it.scope.namespace, it.scope.user, it.scope.agent,
                      it.scope.session, key, it.source, now, it.confidence, it.expires_at,
-                     json.dumps(it.metadata, ensure_ascii=False), now),
+                     json.dumps(it.metadata, ensure_ascii=False), now, it.event_from,
+                     it.event_until),
                 )
                 iid = int(cur.fetchone()[0])
                 conn.execute("UPDATE items SET root_id = ? WHERE id = ?", (iid, iid))
@@ -347,8 +358,12 @@ class Store:
                 out.append((iid, True))
         return out
 
-    def supersede(self, old_id: int, new: NewItem, reason: str | None = None) -> int:
-        """Write ``new`` as the next version of current item ``old_id``; returns the new id."""
+    def supersede(self, old_id: int, new: NewItem, reason: str | None = None,
+                  detail: dict[str, Any] | None = None) -> int:
+        """Write ``new`` as the next version of current item ``old_id``; returns the new id.
+        ``new.event_from``/``event_until`` are the new version's event time as given (the
+        caller carries the old ones over when they do not change); ``detail`` is added to
+        the audit row's."""
         with self.transaction() as conn:
             old = self.get(old_id)
             if not old.is_current:
@@ -370,15 +385,16 @@ class Store:
             cur = conn.execute(
                 "INSERT INTO items (text, content_hash, namespace, user, agent, session, "
                 "scope_key, source, created_at, confidence, expires_at, metadata, version, "
-                "root_id, supersedes, valid_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                "RETURNING id",
+                "root_id, supersedes, valid_from, event_from, event_until) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
                 (new.text, chash, new.scope.namespace, new.scope.user, new.scope.agent,
                  new.scope.session, scope_key(new.scope), new.source, old.created_at,
                  new.confidence, new.expires_at, json.dumps(new.metadata, ensure_ascii=False),
-                 old.version + 1, old.root_id or old.id, old.id, now),
+                 old.version + 1, old.root_id or old.id, old.id, now, new.event_from,
+                 new.event_until),
             )
             new_id = int(cur.fetchone()[0])
-            self._audit("update", new_id, now, reason, {"supersedes": old_id})
+            self._audit("update", new_id, now, reason, {**(detail or {}), "supersedes": old_id})
         return new_id
 
     def delete(self, ids: Sequence[int], reason: str | None = None, op: str = "delete",
@@ -479,15 +495,21 @@ class Store:
         return [_row_to_item(r) for r in rows]
 
     def allowed_ids(self, scope: Scope, as_of: float | None = None,
-                    now: float | None = None) -> np.ndarray:
+                    now: float | None = None, valid_at: float | None = None,
+                    holds_now: bool = False) -> np.ndarray:
         """Sorted int64 ids a read with ``scope`` may see: current (or valid at ``as_of``) and
-        not expired. Cached until the record changes or the next item expires."""
+        not expired; with ``valid_at``, only items that hold at that event time; with
+        ``holds_now`` (and no ``valid_at``), only items that hold at ``now``. Cached until
+        the record changes, the next item expires or (``holds_now``) the next event-time
+        boundary passes."""
         now = time.time() if now is None else now
-        key = (scope, as_of, self._generation, self._data_version())
+        key = (scope, as_of, valid_at, holds_now and valid_at is None, self._generation,
+               self._data_version())
         cached = self._allowed_cache.get(key)
         if cached is not None and now < cached[1]:
             return cached[0]
-        where, params = visible_sql(scope, as_of, now)
+        event_t = valid_at if valid_at is not None else (now if holds_now else None)
+        where, params = visible_sql(scope, as_of, now, event_at=event_t)
         ids = np.fromiter(
             (r[0] for r in self.conn.execute(
                 f"SELECT id FROM items WHERE {where} ORDER BY id", params)), dtype=np.int64)
@@ -495,9 +517,20 @@ class Store:
             f"SELECT MIN(expires_at) FROM items WHERE {where} AND expires_at > ?",
             [*params, now],
         ).fetchone()[0]
+        until = float(nxt) if nxt is not None else float("inf")
+        if valid_at is None and holds_now:  # the set changes when an event bound passes
+            base_where, base = visible_sql(scope, as_of, now)
+            bounds = self.conn.execute(
+                f"SELECT (SELECT MIN(event_from) FROM items WHERE {base_where} "
+                f"AND event_from > ?), (SELECT MIN(event_until) FROM items WHERE {base_where} "
+                "AND event_until > ?)", [*base, now, *base, now],
+            ).fetchone()
+            for b in bounds:
+                if b is not None and b > now:
+                    until = min(until, float(b))
         if len(self._allowed_cache) > 64:
             self._allowed_cache.clear()
-        self._allowed_cache[key] = (ids, float(nxt) if nxt is not None else float("inf"))
+        self._allowed_cache[key] = (ids, until)
         return ids
 
     def count(self, scope: Scope | None = None, current_only: bool = True) -> int:

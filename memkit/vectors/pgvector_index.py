@@ -111,9 +111,9 @@ class PgVectorIndex:
 
     # ---- search -------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int, scope: Scope, as_of: float | None,
-               now: float) -> tuple[np.ndarray, np.ndarray]:
+               now: float, event_at: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (ids, cosine similarities) among the items ``scope`` may see."""
-        where, params = visible_sql(scope, as_of, now, alias="i.")
+        where, params = visible_sql(scope, as_of, now, alias="i.", event_at=event_at)
         q = vector_literal(query)
         with self.store.snapshot() as conn:
             conn.execute(f"SET LOCAL hnsw.ef_search = {max(int(self.ef_search), int(k))}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from memkit.errors import StoreCorrupt
+from memkit.store.migrations import CORE
 from memkit.store.sqlite import Store, content_hash
 
 
@@ -21,7 +22,7 @@ def store(tmp_path: Path) -> Store:
 def test_file_store_uses_wal_and_records_migrations(store: Store) -> None:
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute(
-        "SELECT version FROM schema_migrations WHERE component='core'").fetchone()[0] == 1
+        "SELECT version FROM schema_migrations WHERE component='core'").fetchone()[0] == len(CORE)
     # a component's migrations apply once, in order, and only the new ones on upgrade
     assert store.migrate("x", ["CREATE TABLE x_a (v INT)"]) == 1
     assert store.migrate("x", ["CREATE TABLE x_a (v INT)", "CREATE TABLE x_b (v INT)"]) == 2

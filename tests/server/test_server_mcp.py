@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from conftest import Served
 
 REPO = Path(__file__).resolve().parents[2]
-TOOLS = {"remember", "recall", "update_memory", "forget"}
+TOOLS = {"remember", "remember_conversation", "recall", "update_memory", "forget"}
 
 
 def structured(result: Any) -> dict[str, Any]:

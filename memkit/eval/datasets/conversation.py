@@ -71,11 +71,14 @@ def load_locomo(path: Path, *, namespace: str = "locomo") -> Dataset:
         sessions = sorted((int(m.group(1)), k) for k in conv if (m := _SESSION.match(k)))
         if not sessions:
             raise rec.fail("conversation", "no session_N lists")
+        last_date: float | None = None  # questions are asked after the last session
         for num, key in sessions:
             turns = rec.get(key, list, within=conv, prefix="conversation.")
             date = rec.get(f"{key}_date_time", str, within=conv, prefix="conversation.",
                            optional=True) or ""
             when = parse_date(date, _LOCOMO_DATE_FORMATS) if date else None
+            if when is not None:
+                last_date = when if last_date is None else max(last_date, when)
             for i, turn in enumerate(turns):
                 pre = f"conversation.{key}[{i}]."
                 speaker = rec.get("speaker", str, within=turn, prefix=pre)
@@ -110,7 +113,7 @@ def load_locomo(path: Path, *, namespace: str = "locomo") -> Dataset:
             answer = qa.get("answer")
             if not abstain and answer is None:
                 raise rec.fail(f"{pre}answer", "missing (only category 5 may omit it)")
-            meta: dict[str, Any] = {"sample_id": sample}
+            meta: dict[str, Any] = {"sample_id": sample, "question_date": last_date}
             if abstain and "adversarial_answer" in qa:
                 meta["adversarial_answer"] = str(qa["adversarial_answer"])
             questions.append(Question(
