@@ -336,8 +336,17 @@ def stats(memory_dir: str, as_json: bool) -> None:
                  or "-"],
                 ["database", human_bytes(data["db_bytes"])],
                 ["embedder", str(data["embedder"])]]
+        iv = data["item_vectors"]
+        rows.append(["vectors", f"{iv['vectors']} passages, {iv['strings']['vectors']} "
+                                f"short strings (cached by content hash)"])
         for name, figures in data["backends"].items():
-            rows.append([f"backend {name}", ", ".join(f"{k} {v}" for k, v in figures.items())])
+            rows.append([f"backend {name}", ", ".join(f"{k} {v}" for k, v in figures.items()
+                                                      if k != "vectors")])
+            if isinstance(figures.get("vectors"), dict):
+                vec = figures["vectors"]
+                rows.append([f"  {name} vectors", ", ".join(
+                    f"{k} {v}" for k, v in vec.items() if k != "why") + f" ({vec['why']})"
+                    if "why" in vec else ", ".join(f"{k} {v}" for k, v in vec.items())])
         print_table(rows)
 
     emit(data, as_json, text)

@@ -362,6 +362,7 @@ class Memory:
         self.indexer.flush()
         redact_audit(self.store, ids)
         purge_llm_cache(self.store, texts)
+        self.vectors.strings.purge(texts)  # cached vectors of phrases/facts derived from them
         checkpoint(self.store)
 
     def _visible(self, item_id: int, scope: Scope | dict[str, Any] | str) -> bool:

@@ -251,8 +251,10 @@ class HippoRAGBackend(Backend):
             for s_, p_, o_ in ex.triples:
                 facts[f"{s_} {p_} {o_}"] = None
         p_list, f_list = list(phrases), list(facts)
-        p_vecs = self.embedder.embed(p_list) if p_list else None
-        f_vecs = self.embedder.embed(f_list) if f_list else None
+        # through the memory's string cache: a phrase or fact embedded by an earlier build,
+        # another process or another backend is not embedded again
+        p_vecs = self.ctx.vectors.embed_strings(p_list) if p_list else None
+        f_vecs = self.ctx.vectors.embed_strings(f_list) if f_list else None
         t3 = time.perf_counter()
         return Prepared(list(items), pvecs, extractions,
                         dict(zip(p_list, p_vecs, strict=True)) if p_vecs is not None else {},
@@ -294,7 +296,8 @@ class HippoRAGBackend(Backend):
     def _embed_missing(self, texts: list[str], have: dict[str, np.ndarray]) -> np.ndarray:
         missing = [t for t in texts if t not in have]
         if missing:
-            have = {**have, **dict(zip(missing, self.embedder.embed(missing), strict=True))}
+            have = {**have, **dict(zip(missing, self.ctx.vectors.embed_strings(missing),
+                                       strict=True))}
         if not texts:
             return np.zeros((0, self.embedder.dim), np.float32)
         return np.vstack([have[t] for t in texts])
@@ -449,7 +452,12 @@ class HippoRAGBackend(Backend):
         failed = self.ctx.store.conn.execute(
             "SELECT COUNT(*) FROM hipporag_passages WHERE status = 'failed'").fetchone()[0]
         syn = self.ctx.store.conn.execute("SELECT COUNT(*) FROM hipporag_synonyms").fetchone()[0]
-        return {**g.stats(), "synonymy_edges": int(syn), "failed_extractions": int(failed),
+        vectors = {"phrases": self.phrase_index.ntotal, "facts": self.fact_index.ntotal,
+                   "passages": self.passage_index.ntotal,
+                   "why": "phrases (3+ letters/digits: query linking and synonymy), facts "
+                          "(query-to-fact matching), passages (dense seeds)"}
+        return {**g.stats(), "vectors": vectors, "synonymy_edges": int(syn),
+                "failed_extractions": int(failed),
                 "extractor": self.extractor.name, "filter": self.ropts.use_filter}
 
 
