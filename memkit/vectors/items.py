@@ -119,6 +119,18 @@ class ItemVectors:
             have.update({it.id: v for it, v in zip(fresh, vecs, strict=True)})
         return np.vstack([have[it.id] for it in items])
 
+    def put(self, ids: Sequence[int], vecs: np.ndarray) -> None:
+        """Store vectors embedded elsewhere (the ingest pipeline, a Ray actor) by this
+        memory's embedder; an id that already has one keeps it."""
+        if len(ids) != len(vecs):
+            raise ValueError(f"{len(ids)} ids but {len(vecs)} vectors")
+        with self.store.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO item_vectors (item_id, vec) VALUES (?, ?) "
+                "ON CONFLICT (item_id) DO NOTHING",
+                [(int(i), np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                 for i, v in zip(ids, vecs, strict=True)])
+
     def embed_strings(self, texts: Sequence[str], *, batch_size: int | None = None,
                       progress: bool = False, desc: str = "embedding strings") -> np.ndarray:
         """Vectors of short strings (rows in order), through the memory's content-hash

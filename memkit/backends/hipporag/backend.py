@@ -12,7 +12,10 @@ Options (``backend_options={"hipporag": {...}}``):
   :class:`~memkit.backends.hipporag.retriever.RetrievalOptions` (``query_phrase_weight``,
   ``dense_seed_passages``, ``fusion``, ``graph_rrf_weight``). With no LLM the LLM-free
   defaults measured on MuSiQue are used (see ``evals/hipporag/``);
-* ``max_attempts`` [3]: extraction retries of a failed passage; ``batch_size`` [32].
+* ``max_attempts`` [3]: extraction retries of a failed passage; ``batch_size`` [32];
+* ``spacy_processes`` [1]: spaCy parse worker processes (``nlp.pipe(n_process=...)``; 0 =
+  one per core, at most 4); with more than one, each indexing chunk is extracted in one
+  call so that the workers get enough passages to pay for starting.
 
 Files in the memory directory: ``hipporag/graph.npz`` (CSR + node maps) and
 ``hipporag/{phrases,facts,passages}.faiss``, each saved with the tables' generation and
@@ -121,10 +124,18 @@ class HippoRAGBackend(Backend):
                                   "cooccurrence") if getattr(self.opts, k) is not None}
             if self.opts.spacy_model is not None:
                 kw["model"] = self.opts.spacy_model
+            kw["n_process"] = self.opts.spacy_processes or None  # 0: one per core
+            kw["parallel_min"] = 2 * int(self.opts.batch_size)  # prepare() passes chunks
             return SpacyExtractor(**kw)
         if kind == "rules":
             return RuleExtractor()
         raise ConfigError(f"unknown hipporag extractor {kind!r} (auto, llm, spacy, rules)")
+
+    def close(self) -> None:
+        close = getattr(self.extractor, "close", None)  # e.g. spaCy worker processes
+        if callable(close):
+            close()
+        super().close()
 
     # ---- persistence ----------------------------------------------------------------------
     @property
@@ -225,19 +236,29 @@ class HippoRAGBackend(Backend):
         slow part, run while readers keep reading."""
         status = self.gs.passage_status([it.id for it in items])
         todo = [it for it in items if it.id not in status]
-        return [self._prepare_batch(todo[s:s + self.batch_size])
+        whole = None  # an extractor with worker processes gets the whole chunk in one call
+        if getattr(self.extractor, "n_process", 1) > 1 and len(todo) > self.batch_size:
+            whole = self._extract(todo)
+        return [self._prepare_batch(todo[s:s + self.batch_size],
+                                    None if whole is None else whole[s:s + self.batch_size])
                 for s in range(0, len(todo), self.batch_size)]
 
-    def _prepare_batch(self, items: Sequence[MemoryItem]) -> Prepared:
+    def _extract(self, items: Sequence[MemoryItem]) -> list[Extraction]:
+        known = dict(self.phrase_by_text)  # a snapshot: the apply step re-checks
+        try:
+            return self.extractor.extract([it.text for it in items],
+                                          known=lambda n: n in known)
+        except Exception as exc:  # an extractor bug must not lose the passages
+            return [Extraction(error=f"extractor failed: {exc!r}") for _ in items]
+
+    def _prepare_batch(self, items: Sequence[MemoryItem],
+                       extractions: list[Extraction] | None = None) -> Prepared:
         t0 = time.perf_counter()
         pvecs = self.ctx.vectors.ensure(items)
         t1 = time.perf_counter()
-        known = dict(self.phrase_by_text)  # a snapshot: the apply step re-checks
-        try:
-            extractions = self.extractor.extract([it.text for it in items],
-                                                 known=lambda n: n in known)
-        except Exception as exc:  # an extractor bug must not lose the passages
-            extractions = [Extraction(error=f"extractor failed: {exc!r}") for _ in items]
+        known = dict(self.phrase_by_text)
+        if extractions is None:
+            extractions = self._extract(items)
         t2 = time.perf_counter()
         phrases: dict[str, None] = {}
         facts: dict[str, None] = {}
