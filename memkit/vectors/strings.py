@@ -112,6 +112,18 @@ class StringVectors:
             self.reused += len(texts) - len(missing)
         return np.vstack([have[t] for t in texts]).astype(np.float32, copy=False)
 
+    def put(self, texts: Sequence[str], vecs: np.ndarray) -> None:
+        """Store vectors of strings embedded elsewhere (a Ray actor) by this memory's
+        embedder; a string already cached keeps its vector."""
+        if len(texts) != len(vecs):
+            raise ValueError(f"{len(texts)} strings but {len(vecs)} vectors")
+        with self.store.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO string_vectors (model, hash, vec) VALUES (?, ?, ?) "
+                "ON CONFLICT (model, hash) DO NOTHING",
+                [(self.model, text_hash(t), np.ascontiguousarray(v, np.float32).tobytes())
+                 for t, v in zip(texts, vecs, strict=True)])
+
     def purge(self, texts: Sequence[str]) -> int:
         """Drop the cached vectors of these strings (of every model); returns how many rows.
         Used when items are erased, so no vector of a deleted item's phrase outlives it."""

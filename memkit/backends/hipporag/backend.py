@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from memkit.backends.base import AllowedIds, Backend, BackendContext, Retrieval
-from memkit.backends.hipporag.extract_rules import _FUNCTION, RuleExtractor
+from memkit.backends.hipporag.extract_rules import _FUNCTION
 from memkit.backends.hipporag.extraction import Extraction, Extractor
+from memkit.backends.hipporag.extractors import make_extractor
 from memkit.backends.hipporag.graph import GraphArrays, build_arrays
 from memkit.backends.hipporag.options import (
     LLM_FREE_DEFAULTS,
@@ -52,8 +53,8 @@ from memkit.backends.hipporag.retriever import (
 from memkit.backends.hipporag.search import GraphSearch
 from memkit.backends.hipporag.store import GraphStore, PassageUpdate
 from memkit.backends.hipporag.synonymy import synonym_edges
-from memkit.errors import ConfigError, StoreCorrupt
-from memkit.nlp import alnum_count, normalise_phrase, spacy_available
+from memkit.errors import StoreCorrupt
+from memkit.nlp import alnum_count, normalise_phrase
 from memkit.options import Options
 from memkit.types import MemoryItem
 from memkit.vectors import FaissIndex
@@ -106,30 +107,23 @@ class HippoRAGBackend(Backend):
         # the tables' generation this process's in-memory state matches (-1: unknown)
         self._synced_gen = -1
         self.index_timings: dict[str, float] = {}
+        self._offered: dict[str, Extraction] = {}
+        self._offered_lock = threading.Lock()
 
     # ---- configuration --------------------------------------------------------------------
     def _make_extractor(self, kind: str) -> Extractor:
-        if kind == "auto":
-            kind = "llm" if self.llm is not None else "spacy" if spacy_available() else "rules"
-        if kind == "llm":
-            if self.llm is None:
-                raise ConfigError("hipporag extractor 'llm' needs Memory.open(..., llm=...)")
-            from memkit.backends.hipporag.openie import OpenIEExtractor
+        return make_extractor(kind, self.opts, self.llm)
 
-            return OpenIEExtractor(self.llm)
-        if kind == "spacy":
-            from memkit.backends.hipporag.extract_spacy import SpacyExtractor
-
-            kw: dict[str, Any] = {k: getattr(self.opts, k) for k in ("noun_phrases",
-                                  "cooccurrence") if getattr(self.opts, k) is not None}
-            if self.opts.spacy_model is not None:
-                kw["model"] = self.opts.spacy_model
-            kw["n_process"] = self.opts.spacy_processes or None  # 0: one per core
-            kw["parallel_min"] = 2 * int(self.opts.batch_size)  # prepare() passes chunks
-            return SpacyExtractor(**kw)
-        if kind == "rules":
-            return RuleExtractor()
-        raise ConfigError(f"unknown hipporag extractor {kind!r} (auto, llm, spacy, rules)")
+    def offer_extractions(self, extractor: str, by_hash: dict[str, Extraction]) -> int:
+        """Extractions made elsewhere (the Ray ingest's extract stage), by the content hash
+        of the passage text, used instead of extracting those passages again. Ignored (0)
+        unless made by this backend's kind of extractor. Kept in memory only: a crash loses
+        them and the passages are simply extracted here."""
+        if extractor != self.extractor.name:
+            return 0
+        with self._offered_lock:
+            self._offered.update(by_hash)
+        return len(by_hash)
 
     def close(self) -> None:
         close = getattr(self.extractor, "close", None)  # e.g. spaCy worker processes
@@ -244,12 +238,22 @@ class HippoRAGBackend(Backend):
                 for s in range(0, len(todo), self.batch_size)]
 
     def _extract(self, items: Sequence[MemoryItem]) -> list[Extraction]:
-        known = dict(self.phrase_by_text)  # a snapshot: the apply step re-checks
-        try:
-            return self.extractor.extract([it.text for it in items],
-                                          known=lambda n: n in known)
-        except Exception as exc:  # an extractor bug must not lose the passages
-            return [Extraction(error=f"extractor failed: {exc!r}") for _ in items]
+        out: list[Extraction | None] = [None] * len(items)
+        if self._offered:
+            with self._offered_lock:
+                for n, it in enumerate(items):
+                    out[n] = self._offered.pop(it.content_hash, None)
+        rest = [n for n, ex in enumerate(out) if ex is None]
+        if rest:
+            known = dict(self.phrase_by_text)  # a snapshot: the apply step re-checks
+            try:
+                got = self.extractor.extract([items[n].text for n in rest],
+                                             known=lambda p: p in known)
+            except Exception as exc:  # an extractor bug must not lose the passages
+                got = [Extraction(error=f"extractor failed: {exc!r}") for _ in rest]
+            for n, ex in zip(rest, got, strict=True):
+                out[n] = ex
+        return [ex if ex is not None else Extraction(error="no extraction") for ex in out]
 
     def _prepare_batch(self, items: Sequence[MemoryItem],
                        extractions: list[Extraction] | None = None) -> Prepared:
