@@ -5,6 +5,8 @@
     python benchmarks/ingest_speed.py --embedders onnx,onnx-int8
     python benchmarks/ingest_speed.py --graphs hipporag,panini  # + dense+hipporag, dense+panini
     python benchmarks/ingest_speed.py --json out.json       # also write every figure as JSON
+    python benchmarks/ingest_speed.py --embedders onnx --ray 1,2  # + file ingest: single
+                                                            # process vs Ray with 1, 2 workers
 
 Stages, each in a fresh subprocess (so peak RSS is that stage's own, and a torch import in
 one stage does not weigh on another):
@@ -15,7 +17,13 @@ one stage does not weigh on another):
    ``Memory.write_many`` of the corpus (batch 256) into a new memory with dense only,
    then every question read through ``Memory.read`` (k=10) for R@5, scored as
    ``memkit eval`` does (gold keys in ``metadata["keys"]``, :func:`recall_at_k`);
-3. with ``--graphs``: the same for dense+hipporag and dense+panini, R@5 of that backend.
+3. with ``--graphs``: the same for dense+hipporag and dense+panini, R@5 of that backend,
+   then ``Memory.rebuild`` of the graph backend: the texts it embeds again (the string-vector
+   cache should make that 0) and its seconds;
+4. with ``--ray N,M``: the corpus written as a JSONL file and ingested from it (dense, the
+   ``--ray-embedder``) by ``memkit.ingest.ingest_paths`` in one process, then by
+   ``memkit.scale.ingest_ray`` on a local Ray with N, M workers (each a fresh process, its Ray
+   started inside the timed part and counted: that is Ray's overhead on this machine).
 
 Printed per stage: seconds, texts embedded and texts/s, passages/s, peak RSS, R@5, the cosine
 of every passage vector against the baseline's (min / 1st percentile / mean), and the ratio of
@@ -132,6 +140,12 @@ def stage_build(args: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     build_rss = peak_rss_mb()
     read_backend = backends[-1]
+    rebuild: dict[str, Any] = {}
+    if read_backend != "dense":
+        before, t1 = emb.texts, time.perf_counter()
+        mem.rebuild([read_backend])
+        rebuild = {"rebuild_s": time.perf_counter() - t1, "rebuild_texts": emb.texts - before}
+    cached = mem.vectors.strings.count()
     recalls = []
     visible = {key for c in ds.corpus for key in c.keys}
     for q in ds.questions:
@@ -151,7 +165,63 @@ def stage_build(args: argparse.Namespace) -> dict[str, Any]:
             "r5": float(np.mean(recalls)) if recalls else None, "questions": len(recalls),
             "cos_min": float(cos.min()), "cos_p1": float(np.percentile(cos, 1)),
             "cos_mean": float(cos.mean()), "cos_n": len(pairs),
-            "cos_below_099": int((cos < 0.99).sum())}
+            "cos_below_099": int((cos < 0.99).sum()), "cached_strings": cached, **rebuild}
+
+
+def write_corpus_file(ds: Any, work: Path) -> Path:
+    """The corpus as one JSONL file for the file-ingest stages (gold keys as a field)."""
+    path = work / "corpus" / "musique.jsonl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as f:
+            for c in ds.corpus:
+                f.write(json.dumps({"text": c.text, "keys": "|".join(c.keys)}) + "\n")
+    return path
+
+
+def stage_files(args: argparse.Namespace) -> dict[str, Any]:
+    """Single-process ``ingest_paths`` (workers 0) or ``ingest_ray`` (workers N) of the
+    corpus file into a dense memory, then R@5 as in the builds."""
+    from memkit import Memory
+    from memkit.eval.metrics import recall_at_k
+    from memkit.ingest import ingest_paths
+
+    ds, _ = corpus(args.passages)
+    path = write_corpus_file(ds, Path(args.work))
+    workers = int(args.workers)
+    directory = Path(args.work) / f"files-{workers}"
+    mem = Memory.open(directory, backends=["dense"], embedder=args.embedder, progress=False)
+    t0 = time.perf_counter()
+    if workers == 0:
+        report = ingest_paths(mem, [path], max_tokens=512, overlap=0, progress=False)
+        label = "memkit ingest (single process)"
+    else:
+        import ray
+
+        from memkit.scale import ingest_ray
+
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        report = ingest_ray(mem, [path], max_tokens=512, overlap=0, workers=workers,
+                            progress=False)
+        label = f"memkit ingest --ray, {workers} worker(s)"
+    mem.flush()
+    seconds = time.perf_counter() - t0
+    build_rss = peak_rss_mb()
+    recalls = []
+    visible = {key for c in ds.corpus for key in c.keys}
+    for q in ds.questions:
+        if args.passages and not set(q.evidence) <= visible:
+            continue
+        hits = mem.read(q.question, k=10, backend="dense").hits
+        keys = [str(h.item.metadata.get("keys", "")).split("|") for h in hits]
+        r = recall_at_k(keys, q.evidence, 5)
+        if r is not None:
+            recalls.append(r)
+    mem.close()
+    return {"stage": f"{label} [{args.embedder}]", "load_s": 0.0, "seconds": seconds,
+            "texts": len(report.added), "passages": len(report.added),
+            "rejected": len(report.rejected), "build_peak_rss_mb": build_rss,
+            "r5": float(np.mean(recalls)) if recalls else None, "questions": len(recalls)}
 
 
 def run_stage(argv: list[str]) -> dict[str, Any]:
@@ -172,7 +242,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         pps = r["passages"] / r["seconds"]
         r5 = f"{100 * r['r5']:.1f}" if r.get("r5") is not None else "-"
         cos = f"{r['cos_min']:.4f}/{r['cos_p1']:.4f}/{r['cos_mean']:.5f}" \
-            if "cos_min" in r else "(reference)"
+            if "cos_min" in r else "(reference)" if r is rows[0] else "-"
         lines.append(f"{r['stage'][:52]:52s} {r['seconds']:7.1f} {r['texts']:6d} "
                      f"{r['texts'] / r['seconds']:8.1f} {pps:7.1f} {pps / base:7.2f} "
                      f"{r['peak_rss_mb']:7.0f} {r5:>6s} {cos:>22s}")
@@ -188,15 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--graphs", default="", help="also build dense+B for each B of "
                     "'hipporag,panini' with every embedder")
     ap.add_argument("--backend-options", default="", help='JSON, e.g. {"hipporag": {...}}')
+    ap.add_argument("--ray", default="", help="worker counts for the Ray file ingest, e.g. "
+                    "'1,2' (with a single-process file ingest first)")
+    ap.add_argument("--ray-embedder", default="onnx", help="embedder of the file ingests")
     ap.add_argument("--json", default=None, help="write every figure to this file")
     ap.add_argument("--work", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--stage", choices=["encode", "build"], help=argparse.SUPPRESS)
+    ap.add_argument("--stage", choices=["encode", "build", "files"], help=argparse.SUPPRESS)
+    ap.add_argument("--workers", help=argparse.SUPPRESS)
     ap.add_argument("--embedder", help=argparse.SUPPRESS)
     ap.add_argument("--backends", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.stage:  # inside a stage subprocess: one JSON line on stdout
-        result = stage_encode(args) if args.stage == "encode" else stage_build(args)
+        stage = {"encode": stage_encode, "build": stage_build, "files": stage_files}
+        result = stage[args.stage](args)
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return 0
@@ -216,10 +291,19 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(run_stage(["--stage", "build", "--work", work, "--embedder", embedder,
                                    "--backends", backends, *common]))
             print(f"  {rows[-1]['stage']}: {rows[-1]['seconds']:.1f}s", flush=True)
+        for workers in ([0] + [int(w) for w in args.ray.split(",")]) if args.ray else []:
+            rows.append(run_stage(["--stage", "files", "--work", work, "--workers",
+                                   str(workers), "--embedder", args.ray_embedder, *common]))
+            print(f"  {rows[-1]['stage']}: {rows[-1]['seconds']:.1f}s", flush=True)
     print()
     print(table(rows))
     print("\nx plain = passages/s over plain SentenceTransformer.encode's; cos = passage vectors "
-          "against the plain encode's; RSS = the stage process's peak.")
+          "against the plain encode's; RSS = the stage process's peak (for --ray: the "
+          "driver's; the Ray workers are processes of their own).")
+    for r in rows:
+        if "rebuild_s" in r:
+            print(f"rebuild of {r['stage']}: {r['rebuild_s']:.1f}s, {r['rebuild_texts']} texts "
+                  f"embedded again ({r['cached_strings']} strings in the vector cache)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0

@@ -140,16 +140,26 @@ def main() -> None:
               help="Field holding the text in .jsonl/.json records.")
 @click.option("--embedder", default=None, help="Embedder for a new memory (minilm, hash).")
 @click.option("--backends", default=None, help="Backends for a new memory, comma-separated.")
+@click.option("--ray", "use_ray", is_flag=True,
+              help="Read, chunk and embed as Ray Data stages (the [ray] extra).")
+@click.option("--ray-address", default=None,
+              help="Ray cluster to use with --ray ('auto': the running one; default: local).")
+@click.option("--ray-workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Actors per Ray stage.")
+@click.option("--ray-extract", type=click.Choice(["driver", "ray"]), default="driver",
+              show_default=True, help="Where hipporag extraction runs with --ray.")
 @progress_option
 @json_option
 def ingest(paths: tuple[Path, ...], memory_dir: str, namespace: str | None, user: str | None,
            agent: str | None, session: str | None, max_tokens: int, overlap: int,
            batch_size: int, text_field: str, embedder: str | None, backends: str | None,
+           use_ray: bool, ray_address: str | None, ray_workers: int, ray_extract: str,
            no_progress: bool, as_json: bool) -> None:
     """Ingest files and folders (.txt, .md, .jsonl, .json, .html): chunk, embed, index.
 
     Interrupted? Run the same command again: what is already in is skipped. Exits 1 when a
-    named path does not exist or nothing could be ingested."""
+    named path does not exist or nothing could be ingested. With --ray, the same stages run
+    on Ray Data (a local Ray, or --ray-address auto for a cluster)."""
     for p in paths:
         check_utf8_path(p)
     missing = [str(p) for p in paths if not p.exists()]
@@ -163,9 +173,18 @@ def ingest(paths: tuple[Path, ...], memory_dir: str, namespace: str | None, user
         note(f"ingesting {', '.join(map(str, paths))} ...")
     with open_memory(memory_dir, create=True, embedder=embedder, backends=backends,
                      progress=progress) as mem:
-        report = ingest_paths(mem, list(paths), scope=scope_dict(namespace, user, agent, session),
-                              max_tokens=max_tokens, overlap=overlap, text_field=text_field,
-                              batch_size=batch_size, progress=progress)
+        scope = scope_dict(namespace, user, agent, session)
+        if use_ray:
+            from memkit.scale import ingest_ray
+
+            report = ingest_ray(mem, list(paths), scope=scope, max_tokens=max_tokens,
+                                overlap=overlap, text_field=text_field, batch_size=batch_size,
+                                workers=ray_workers, address=ray_address, extract=ray_extract,
+                                progress=progress)
+        else:
+            report = ingest_paths(mem, list(paths), scope=scope, max_tokens=max_tokens,
+                                  overlap=overlap, text_field=text_field,
+                                  batch_size=batch_size, progress=progress)
     report.rejected.extend((str(f), "empty file") for f in empty)
     data = {**report.as_dict(), "empty_files": [str(f) for f in empty]}
 
@@ -353,8 +372,17 @@ def stats(memory_dir: str, as_json: bool) -> None:
                  or "-"],
                 ["database", human_bytes(data["db_bytes"])],
                 ["embedder", str(data["embedder"])]]
+        iv = data["item_vectors"]
+        rows.append(["vectors", f"{iv['vectors']} passages, {iv['strings']['vectors']} "
+                                f"short strings (cached by content hash)"])
         for name, figures in data["backends"].items():
-            rows.append([f"backend {name}", ", ".join(f"{k} {v}" for k, v in figures.items())])
+            rows.append([f"backend {name}", ", ".join(f"{k} {v}" for k, v in figures.items()
+                                                      if k != "vectors")])
+            if isinstance(figures.get("vectors"), dict):
+                vec = figures["vectors"]
+                rows.append([f"  {name} vectors", ", ".join(
+                    f"{k} {v}" for k, v in vec.items() if k != "why") + f" ({vec['why']})"
+                    if "why" in vec else ", ".join(f"{k} {v}" for k, v in vec.items())])
         print_table(rows)
 
     emit(data, as_json, text)

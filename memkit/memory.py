@@ -17,12 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tqdm.auto import tqdm
-
 from memkit._locks import RWLock
 from memkit.admission import (
     admit,
-    admit_record,
     check_id,
     check_ids,
     check_now,
@@ -273,37 +270,17 @@ class Memory:
 
         Records are strings or dicts with write fields (text, scope, source, confidence, ttl,
         metadata, created_at). Resumable: rerunning after an interruption skips what is already
-        in (content-hash dedup within a scope). Invalid records are reported, not raised."""
+        in (content-hash dedup within a scope). Invalid records are reported, not raised.
+        Runs as a pipeline (:mod:`memkit.ingest.pipeline`): embedding the next batches
+        overlaps extracting and indexing the committed ones; one progress bar per stage."""
         check_records(records, batch_size)
-        report = WriteReport()
-        show = self.progress if progress is None else progress
         if total is None and hasattr(records, "__len__"):
             total = len(records)  # type: ignore[arg-type]
-        bar = tqdm(total=total, desc=desc, disable=not show, unit="item")
-        batch: list[NewItem] = []
+        from memkit.ingest.pipeline import write_many  # the stages live there
 
-        def flush_batch() -> None:
-            for iid, created in self._commit(batch):
-                if created:
-                    report.added.append(iid)
-                else:
-                    report.skipped_duplicates += 1
-            bar.update(len(batch))
-            batch.clear()
-
-        for n, record in enumerate(records):
-            try:
-                batch.append(admit_record(record, default_scope=scope,
-                                          max_chars=self.config.max_item_chars))
-            except InvalidInput as exc:
-                report.rejected.append((f"record {n}", str(exc)))
-                bar.update(1)
-            if len(batch) >= batch_size:
-                flush_batch()
-        if batch:
-            flush_batch()
-        bar.close()
-        return report
+        return write_many(self, records, scope=scope, batch_size=batch_size,
+                          show=self.progress if progress is None else progress, total=total,
+                          desc=desc)
 
     # ---- manage -------------------------------------------------------------------------
     # Each takes an optional ``scope``: an item outside it is reported exactly like a missing
@@ -439,6 +416,7 @@ class Memory:
         self.indexer.flush()
         redact_audit(self.store, ids)
         purge_llm_cache(self.store, texts)
+        self.vectors.strings.purge(texts)  # cached vectors of phrases/facts derived from them
         checkpoint(self.store)
 
     def _visible(self, item_id: int, scope: Scope | dict[str, Any] | str) -> bool:

@@ -10,7 +10,8 @@ from memkit.ingest.chunk import Chunk, chunk_text
 from memkit.ingest.files import SUPPORTED, Document, Unreadable, discover, read_documents
 from memkit.types import WriteReport
 
-__all__ = ["SUPPORTED", "Chunk", "Document", "chunk_text", "ingest_paths"]
+__all__ = ["SUPPORTED", "Chunk", "Document", "Unreadable", "chunk_text", "discover",
+           "doc_records", "file_records", "ingest_paths"]
 
 
 def ingest_paths(memory: Any, paths: Sequence[str | Path], *, scope: Any = None,
@@ -24,19 +25,12 @@ def ingest_paths(memory: Any, paths: Sequence[str | Path], *, scope: Any = None,
 
     def records() -> Iterator[dict[str, Any]]:
         for entry in discover([Path(p) for p in paths]):
-            if isinstance(entry, Unreadable):
-                rejected.append((entry.what, entry.reason))
-                continue
-            try:
-                docs = list(read_documents(entry, text_field=text_field))
-            except Unreadable as exc:
-                rejected.append((exc.what, exc.reason))
-                continue
-            for doc in docs:
-                if isinstance(doc, Unreadable):
-                    rejected.append((doc.what, doc.reason))
-                    continue
-                yield from _doc_records(doc, max_tokens, overlap, count)
+            for rec in file_records(entry, max_tokens=max_tokens, overlap=overlap,
+                                    text_field=text_field, count=count):
+                if isinstance(rec, Unreadable):
+                    rejected.append((rec.what, rec.reason))
+                else:
+                    yield rec
 
     report = memory.write_many(records(), scope=scope, batch_size=batch_size,
                                progress=progress, desc="ingesting")
@@ -44,7 +38,28 @@ def ingest_paths(memory: Any, paths: Sequence[str | Path], *, scope: Any = None,
     return report
 
 
-def _doc_records(doc: Document, max_tokens: int, overlap: int, count: Any
+def file_records(entry: Path | Unreadable, *, max_tokens: int = 200, overlap: int = 32,
+                 text_field: str = "text", count: Any = None
+                 ) -> Iterator[dict[str, Any] | Unreadable]:
+    """The read and chunk stages for one discovered file: its chunk records (write_many
+    dicts), or :class:`Unreadable` for the file or a record in it that cannot be read. The
+    same function runs in ``ingest_paths`` and as the Ray ingest's read stage."""
+    if isinstance(entry, Unreadable):
+        yield entry
+        return
+    try:
+        docs = list(read_documents(entry, text_field=text_field))
+    except Unreadable as exc:
+        yield exc
+        return
+    for doc in docs:
+        if isinstance(doc, Unreadable):
+            yield doc
+        else:
+            yield from doc_records(doc, max_tokens, overlap, count)
+
+
+def doc_records(doc: Document, max_tokens: int, overlap: int, count: Any
                  ) -> Iterator[dict[str, Any]]:
     kwargs = {"count": count} if count is not None else {}
     chunks = chunk_text(doc.text, max_tokens=max_tokens, overlap=overlap, **kwargs)

@@ -3,7 +3,9 @@
 It owns the table ``item_vectors`` in the memory's SQLite: one vector per record item for the
 memory's embedder. Dense, HippoRAG and Panini all ask it for passage vectors (``ensure``), so a
 passage is embedded once however many backends index it, and no backend reads another's
-tables. Vectors are derived data: the indexer drops those of deleted items (``remove``), and a
+tables. Short strings (phrases, facts, questions) go through its :class:`StringVectors` cache
+(``embed_strings``): each distinct string is embedded once per memory and embedder.
+Vectors are derived data: the indexer drops those of deleted items (``remove``), and a
 change of embedder clears the table (every vector is re-embedded on demand).
 
 >>> from memkit.embed import HashEmbedder
@@ -26,6 +28,7 @@ import numpy as np
 from memkit.embed.base import Embedder
 from memkit.store.sqlite import Store
 from memkit.types import MemoryItem
+from memkit.vectors.strings import StringVectors
 
 MIGRATIONS = [
     "CREATE TABLE item_vectors (item_id INTEGER PRIMARY KEY, vec BLOB NOT NULL)",
@@ -43,6 +46,7 @@ class ItemVectors:
         self.embedder = embedder
         self.batch_size = batch_size
         store.migrate("item_vectors", MIGRATIONS)
+        self.strings = StringVectors(store, embedder, batch_size=batch_size)
         self._adopt_legacy_dense_table()
         config = json.dumps({"embedder": embedder.name, "dim": embedder.dim})
         if store.get_meta(_META) != config:
@@ -116,6 +120,25 @@ class ItemVectors:
             have.update({it.id: v for it, v in zip(fresh, vecs, strict=True)})
         return np.vstack([have[it.id] for it in items])
 
+    def put(self, ids: Sequence[int], vecs: np.ndarray) -> None:
+        """Store vectors embedded elsewhere (the ingest pipeline, a Ray actor) by this
+        memory's embedder; an id that already has one keeps it."""
+        if len(ids) != len(vecs):
+            raise ValueError(f"{len(ids)} ids but {len(vecs)} vectors")
+        with self.store.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO item_vectors (item_id, vec) VALUES (?, ?) "
+                "ON CONFLICT (item_id) DO NOTHING",
+                [(int(i), np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                 for i, v in zip(ids, vecs, strict=True)])
+
+    def embed_strings(self, texts: Sequence[str], *, batch_size: int | None = None,
+                      progress: bool = False, desc: str = "embedding strings") -> np.ndarray:
+        """Vectors of short strings (rows in order), through the memory's content-hash
+        cache: a string any backend, process or earlier build embedded is not embedded
+        again."""
+        return self.strings.embed(texts, batch_size=batch_size, progress=progress, desc=desc)
+
     def remove(self, ids: Sequence[int]) -> None:
         """Drop the vectors of these (deleted) items."""
         ids = [int(i) for i in ids]
@@ -131,4 +154,4 @@ class ItemVectors:
 
     def stats(self) -> dict[str, Any]:
         return {"vectors": self.count(), "embedder": self.embedder.name,
-                "dim": self.embedder.dim}
+                "dim": self.embedder.dim, "strings": self.strings.stats()}

@@ -46,3 +46,29 @@ def test_small_calls_stay_in_process_and_unused_pipes_are_off() -> None:
     nlp = ex.nlp
     assert "lemmatizer" not in nlp.pipe_names
     assert {"tok2vec", "tagger", "attribute_ruler", "parser", "ner"} <= set(nlp.pipe_names)
+
+
+@pytest.mark.realmodel
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_SPACY, reason="the [nlp] extra is not installed")
+def test_the_hipporag_option_builds_the_same_graph_with_worker_processes(tmp_path) -> None:
+    from memkit import Memory
+    from memkit.embed import HashEmbedder
+
+    docs = [f"{t}\n{t.split(chr(10))[0]} item {i}." if "\n" not in t else f"{t} ({i})"
+            for i, t in enumerate(TEXTS * 5) if t]
+
+    def facts(processes: int) -> tuple[set[str], int]:
+        with Memory.open(tmp_path / f"m{processes}", backends=["hipporag"],
+                         embedder=HashEmbedder(64),
+                         backend_options={"hipporag": {"extractor": "spacy",
+                                                       "spacy_processes": processes,
+                                                       "batch_size": 8}}) as mem:
+            backend = mem.backends["hipporag"]
+            assert backend.extractor.n_process == processes
+            mem.write_many(docs, batch_size=len(docs))
+            rows = mem.store.conn.execute("SELECT text FROM hipporag_facts").fetchall()
+            return {r[0] for r in rows}, backend.stats()["phrases"]
+
+    serial, parallel = facts(1), facts(2)
+    assert parallel == serial and len(serial[0]) >= 8 and serial[1] > 10

@@ -19,6 +19,7 @@ import pytest
 from memkit import Memory
 from memkit.embed import HashEmbedder
 from memkit.errors import ConfigError, MissingDependency, StoreUnavailable
+from memkit.types import Scope
 
 REPO = Path(__file__).resolve().parents[2]
 pytest.importorskip("psycopg", reason="needs the [postgres] extra")
@@ -166,7 +167,7 @@ def test_the_database_going_away_mid_write_many_loses_and_duplicates_nothing(
             assert mem.stats()["items"] == len(texts)
             assert len(report.added) == len(texts) - written
             # every item is in the record and in the index, once
-            ids = set(mem.store.allowed_ids(mem.store.get(1).scope).tolist())
+            ids = set(mem.store.allowed_ids(Scope()).tolist())
             assert len(ids) == len(texts)
             assert mem.indexer.backend("dense").index.ntotal == len(texts)  # type: ignore
     finally:

@@ -12,7 +12,10 @@ Options (``backend_options={"hipporag": {...}}``):
   :class:`~memkit.backends.hipporag.retriever.RetrievalOptions` (``query_phrase_weight``,
   ``dense_seed_passages``, ``fusion``, ``graph_rrf_weight``). With no LLM the LLM-free
   defaults measured on MuSiQue are used (see ``evals/hipporag/``);
-* ``max_attempts`` [3]: extraction retries of a failed passage; ``batch_size`` [32].
+* ``max_attempts`` [3]: extraction retries of a failed passage; ``batch_size`` [32];
+* ``spacy_processes`` [1]: spaCy parse worker processes (``nlp.pipe(n_process=...)``; 0 =
+  one per core, at most 4); with more than one, each indexing chunk is extracted in one
+  call so that the workers get enough passages to pay for starting.
 
 Files in the memory directory: ``hipporag/graph.npz`` (CSR + node maps) and
 ``hipporag/{phrases,facts,passages}.faiss``, each saved with the tables' generation and
@@ -31,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from memkit.backends.base import AllowedIds, Backend, BackendContext, Retrieval
-from memkit.backends.hipporag.extract_rules import _FUNCTION, RuleExtractor
+from memkit.backends.hipporag.extract_rules import _FUNCTION
 from memkit.backends.hipporag.extraction import Extraction, Extractor
+from memkit.backends.hipporag.extractors import make_extractor
 from memkit.backends.hipporag.graph import GraphArrays, build_arrays
 from memkit.backends.hipporag.options import (
     LLM_FREE_DEFAULTS,
@@ -49,8 +53,8 @@ from memkit.backends.hipporag.retriever import (
 from memkit.backends.hipporag.search import GraphSearch
 from memkit.backends.hipporag.store import GraphStore, PassageUpdate
 from memkit.backends.hipporag.synonymy import synonym_edges
-from memkit.errors import ConfigError, StoreCorrupt
-from memkit.nlp import alnum_count, normalise_phrase, spacy_available
+from memkit.errors import StoreCorrupt
+from memkit.nlp import alnum_count, normalise_phrase
 from memkit.options import Options
 from memkit.types import MemoryItem
 from memkit.vectors import FaissIndex
@@ -103,28 +107,29 @@ class HippoRAGBackend(Backend):
         # the tables' generation this process's in-memory state matches (-1: unknown)
         self._synced_gen = -1
         self.index_timings: dict[str, float] = {}
+        self._offered: dict[str, Extraction] = {}
+        self._offered_lock = threading.Lock()
 
     # ---- configuration --------------------------------------------------------------------
     def _make_extractor(self, kind: str) -> Extractor:
-        if kind == "auto":
-            kind = "llm" if self.llm is not None else "spacy" if spacy_available() else "rules"
-        if kind == "llm":
-            if self.llm is None:
-                raise ConfigError("hipporag extractor 'llm' needs Memory.open(..., llm=...)")
-            from memkit.backends.hipporag.openie import OpenIEExtractor
+        return make_extractor(kind, self.opts, self.llm)
 
-            return OpenIEExtractor(self.llm)
-        if kind == "spacy":
-            from memkit.backends.hipporag.extract_spacy import SpacyExtractor
+    def offer_extractions(self, extractor: str, by_hash: dict[str, Extraction]) -> int:
+        """Extractions made elsewhere (the Ray ingest's extract stage), by the content hash
+        of the passage text, used instead of extracting those passages again. Ignored (0)
+        unless made by this backend's kind of extractor. Kept in memory only: a crash loses
+        them and the passages are simply extracted here."""
+        if extractor != self.extractor.name:
+            return 0
+        with self._offered_lock:
+            self._offered.update(by_hash)
+        return len(by_hash)
 
-            kw: dict[str, Any] = {k: getattr(self.opts, k) for k in ("noun_phrases",
-                                  "cooccurrence") if getattr(self.opts, k) is not None}
-            if self.opts.spacy_model is not None:
-                kw["model"] = self.opts.spacy_model
-            return SpacyExtractor(**kw)
-        if kind == "rules":
-            return RuleExtractor()
-        raise ConfigError(f"unknown hipporag extractor {kind!r} (auto, llm, spacy, rules)")
+    def close(self) -> None:
+        close = getattr(self.extractor, "close", None)  # e.g. spaCy worker processes
+        if callable(close):
+            close()
+        super().close()
 
     # ---- persistence ----------------------------------------------------------------------
     @property
@@ -225,19 +230,39 @@ class HippoRAGBackend(Backend):
         slow part, run while readers keep reading."""
         status = self.gs.passage_status([it.id for it in items])
         todo = [it for it in items if it.id not in status]
-        return [self._prepare_batch(todo[s:s + self.batch_size])
+        whole = None  # an extractor with worker processes gets the whole chunk in one call
+        if getattr(self.extractor, "n_process", 1) > 1 and len(todo) > self.batch_size:
+            whole = self._extract(todo)
+        return [self._prepare_batch(todo[s:s + self.batch_size],
+                                    None if whole is None else whole[s:s + self.batch_size])
                 for s in range(0, len(todo), self.batch_size)]
 
-    def _prepare_batch(self, items: Sequence[MemoryItem]) -> Prepared:
+    def _extract(self, items: Sequence[MemoryItem]) -> list[Extraction]:
+        out: list[Extraction | None] = [None] * len(items)
+        if self._offered:
+            with self._offered_lock:
+                for n, it in enumerate(items):
+                    out[n] = self._offered.pop(it.content_hash, None)
+        rest = [n for n, ex in enumerate(out) if ex is None]
+        if rest:
+            known = dict(self.phrase_by_text)  # a snapshot: the apply step re-checks
+            try:
+                got = self.extractor.extract([items[n].text for n in rest],
+                                             known=lambda p: p in known)
+            except Exception as exc:  # an extractor bug must not lose the passages
+                got = [Extraction(error=f"extractor failed: {exc!r}") for _ in rest]
+            for n, ex in zip(rest, got, strict=True):
+                out[n] = ex
+        return [ex if ex is not None else Extraction(error="no extraction") for ex in out]
+
+    def _prepare_batch(self, items: Sequence[MemoryItem],
+                       extractions: list[Extraction] | None = None) -> Prepared:
         t0 = time.perf_counter()
         pvecs = self.ctx.vectors.ensure(items)
         t1 = time.perf_counter()
-        known = dict(self.phrase_by_text)  # a snapshot: the apply step re-checks
-        try:
-            extractions = self.extractor.extract([it.text for it in items],
-                                                 known=lambda n: n in known)
-        except Exception as exc:  # an extractor bug must not lose the passages
-            extractions = [Extraction(error=f"extractor failed: {exc!r}") for _ in items]
+        known = dict(self.phrase_by_text)
+        if extractions is None:
+            extractions = self._extract(items)
         t2 = time.perf_counter()
         phrases: dict[str, None] = {}
         facts: dict[str, None] = {}
@@ -251,8 +276,10 @@ class HippoRAGBackend(Backend):
             for s_, p_, o_ in ex.triples:
                 facts[f"{s_} {p_} {o_}"] = None
         p_list, f_list = list(phrases), list(facts)
-        p_vecs = self.embedder.embed(p_list) if p_list else None
-        f_vecs = self.embedder.embed(f_list) if f_list else None
+        # through the memory's string cache: a phrase or fact embedded by an earlier build,
+        # another process or another backend is not embedded again
+        p_vecs = self.ctx.vectors.embed_strings(p_list) if p_list else None
+        f_vecs = self.ctx.vectors.embed_strings(f_list) if f_list else None
         t3 = time.perf_counter()
         return Prepared(list(items), pvecs, extractions,
                         dict(zip(p_list, p_vecs, strict=True)) if p_vecs is not None else {},
@@ -294,7 +321,8 @@ class HippoRAGBackend(Backend):
     def _embed_missing(self, texts: list[str], have: dict[str, np.ndarray]) -> np.ndarray:
         missing = [t for t in texts if t not in have]
         if missing:
-            have = {**have, **dict(zip(missing, self.embedder.embed(missing), strict=True))}
+            have = {**have, **dict(zip(missing, self.ctx.vectors.embed_strings(missing),
+                                       strict=True))}
         if not texts:
             return np.zeros((0, self.embedder.dim), np.float32)
         return np.vstack([have[t] for t in texts])
@@ -449,7 +477,12 @@ class HippoRAGBackend(Backend):
         failed = self.ctx.store.conn.execute(
             "SELECT COUNT(*) FROM hipporag_passages WHERE status = 'failed'").fetchone()[0]
         syn = self.ctx.store.conn.execute("SELECT COUNT(*) FROM hipporag_synonyms").fetchone()[0]
-        return {**g.stats(), "synonymy_edges": int(syn), "failed_extractions": int(failed),
+        vectors = {"phrases": self.phrase_index.ntotal, "facts": self.fact_index.ntotal,
+                   "passages": self.passage_index.ntotal,
+                   "why": "phrases (3+ letters/digits: query linking and synonymy), facts "
+                          "(query-to-fact matching), passages (dense seeds)"}
+        return {**g.stats(), "vectors": vectors, "synonymy_edges": int(syn),
+                "failed_extractions": int(failed),
                 "extractor": self.extractor.name, "filter": self.ropts.use_filter}
 
 

@@ -20,8 +20,11 @@ Per passage (the title line is split off, :func:`memkit.nlp.split_title`, and is
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from memkit.backends.hipporag.extract_rules import _known_spans, _merge, _Span
@@ -42,16 +45,31 @@ _UNUSED_PIPES = ("lemmatizer", "trainable_lemmatizer", "senter", "textcat",
                  "textcat_multilabel", "entity_linker", "spancat")
 
 
+_WORKER_NLP: Any = None
+
+
+def _init_worker(model: str, disable: list[str]) -> None:
+    global _WORKER_NLP
+    _WORKER_NLP = load_spacy(model, disable=disable)
+
+
+def _parse_in_worker(bodies: list[str], batch_size: int) -> list[bytes]:
+    return [doc.to_bytes() for doc in _WORKER_NLP.pipe(bodies, batch_size=batch_size)]
+
+
 class SpacyExtractor:
     """NER + dependency-parse relations. ``parse(texts)`` may be replaced (the benchmark feeds
     cached parses); ``extract_doc(title, doc, known)`` works on one parsed body.
 
     ``n_process``: worker processes for parsing (spaCy's ``nlp.pipe(n_process=...)``); None =
-    one per CPU core (at most 4); default 1. Workers are started only for calls of at least
-    ``parallel_min`` texts, as each call starts them anew and each loads its own copy of the
-    model; smaller calls parse in this process. Measured on a shared 2-core machine (512
-    MuSiQue passages): 8.4-8.9 s in process, 9.0-9.1 s with 2 workers, hence the default;
-    with more idle cores than that, more workers pay.
+    one per CPU core (at most 4); default 1. Workers are a pool of *spawned* processes
+    started on the first call of at least ``parallel_min`` texts and kept until
+    :meth:`close` (each loads its own copy of the model once; spawned, not forked, so calling
+    from any thread of a multi-threaded process is safe - spaCy's own ``n_process`` forks);
+    they parse, the extraction itself runs here. Smaller calls parse in this process.
+    Measured on a shared 2-core machine (512 MuSiQue passages, spaCy's forking pipe):
+    8.4-8.9 s in process, 9.0-9.1 s with 2 workers, hence the default; with more idle cores
+    than that, more workers pay.
     """
 
     name = "spacy"
@@ -70,6 +88,8 @@ class SpacyExtractor:
         self.n_process = max(1, n_process if n_process is not None else min(cores, 4))
         self.parallel_min = parallel_min
         self._nlp: Any = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @property
     def nlp(self) -> Any:
@@ -80,10 +100,32 @@ class SpacyExtractor:
         return self._nlp
 
     def parse(self, bodies: Sequence[str]) -> list[Any]:
-        workers = self.n_process if len(bodies) >= self.parallel_min else 1
-        if workers > 1:
-            return list(self.nlp.pipe(bodies, batch_size=self.batch_size, n_process=workers))
+        if self.n_process > 1 and len(bodies) >= self.parallel_min:
+            return self._parse_in_workers(list(bodies))
         return list(self.nlp.pipe(bodies, batch_size=self.batch_size))
+
+    def _parse_in_workers(self, bodies: list[str]) -> list[Any]:
+        from spacy.tokens import Doc
+
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.n_process, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker, initargs=(self.model, list(_UNUSED_PIPES)))
+            pool = self._pool
+        step = max(1, -(-len(bodies) // (2 * self.n_process)))  # two chunks per worker
+        chunks = [bodies[i:i + step] for i in range(0, len(bodies), step)]
+        vocab = self.nlp.vocab
+        return [Doc(vocab).from_bytes(b)
+                for part in pool.map(_parse_in_worker, chunks, [self.batch_size] * len(chunks))
+                for b in part]
+
+    def close(self) -> None:
+        """Stop the worker processes (started again if needed)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def extract(self, texts: Sequence[str], known: KnownPhrases | None = None
                 ) -> list[Extraction]:

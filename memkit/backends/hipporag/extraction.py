@@ -90,3 +90,18 @@ def clean_entities(raw: Iterable[object], limit: int = 200) -> list[str]:
             if len(out) >= limit:
                 break
     return out
+
+
+def node_strings(ex: Extraction) -> list[str]:
+    """The strings the graph embeds for one extraction: its normalised phrases (entities,
+    subjects, objects), then its facts as ``"subject predicate object"``; no duplicates."""
+    if not ex.ok:
+        return []
+    out: dict[str, None] = {}
+    for surface in (*ex.entities, *(x for s, _, o in ex.triples for x in (s, o))):
+        norm = normalise_phrase(surface)
+        if norm:
+            out[norm] = None
+    for s, p, o in ex.triples:
+        out[f"{s} {p} {o}"] = None
+    return list(out)

@@ -52,6 +52,9 @@ class _Indexing(Options):
     max_attempts: int = Field(3, ge=1, description="extraction retries of a failed passage")
     batch_size: int = Field(32, ge=1, le=4096)
     spacy_model: str | None = None
+    spacy_processes: int = Field(1, ge=0, le=64, description=(
+        "spaCy parse worker processes (nlp.pipe n_process) for indexing chunks of at "
+        "least 2 x batch_size passages; 0 = one per core, at most 4; 1 parses in process"))
     noun_phrases: bool | None = None
     cooccurrence: bool | None = None
     hnsw_threshold: int = Field(50_000, ge=1)

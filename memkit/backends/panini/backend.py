@@ -233,7 +233,8 @@ class PaniniBackend(Backend):
             return
         unique = list(dict.fromkeys(texts))
         where = {t: n for n, t in enumerate(unique)}
-        uvecs = self.ctx.embedder.embed(unique, batch_size=self.batch_size)
+        # through the memory's string cache: each distinct string is embedded once
+        uvecs = self.ctx.vectors.embed_strings(unique, batch_size=self.batch_size)
         vecs = uvecs[[where[t] for t in texts]]
         evecs, qvecs = vecs[:len(etexts)], vecs[len(etexts):]
         qids = [i for i, _ in qtexts]
@@ -252,8 +253,20 @@ class PaniniBackend(Backend):
         ids = [int(i) for i in ids]
         if not ids:
             return
-        self.index.remove(*self.wstore.delete(ids))
+        ents, qas = self.wstore.delete(ids)
+        self._purge_strings(ents, qas)
+        self.index.remove(ents, qas)
         self._known.difference_update(ids)
+
+    def _purge_strings(self, ent_ids: Sequence[int], qa_ids: Sequence[int]) -> None:
+        """Drop the cached string vectors of deleted rows (read before the index forgets
+        them), so a deleted item's questions and entities leave no vector behind."""
+        ents = [self.index.entities[i] for i in ent_ids if i in self.index.entities]
+        qas = [self.index.qas[i] for i in qa_ids if i in self.index.qas]
+        etexts, qtexts = self.index.texts_for(ents, qas)
+        texts = etexts + [t for _, t in qtexts]
+        if texts:
+            self.ctx.vectors.strings.purge(texts)
 
     # ---- reading ------------------------------------------------------------------------
     def decompose(self, query: str) -> Decomposition:
@@ -353,6 +366,10 @@ class PaniniBackend(Backend):
     # ---- reporting ----------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.wstore.counts())
+        out["vectors"] = {"entities": self.index.ent_index.ntotal,
+                          "qa_pairs": self.index.qa_index.ntotal,
+                          "why": "QA pairs with an answer always; entities unless entity "
+                                 "search is bm25 only"}
         out["write_cost"] = self.wstore.write_cost()
         out["writer"] = "llm" if self.writer_kind != "parse" and self.ctx.llm is not None \
             else "parse"

@@ -1,0 +1,120 @@
+"""The stages of batch ingest, as plain functions: admit -> skip what is in -> embed ->
+commit -> index. ``Memory.write_many`` runs them as a local pipeline
+(:mod:`memkit.ingest.pipeline`); the Ray path (:mod:`memkit.scale`) runs the same functions as
+Ray Data stages.
+
+* :func:`admit_batch` validates records (bad ones are reported, never raised);
+* :func:`fresh` drops items whose text is already current in their scope (what makes a rerun
+  after an interruption cheap: nothing already in is embedded again);
+* :func:`embed_texts` embeds a batch's passages (no ids needed: it can run anywhere, before
+  the commit, on another thread or a Ray actor); a batch the embedder fails on is retried
+  text by text;
+* :func:`commit_batch` writes the items and their vectors in **one transaction**: a kill at
+  any point leaves either both or neither, and the change feed makes every index catch up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from memkit.admission import admit_record
+from memkit.errors import InvalidInput
+from memkit.store.sqlite import NewItem, Store, content_hash, scope_key
+
+if TYPE_CHECKING:
+    from memkit.embed.base import Embedder
+    from memkit.vectors.items import ItemVectors
+
+log = logging.getLogger("memkit.ingest")
+
+_CHUNK = 500
+
+
+@dataclass
+class Batch:
+    """One batch moving through the stages: admitted items (in record order), the records
+    rejected on admission, and the items not already in the memory."""
+
+    number: int
+    items: list[NewItem] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    todo: list[NewItem] = field(default_factory=list)
+
+
+def admit_batch(number: int, records: Sequence[tuple[int, Any]], *, default_scope: Any,
+                max_chars: int) -> Batch:
+    """Admit ``(record number, record)`` pairs; invalid ones land in ``rejected``."""
+    batch = Batch(number)
+    for n, record in records:
+        try:
+            batch.items.append(admit_record(record, default_scope=default_scope,
+                                            max_chars=max_chars))
+        except InvalidInput as exc:
+            batch.rejected.append((f"record {n}", str(exc)))
+    return batch
+
+
+def fresh(store: Store, items: Sequence[NewItem]) -> list[NewItem]:
+    """The items whose text is not current in their scope yet (first of duplicates within
+    ``items`` kept); a read-only query, so it is only a hint: the commit re-checks."""
+    keys = [(scope_key(it.scope), content_hash(it.text)) for it in items]
+    present: set[tuple[str, str]] = set()
+    by_scope: dict[str, list[str]] = {}
+    for key, chash in keys:
+        by_scope.setdefault(key, []).append(chash)
+    for key, hashes in by_scope.items():
+        for start in range(0, len(hashes), _CHUNK):
+            chunk = hashes[start:start + _CHUNK]
+            present.update((key, r[0]) for r in store.conn.execute(
+                f"SELECT content_hash FROM items WHERE scope_key = ? AND valid_until IS NULL "
+                f"AND content_hash IN ({','.join('?' * len(chunk))})", [key, *chunk]))
+    out, seen = [], set()
+    for it, k in zip(items, keys, strict=True):
+        if k not in present and k not in seen:
+            seen.add(k)
+            out.append(it)
+    return out
+
+
+def embed_texts(embedder: Embedder, texts: Sequence[str], batch_size: int = 64
+                ) -> list[np.ndarray | None]:
+    """Passage vectors of ``texts``, row by row; when the embedder fails on a batch it is
+    retried text by text, and a text that fails alone gets None (the indexer then embeds
+    that item itself, and reports it)."""
+    if not texts:
+        return []
+    try:
+        return list(embedder.embed(list(texts), batch_size=batch_size))
+    except Exception as exc:  # one bad text must not stop the ingest
+        log.warning("embedding a batch of %d failed (%s); embedding it text by text",
+                    len(texts), exc)
+    out: list[np.ndarray | None] = []
+    for text in texts:
+        try:
+            out.append(embedder.embed([text])[0])
+        except Exception:
+            out.append(None)
+    return out
+
+
+def commit_batch(store: Store, vectors: ItemVectors, items: Sequence[NewItem],
+                 todo: Sequence[NewItem], vecs: Sequence[np.ndarray | None]
+                 ) -> list[tuple[int, bool]]:
+    """Write ``items`` to the record and the vectors of the newly created ones (``vecs``
+    rows match ``todo``; None: not embedded), in one transaction. Returns ``(id, created)``
+    per item."""
+    by_text = {(scope_key(it.scope), it.text): v for it, v in zip(todo, vecs, strict=True)
+               if v is not None}
+    with store.transaction():
+        out = store.insert_items(list(items))
+        rows = [(iid, by_text[(scope_key(it.scope), it.text)])
+                for it, (iid, created) in zip(items, out, strict=True)
+                if created and (scope_key(it.scope), it.text) in by_text]
+        if rows:
+            vectors.put([r[0] for r in rows], np.vstack([r[1] for r in rows]))
+    return out

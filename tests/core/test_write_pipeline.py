@@ -1,0 +1,121 @@
+"""write_many as a pipeline: extraction of committed batches overlaps embedding of the next,
+a rerun embeds nothing already in, a batch the embedder fails on is still written and
+indexed, and each stage has its own progress bar."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memkit import Memory
+from memkit.backends.hipporag.extract_rules import RuleExtractor
+from memkit.backends.hipporag.extraction import Extraction, KnownPhrases
+from memkit.embed import HashEmbedder
+from memkit.embed.base import Embedder
+
+DOCS = [f"Town {i}\nTown {i} lies in Region {i % 7} near River {i % 5}." for i in range(40)]
+
+
+class Recording(Embedder):
+    """A hash embedder that records what it embeds, on which thread, and can fail or wait."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.inner = HashEmbedder(64)
+        self.name, self.dim = self.inner.name, self.inner.dim
+        self.texts: list[str] = []
+        self.threads: set[str] = set()
+        self.fail_on = fail_on
+        self.started_late_batch = threading.Event()
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        if self.fail_on is not None and any(self.fail_on in t for t in texts) and \
+                len(texts) > 1:
+            raise ValueError("this batch cannot be tokenized")
+        self.texts.extend(texts)
+        self.threads.add(threading.current_thread().name)
+        if any(t.startswith("Town 3") for t in texts):  # a passage of a later batch
+            self.started_late_batch.set()
+        return self.inner.embed_batch(texts)
+
+
+class WaitingExtractor:
+    """Rules extraction that, on its first call, waits until the embedder has started on a
+    later batch: it can only return if the stages overlap."""
+
+    name = "rules"
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+        self.overlapped: bool | None = None
+        self.inner = RuleExtractor()
+
+    def extract(self, texts: Sequence[str], known: KnownPhrases | None = None
+                ) -> list[Extraction]:
+        if self.overlapped is None:
+            self.overlapped = self.event.wait(timeout=30)
+        return self.inner.extract(texts, known)
+
+
+def test_extraction_overlaps_embedding_of_later_batches(tmp_path: Path) -> None:
+    emb = Recording()
+    ex = WaitingExtractor(emb.started_late_batch)
+    with Memory.open(tmp_path / "m", backends=["dense", "hipporag"], embedder=emb,
+                     components={"hipporag": {"extractor": ex}}) as mem:
+        report = mem.write_many(DOCS, batch_size=10)
+        assert len(report.added) == len(DOCS)
+        assert ex.overlapped is True  # extracting batch 1 while batch 4 was being embedded
+        assert any(t.startswith("memkit-embed") for t in emb.threads)
+        # sync mode: everything is indexed when write_many returns
+        assert mem.stats()["backends"]["hipporag"]["passages"] == len(DOCS)
+        assert mem.read("Town 17", k=1).ids == [report.added[17]]
+
+
+def test_a_rerun_embeds_only_what_is_new(tmp_path: Path) -> None:
+    emb = Recording()
+    with Memory.open(tmp_path / "m", backends=["dense", "hipporag"], embedder=emb,
+                     backend_options={"hipporag": {"extractor": "rules"}}) as mem:
+        first = mem.write_many(DOCS[:30], batch_size=8)
+        emb.texts.clear()
+        again = mem.write_many(DOCS, batch_size=8)
+        assert again.skipped_duplicates == 30 and len(again.added) == 10
+        passages = [t for t in emb.texts if "\n" in t]
+        assert sorted(passages) == sorted(DOCS[30:])  # nothing already in was re-embedded
+        assert set(first.added).isdisjoint(again.added)
+        stored = {r[0] for r in mem.store.conn.execute("SELECT item_id FROM item_vectors")}
+        assert stored == set(first.added) | set(again.added)
+
+
+def test_duplicates_and_rejects_within_a_batch(tmp_path: Path) -> None:
+    emb = Recording()
+    with Memory.open(tmp_path / "m", embedder=emb) as mem:
+        report = mem.write_many([DOCS[0], DOCS[0], "", {"text": DOCS[1], "scope": "u"},
+                                 {"text": DOCS[1]}], batch_size=10)
+        assert len(report.added) == 3 and report.skipped_duplicates == 1
+        assert [r[0] for r in report.rejected] == ["record 2"]
+        assert [t for t in emb.texts].count(DOCS[0]) == 1
+
+
+def test_a_batch_the_embedder_fails_on_is_embedded_text_by_text(tmp_path: Path) -> None:
+    emb = Recording(fail_on="Town 5\n")  # fails on any batch holding it, works alone
+    with Memory.open(tmp_path / "m", embedder=emb) as mem:
+        report = mem.write_many(DOCS[:12], batch_size=6)
+        assert len(report.added) == 12
+        dense = mem.backends["dense"]
+        assert sorted(dense.index.ids().tolist()) == sorted(report.added)
+        assert emb.texts.count(DOCS[5]) == 1
+
+
+@pytest.mark.parametrize("index", ["sync", "async"])
+def test_one_progress_bar_per_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    index: str) -> None:
+    with Memory.open(tmp_path / "m", embedder=HashEmbedder(64), index=index) as mem:
+        mem.write_many(DOCS, batch_size=10, progress=True, desc="ingesting")
+        mem.wait_indexed()
+        assert mem.stats()["backends"]["dense"]["vectors"] == len(DOCS)
+    err = capsys.readouterr().err
+    for stage in ("ingesting", "embedding", "indexing"):
+        assert f"{stage}: 100%" in err and "40/40" in err
