@@ -36,7 +36,7 @@ from memkit.config import CONFIG_NAME, MemoryConfig
 from memkit.embed import Embedder, load_embedder
 from memkit.erasure import chain_items, checkpoint, purge_llm_cache, redact_audit
 from memkit.errors import ConfigError, InvalidInput, MemkitError, NotFound
-from memkit.fusion import approx_tokens, reciprocal_rank_fusion
+from memkit.fusion import approx_tokens, fuse, fusion_options
 from memkit.indexer import Indexer
 from memkit.metering import metered
 from memkit.options import Options, parse_options
@@ -407,11 +407,14 @@ class Memory:
              rerank_options: dict[str, Any] | None = None,
              read_options: dict[str, dict[str, Any]] | None = None,
              weights: dict[str, float] | None = None,
+             fusion: str | dict[str, Any] | None = None,
              consistency: str = "strong", trace: bool = False) -> ReadResult:
         """The ``k`` best memories for ``query`` visible in ``scope``.
 
-        ``backend``: a name, several (comma-separated or a list: fused by reciprocal rank,
-        with optional per-backend ``weights``), or None for the first configured.
+        ``backend``: a name, several (comma-separated or a list: fused by ``fusion``,
+        ``"rrf"`` reciprocal rank (default) or ``"minmax"`` normalised scores, or a dict such
+        as ``{"method": "rrf", "c": 60}``; see :mod:`memkit.fusion`), with optional
+        per-backend ``weights``, or None for the first configured.
         ``as_of``: see the versions valid at that time. ``budget_tokens``: drop trailing hits
         that would exceed this context size. ``rerank``: a reranker name (e.g. ``"sifter"``)
         applied to the hits. ``read_options``: per-backend options for this read only
@@ -427,6 +430,7 @@ class Memory:
             raise InvalidInput(f"consistency must be one of {_CONSISTENCY}, got {consistency!r}")
         names = self._backend_names(backend)
         per_read = self._read_options(names, read_options)
+        fusion_opts = fusion_options(fusion)
         scope_obj = Scope.coerce(scope)
         fetch = k if rerank is None else max(k, int((rerank_options or {}).get(
             "candidates", 4 * k)))
@@ -453,7 +457,7 @@ class Memory:
                 timings[name] = (time.perf_counter() - tb) * 1000
             fetch_n = max(len(r) for r in rankings.values()) if rankings else 0
             scored = rankings[names[0]] if len(names) == 1 else \
-                reciprocal_rank_fusion(rankings, k=fetch_n, weights=weights)
+                fuse(rankings, fetch_n, fusion_opts, weights)
             items = self.store.get_many([s.id for s in scored])
             hits = []
             label = names[0] if len(names) == 1 else "+".join(names)

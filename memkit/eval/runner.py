@@ -34,6 +34,7 @@ from memkit.fusion import approx_tokens
 from memkit.memory import Memory
 
 #: config fields that do not change results (a resumed run may differ in these)
+_READ_DEFAULTS: dict[str, Any] = {"read_options": {}, "fusion": "rrf", "weights": {}}
 _VOLATILE = ("progress", "out", "cache", "name", "overwrite", "recipe", "plots", "embed_cache")
 
 
@@ -61,6 +62,12 @@ class EvalConfig:
     embed_cache: bool = True
     overwrite: bool = False
     recipe: str | None = None
+    #: per-read options by backend (``Memory.read(read_options=...)``): retrieval variants of
+    #: one built memory, so an ablation does not rebuild it
+    read_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: how an ``a+b`` spec fuses (``Memory.read(fusion=..., weights=...)``)
+    fusion: str = "rrf"
+    weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.backends or not all(isinstance(b, str) and b.strip() for b in self.backends):
@@ -72,8 +79,10 @@ class EvalConfig:
             raise ConfigError(f"reader_k must be positive, got {self.reader_k}")
 
     def identity(self) -> dict[str, Any]:
-        """The fields that determine results."""
-        return {k: v for k, v in asdict(self).items() if k not in _VOLATILE}
+        """The fields that determine results (the read settings only when set, so runs from
+        before they existed keep their identity)."""
+        return {k: v for k, v in asdict(self).items() if k not in _VOLATILE
+                and not (k in _READ_DEFAULTS and v == _READ_DEFAULTS[k])}
 
 
 @dataclass
@@ -209,7 +218,12 @@ def _read_one(mem: Memory, q: Question, spec: str, config: EvalConfig, llm: Any,
     components = spec.split("+")
     e0 = embedder.seconds
     result = mem.read(q.question, k=fetch, scope=q.scope,
-                      backend=components if len(components) > 1 else spec)
+                      backend=components if len(components) > 1 else spec,
+                      read_options={b: o for b, o in config.read_options.items()
+                                    if b in components} or None,
+                      fusion=config.fusion,
+                      weights={b: w for b, w in config.weights.items() if b in components}
+                      or None)
     query_embed_ms = (embedder.seconds - e0) * 1000
     ranked = [list(h.item.metadata.get("keys", [])) for h in result.hits]
     from memkit.generate.reader import answer_from_hits, format_hit, select_hits
@@ -359,7 +373,7 @@ def load_recipe(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read recipe {path}: {exc}") from exc
     allowed = {"dataset", "format", "corpus", "backends", "embedder", "k", "limit", "llm",
                "name", "reader_k", "max_context_tokens", "backend_options", "loader",
-               "description"}
+               "description", "read_options", "fusion", "weights"}
     unknown = set(data) - allowed
     if unknown:
         raise ConfigError(f"{path}: unknown recipe key(s) {sorted(unknown)}; allowed: "
