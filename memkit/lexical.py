@@ -13,6 +13,11 @@ which changes no ranking)::
 
 so below, "paris" (df 1 of N 2, |d| = avgdl = 3): ln 2 · 1 / (1 + 1.5) = 0.2773.
 
+A scoped read is scored as if the memory held only the scope's documents: when ``allowed``
+leaves some documents out, the index is built over the allowed ones (cached per scope), so
+no other scope's words shape idf or the average length - nothing outside the caller's scope
+can be read off the scores - and a filtered read still returns ``k`` hits.
+
 The lexical backend (:mod:`memkit.backends.lexical`) and the HippoRAG seeds both use this
 class; each keeps its own instance (backends never share state).
 
@@ -24,8 +29,10 @@ class; each keeps its own instance (backends never share state).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +88,9 @@ class BM25Index:
         self.docs: dict[int, list[str]] = {}
         self._lock = threading.Lock()
         self._built: tuple[Any, np.ndarray] | None = None  # (bm25s.BM25, ids by position)
+        self._version = 0  # bumped by every change: scoped indexes of older versions are stale
+        self._scoped: OrderedDict[tuple[int, bytes], tuple[Any, np.ndarray]] = OrderedDict()
+        self.scope_cache = 8
 
     # ---- tokens -------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -102,18 +112,23 @@ class BM25Index:
         with self._lock:
             for i, toks in zip(ids, tokens, strict=True):
                 self.docs[int(i)] = list(toks)
-            self._built = None
+            self._changed()
 
     def remove(self, ids: Iterable[int]) -> None:
         with self._lock:
             gone = [self.docs.pop(int(i), None) for i in ids]
             if any(g is not None for g in gone):
-                self._built = None
+                self._changed()
 
     def clear(self) -> None:
         with self._lock:
             self.docs = {}
-            self._built = None
+            self._changed()
+
+    def _changed(self) -> None:
+        self._built = None
+        self._version += 1
+        self._scoped.clear()
 
     def __contains__(self, item_id: object) -> bool:
         return isinstance(item_id, (int, np.integer)) and int(item_id) in self.docs
@@ -122,18 +137,42 @@ class BM25Index:
         return len(self.docs)
 
     # ---- reading ------------------------------------------------------------------------
-    def _index(self) -> tuple[Any, np.ndarray] | None:
-        with self._lock:
-            if self._built is None and self.docs:
-                ids = np.array(sorted(self.docs), dtype=np.int64)
-                model = _bm25s().BM25(k1=self.k1, b=self.b, method=self.method)
-                model.index([self.docs[int(i)] for i in ids], show_progress=False)
-                self._built = (model, ids)
-            return self._built
+    def _build(self, ids: np.ndarray) -> tuple[Any, np.ndarray]:
+        model = _bm25s().BM25(k1=self.k1, b=self.b, method=self.method)
+        model.index([self.docs[int(i)] for i in ids], show_progress=False)
+        return model, ids
 
-    def scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, BM25 scores) over every document, ids ascending."""
-        built = self._index()
+    def _index(self, allowed: Any = None) -> tuple[Any, np.ndarray] | None:
+        """The index over every document, or (``allowed`` leaving some out) over the
+        allowed ones only."""
+        with self._lock:
+            if not self.docs:
+                return None
+            ids = np.array(sorted(self.docs), dtype=np.int64) if self._built is None \
+                else self._built[1]
+            keep = None if allowed is None else allowed.mask(ids)
+            if keep is None or keep.all():
+                if self._built is None:
+                    self._built = self._build(ids)
+                return self._built
+            sub = ids[keep]
+            if len(sub) == 0:
+                return None
+            key = (self._version, hashlib.sha1(sub.tobytes()).digest())
+            if key in self._scoped:
+                self._scoped.move_to_end(key)
+            else:
+                self._scoped[key] = self._build(sub)
+                while len(self._scoped) > self.scope_cache:
+                    self._scoped.popitem(last=False)
+            return self._scoped[key]
+
+    def scores(self, query: str, allowed: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, BM25 scores), ids ascending: over every document, or - with ``allowed``
+        (anything with a vectorised ``mask(ids)``, e.g.
+        :class:`~memkit.backends.base.AllowedIds``) - over the allowed documents, scored as a
+        corpus of their own."""
+        built = self._index(allowed)
         if built is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         model, ids = built
@@ -143,14 +182,11 @@ class BM25Index:
         return ids, np.asarray(model.get_scores(toks), dtype=np.float32)
 
     def top(self, query: str, k: int, allowed: Any = None) -> list[tuple[int, float]]:
-        """The ``k`` best (id, score) with a positive score, among ``allowed`` (anything
-        with a vectorised ``mask(ids)``, e.g. :class:`~memkit.backends.base.AllowedIds`)
-        when given: a scoped read still gets ``k`` hits when ``k`` in scope match."""
-        ids, scores = self.scores(query)
+        """The ``k`` best (id, score) with a positive score, among ``allowed`` when given
+        (see :meth:`scores`): a scoped read still gets ``k`` hits when ``k`` in scope match."""
+        ids, scores = self.scores(query, allowed)
         if len(ids) == 0:
             return []
-        if allowed is not None:
-            scores = np.where(allowed.mask(ids), scores, 0.0)
         pos = top_k(scores, k)
         return [(int(ids[p]), float(scores[p])) for p in pos]
 
@@ -190,5 +226,5 @@ class BM25Index:
                 for n, i in enumerate(ids)}
         with self._lock:
             self.docs = docs
-            self._built = None
+            self._changed()
         return label

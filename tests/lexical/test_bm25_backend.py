@@ -73,13 +73,26 @@ def test_scoped_read_returns_k_hits_in_scope(tmp_path: Path) -> None:
     mem = _open(tmp_path / "m")
     # the other user's items match the query better: a filter after top-k would lose hits
     mem.write_many([f"paris paris paris note {i}" for i in range(8)], scope={"user": "u2"})
-    mine = mem.write_many([f"paris trip day {i} museum bakery" for i in range(4)],
-                          scope={"user": "u1"}).added
-    hits = mem.read("paris", k=3, scope={"user": "u1"}, backend="bm25").hits
+    texts = ["paris trip museum bakery", "rome trip", "paris paris day", "bakery in lyon"]
+    mine = mem.write_many(texts, scope={"user": "u1"}).added
+    hits = mem.read("paris trip", k=3, scope={"user": "u1"}, backend="bm25").hits
     assert len(hits) == 3 and all(h.item.id in mine for h in hits)
+    # scored as a corpus of the scope's documents only: no other scope shapes idf / avgdl
+    import Stemmer
+
+    stem = Stemmer.Stemmer("english").stemWords
+    ref = bm25s.BM25()
+    ref.index(bm25s.tokenize(texts, stopwords="en", stemmer=stem, show_progress=False),
+              show_progress=False)
+    expected = ref.get_scores(bm25s.tokenize(["paris trip"], stopwords="en", stemmer=stem,
+                                             return_ids=False, show_progress=False)[0])
+    by_id = dict(zip(mine, expected.tolist(), strict=True))
+    assert [pytest.approx(h.score, rel=1e-6) for h in hits] == \
+        sorted((by_id[h.item.id] for h in hits), reverse=True)
+    assert {h.item.id for h in hits} == {mine[0], mine[1], mine[2]}
     be = mem.backends["bm25"]
     from memkit.backends.base import AllowedIds
-    raw = be.retrieve("paris", 3, allowed=AllowedIds(np.array(sorted(mine[:2]))))
+    raw = be.retrieve("paris trip", 3, allowed=AllowedIds(np.array(sorted(mine[:2]))))
     assert sorted(s.id for s in raw.scored) == sorted(mine[:2])  # the backend enforces it too
     mem.close()
 
