@@ -17,6 +17,7 @@ import numpy as np
 
 from memkit.backends.base import AllowedIds
 from memkit.backends.hipporag.graph import GraphArrays
+from memkit.backends.hipporag.lexical import PassageLexicon
 from memkit.backends.hipporag.ppr import PPROperator
 from memkit.backends.hipporag.push import LocalPPR
 from memkit.backends.hipporag.retriever import (
@@ -26,6 +27,7 @@ from memkit.backends.hipporag.retriever import (
     link_query_phrases,
     match_facts,
     minmax,
+    passage_seeds,
     seed_weights,
     weighted_rrf,
 )
@@ -44,6 +46,7 @@ class GraphSearch:
         self.cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.cache_size = cache_size
         self._lock = threading.Lock()  # concurrent readers share the LRU
+        self.lexicon = PassageLexicon()  # BM25 over the passages, built on first use
 
     def _cached(self, key: tuple[Any, ...], build: Any) -> Any:
         with self._lock:
@@ -129,25 +132,44 @@ class GraphSearch:
                 for node in g.passage_phrases(int(iid)).tolist():
                     extra[node] = extra.get(node, 0.0) + o.dense_seed_weight * max(
                         float(s), 0.1) / max(1, int(per_phrase[node]))
+        lex: tuple[np.ndarray, np.ndarray] | None = None
+        if o.lexical_seed_passages > 0 or o.lexical_passage_weight > 0:
+            n_lex = max(o.lexical_seed_passages, 100 if o.lexical_passage_weight > 0 else 0)
+            lex = self.lexicon.top(be.ctx.store, (g.generation, id(g)), g.passage_ids, query,
+                                   n_lex, allowed)
+            trace["lexical_top"] = lex[0][:o.lexical_seed_passages].tolist()
+            if o.lexical_seed_passages > 0:
+                top_lex = lex[0][:o.lexical_seed_passages]
+                for node, w in passage_seeds(
+                        top_lex.tolist(), lex[1][:len(top_lex)], g.passage_phrases,
+                        per_phrase, o.lexical_seed_weight).items():
+                    extra[node] = extra.get(node, 0.0) + w
         for node, w in extra.items():
             seeds[node] = seeds.get(node, 0.0) + w
         if not seeds:
             return self._fallback(dense, k, "no seed phrase", trace)
-        # reset vector: phrase seeds + dense passage weights
-        reset = np.zeros(g.n_nodes)
-        for node, w in seeds.items():
-            reset[node] += w
+        # reset vector: phrase seeds + dense (and BM25) passage weights
+        base = np.zeros(g.n_nodes)
         gi = d_ids[in_graph]
-        reset[g.passage_nodes(gi)] += minmax(d_scores[in_graph]) * o.passage_node_weight
+        base[g.passage_nodes(gi)] += minmax(d_scores[in_graph]) * o.passage_node_weight
+        if lex is not None and o.lexical_passage_weight > 0 and len(lex[0]):
+            base[g.passage_nodes(lex[0])] += minmax(lex[1]) * o.lexical_passage_weight
         op = self.operator(g, None if allowed_all else allowed_mask, o.ppr_method)
-        if o.ppr_method == "push":
-            nz = np.flatnonzero(reset)
-            scores = op.run(dict(zip(nz.tolist(), reset[nz].tolist(), strict=True)),
-                            o.damping, o.push_eps)[0]
-        else:
-            scores = op.run(reset, o.damping, o.tol).scores
-        pscores = scores[g.n_phrases:]
-        pscores = np.where(allowed_mask, pscores, -1.0)
+        pscores = self._walk(op, g, base, seeds, allowed_mask, o)
+        if o.bridge_passages > 0:
+            first = np.argsort(-pscores, kind="stable")[:o.bridge_passages]
+            first = first[pscores[first] > 0]
+            bridge = passage_seeds(
+                [int(g.passage_ids[i]) for i in first], pscores[first], g.passage_phrases,
+                per_phrase, o.bridge_weight,
+                skip=lambda node: node in seeds or not visible[node])
+            if bridge:
+                trace["bridge_phrases"] = sorted(
+                    be.phrase_text.get(int(g.phrase_ids[n]), "") for n in bridge)[:50]
+                seeds = {**seeds}
+                for node, w in bridge.items():
+                    seeds[node] = seeds.get(node, 0.0) + w
+                pscores = self._walk(op, g, base, seeds, allowed_mask, o)
         order = np.argsort(-pscores, kind="stable")
         order = order[pscores[order] > 0]
         graph_rank = [int(g.passage_ids[i]) for i in order[:max(k, 100)]]
@@ -180,6 +202,22 @@ class GraphSearch:
                 "facts": [t for t, (a, b) in fact_ends if a in mentioned or b in mentioned],
             }))
         return out
+
+    @staticmethod
+    def _walk(op: Any, g: GraphArrays, base: np.ndarray, seeds: dict[int, float],
+              allowed_mask: np.ndarray, o: RetrievalOptions) -> np.ndarray:
+        """PPR from ``base`` (passage weights) + ``seeds`` (phrase nodes): the allowed
+        passages' mass (-1 for passages outside the scope)."""
+        reset = base.copy()
+        for node, w in seeds.items():
+            reset[node] += w
+        if o.ppr_method == "push":
+            nz = np.flatnonzero(reset)
+            scores = op.run(dict(zip(nz.tolist(), reset[nz].tolist(), strict=True)),
+                            o.damping, o.push_eps)[0]
+        else:
+            scores = op.run(reset, o.damping, o.tol).scores
+        return np.where(allowed_mask, scores[g.n_phrases:], -1.0)
 
     def _fallback(self, dense: tuple[np.ndarray, np.ndarray], k: int, why: str,
                   trace: dict[str, Any]) -> list[Scored]:
