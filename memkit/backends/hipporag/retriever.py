@@ -15,7 +15,8 @@ defaults in brackets):
 5. PPR (damping [0.5]) over the graph; passages ranked by PPR mass (``fusion="ppr"``), or
    fused with the dense ranking by weighted reciprocal rank (``fusion="rrf"``);
 6. optional two-hop bridge (``bridge_passages``): the phrases of the first walk's top
-   passages that were not seeds (the entities a first hop found) are added as seeds, each
+   passages (other than the seed passages of step 3) that were not seeds yet (the entities a
+   first hop found) are added as seeds, each
    ``bridge_weight`` x max(minmax(PPR), 0.1) / #passages, and the walk runs again.
 """
 
@@ -74,7 +75,8 @@ class RetrievalOptions:
     lexical_seed_weight: float = 1.0
     lexical_passage_weight: float = 0.0
     # two-hop bridge (LLM-free iterative retrieval): the phrases of the top passages of a
-    # first walk that were not seeds yet (the bridge entities) re-seed a second walk
+    # first walk (beyond the dense/BM25 seed passages, whose phrases seeded it already) that
+    # were not seeds yet - the entities the walk reached - re-seed a second walk
     bridge_passages: int = 0
     bridge_weight: float = 0.5
     fusion: str = "ppr"  # "ppr" | "rrf"

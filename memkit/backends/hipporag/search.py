@@ -157,8 +157,13 @@ class GraphSearch:
         op = self.operator(g, None if allowed_all else allowed_mask, o.ppr_method)
         pscores = self._walk(op, g, base, seeds, allowed_mask, o)
         if o.bridge_passages > 0:
-            first = np.argsort(-pscores, kind="stable")[:o.bridge_passages]
-            first = first[pscores[first] > 0]
+            # the first walk's best passages beyond those whose phrases already seeded it
+            seeded = set(d_ids[:o.dense_seed_passages].tolist())
+            if lex is not None:
+                seeded.update(lex[0][:o.lexical_seed_passages].tolist())
+            first = np.argsort(-pscores, kind="stable")[:o.bridge_passages + len(seeded)]
+            first = first[(pscores[first] > 0) & ~np.isin(g.passage_ids[first], list(seeded))]
+            first = first[:o.bridge_passages]
             bridge = passage_seeds(
                 [int(g.passage_ids[i]) for i in first], pscores[first], g.passage_phrases,
                 per_phrase, o.bridge_weight,
