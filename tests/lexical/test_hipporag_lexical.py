@@ -103,3 +103,20 @@ def test_lexical_passage_weight_moves_mass_to_bm25_passages() -> None:
     # the Paris passage matches every query word: its share of the mass grows
     share = boosted[ids[2]] / sum(boosted.values())
     assert share > base[ids[2]] / sum(base.values())
+
+
+def test_seed_passages_from_fused_dense_and_bm25() -> None:
+    """With rrf seed fusion the one seed passage is the quokka one whatever dense says: it is
+    BM25's only match (1/61 from BM25 plus its dense share) and the dense leader, if another
+    passage, has only 1/61."""
+    mem, ids = open_mem(dense_seed_passages=1)
+    q = "where do quokkas live?"
+    dense_only = mem.read(q, k=3, backend="hipporag", trace=True)
+    assert "seed_passages" not in dense_only.traces["hipporag"]
+    got = mem.read(q, k=3, backend="hipporag", trace=True,
+                   read_options={"hipporag": {"seed_fusion": "rrf"}})
+    trace = got.traces["hipporag"]
+    assert trace["seed_passages"] == [ids[4]]
+    assert {p for p, _ in trace["seed_phrases"]} == phrases_of(mem, ids[4])
+    with pytest.raises(Exception, match="seed_fusion"):
+        mem.read(q, backend="hipporag", read_options={"hipporag": {"seed_fusion": "vote"}})

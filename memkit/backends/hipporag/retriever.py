@@ -74,6 +74,9 @@ class RetrievalOptions:
     lexical_seed_passages: int = 0
     lexical_seed_weight: float = 1.0
     lexical_passage_weight: float = 0.0
+    # where the ``dense_seed_passages`` come from: the dense ranking ("dense"), or dense and
+    # BM25 fused by rank ("rrf") or by min-max scores ("minmax"), see memkit.fusion
+    seed_fusion: str = "dense"
     # two-hop bridge (LLM-free iterative retrieval): the phrases of the top passages of a
     # first walk (beyond the dense/BM25 seed passages, whose phrases seeded it already) that
     # were not seeds yet - the entities the walk reached - re-seed a second walk

@@ -33,6 +33,7 @@ from memkit.backends.hipporag.retriever import (
 )
 from memkit.backends.hipporag.scoped import ScopedView, scoped_view
 from memkit.errors import LLMError
+from memkit.fusion import fuse
 from memkit.types import Scored
 
 if TYPE_CHECKING:
@@ -124,20 +125,38 @@ class GraphSearch:
                 if node < g.n_phrases and g.phrase_ids[node] == pid and visible[node]:
                     extra[node] = extra.get(node, 0.0) + o.query_phrase_weight / max(
                         1, int(per_phrase[node]))
-        if o.dense_seed_passages > 0:
+        fused_seeds = o.seed_fusion != "dense" and o.dense_seed_passages > 0
+        lex: tuple[np.ndarray, np.ndarray] | None = None
+        if o.lexical_seed_passages > 0 or o.lexical_passage_weight > 0 or fused_seeds:
+            n_lex = max(o.lexical_seed_passages,
+                        100 if o.lexical_passage_weight > 0 or fused_seeds else 0)
+            lex = self.lexicon.top(be.ctx.store, (g.generation, id(g)), g.passage_ids, query,
+                                   n_lex, allowed)
+            trace["lexical_top"] = lex[0][:o.lexical_seed_passages].tolist()
+        seed_passages: list[int] = []
+        if fused_seeds and lex is not None:
+            # the seed passages from dense and BM25 fused (memkit.fusion), not dense alone
+            dense_top = [Scored(int(i), float(s)) for i, s, ok in
+                         zip(d_ids[:100], d_scores[:100], in_graph[:100], strict=True) if ok]
+            seed_rank = fuse({"dense": dense_top, "bm25": [
+                Scored(int(i), float(s)) for i, s in zip(*lex, strict=True)]},
+                o.dense_seed_passages, o.seed_fusion)
+            seed_passages = [s.id for s in seed_rank]
+            trace["seed_passages"] = seed_passages
+            for node, w in passage_seeds(seed_passages, np.array([s.score for s in seed_rank]),
+                                         g.passage_phrases, per_phrase,
+                                         o.dense_seed_weight).items():
+                extra[node] = extra.get(node, 0.0) + w
+        elif o.dense_seed_passages > 0:
             top = [i for i, ok in zip(d_ids[:o.dense_seed_passages], in_graph, strict=False)
                    if ok]
+            seed_passages = [int(i) for i in top]
             norm = minmax(d_scores[:len(top)]) if len(top) > 1 else np.ones(len(top))
             for iid, s in zip(top, norm, strict=True):
                 for node in g.passage_phrases(int(iid)).tolist():
                     extra[node] = extra.get(node, 0.0) + o.dense_seed_weight * max(
                         float(s), 0.1) / max(1, int(per_phrase[node]))
-        lex: tuple[np.ndarray, np.ndarray] | None = None
-        if o.lexical_seed_passages > 0 or o.lexical_passage_weight > 0:
-            n_lex = max(o.lexical_seed_passages, 100 if o.lexical_passage_weight > 0 else 0)
-            lex = self.lexicon.top(be.ctx.store, (g.generation, id(g)), g.passage_ids, query,
-                                   n_lex, allowed)
-            trace["lexical_top"] = lex[0][:o.lexical_seed_passages].tolist()
+        if lex is not None:
             if o.lexical_seed_passages > 0:
                 top_lex = lex[0][:o.lexical_seed_passages]
                 for node, w in passage_seeds(
@@ -158,7 +177,7 @@ class GraphSearch:
         pscores = self._walk(op, g, base, seeds, allowed_mask, o)
         if o.bridge_passages > 0:
             # the first walk's best passages beyond those whose phrases already seeded it
-            seeded = set(d_ids[:o.dense_seed_passages].tolist())
+            seeded = set(seed_passages)
             if lex is not None:
                 seeded.update(lex[0][:o.lexical_seed_passages].tolist())
             first = np.argsort(-pscores, kind="stable")[:o.bridge_passages + len(seeded)]
