@@ -57,3 +57,23 @@ def test_read_options_are_a_variant_of_one_build(tmp_path: Path) -> None:
         run_eval(_config(tmp_path, backends=["hipporag"], name="typo",
                          backend_options={"hipporag": {"extractor": "rules"}},
                          read_options={"hipporag": {"bridge_passage": 2}}))
+
+
+def test_cli_flags_reach_the_run(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "memkit.cli", "eval", "musique-sample", "--embedder", "hash:64",
+         "--limit", "4", "--backend", "dense+bm25", "--fusion", "minmax", "--weight",
+         "bm25=0.25", "--name", "cli", "--out", str(tmp_path / "r"), "--cache",
+         str(tmp_path / "c"), "--no-plots", "--no-progress"],
+        capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    identity = json.loads((tmp_path / "r" / "cli" / "config.json").read_text())["identity"]
+    assert identity["fusion"] == "minmax" and identity["weights"] == {"bm25": 0.25}
+    bad = subprocess.run(
+        [sys.executable, "-m", "memkit.cli", "eval", "musique-sample", "--embedder", "hash:64",
+         "--read-option", "damping=0.5", "--out", str(tmp_path / "r"), "--cache",
+         str(tmp_path / "c"), "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "NAME.KEY=VALUE" in bad.stderr
