@@ -120,3 +120,21 @@ def test_seed_passages_from_fused_dense_and_bm25() -> None:
     assert {p for p, _ in trace["seed_phrases"]} == phrases_of(mem, ids[4])
     with pytest.raises(Exception, match="seed_fusion"):
         mem.read(q, backend="hipporag", read_options={"hipporag": {"seed_fusion": "vote"}})
+
+
+def test_lexical_rrf_fuses_the_graph_ranking_with_bm25() -> None:
+    from memkit.backends.hipporag.retriever import weighted_rrf
+    from memkit.lexical import BM25Index
+
+    mem, ids = open_mem(query_phrase_weight=1.0)
+    q = "Paris Seine quokka"
+    graph = [h.item.id for h in mem.read(q, k=5, backend="hipporag").hits]  # all 5 passages
+    ix = BM25Index()
+    ix.add(ids, ix.tokenize(DOCS))
+    lexical = [i for i, _ in ix.top(q, 100)]
+    expected = weighted_rrf([(graph, 1.0), (lexical, 3.0)], 60)
+    got = mem.read(q, k=5, backend="hipporag",
+                   read_options={"hipporag": {"lexical_rrf_weight": 3.0}}).hits
+    assert [(h.item.id, pytest.approx(h.score)) for h in got] == \
+        [(i, pytest.approx(s)) for i, s in expected[:5]]
+    assert got[0].item.id != graph[0]  # BM25 x3 moved its best match to the top

@@ -77,6 +77,8 @@ class RetrievalOptions:
     # where the ``dense_seed_passages`` come from: the dense ranking ("dense"), or dense and
     # BM25 fused by rank ("rrf") or by min-max scores ("minmax"), see memkit.fusion
     seed_fusion: str = "dense"
+    # > 0: the final ranking is the graph's fused with BM25's by weighted RRF (graph weight 1)
+    lexical_rrf_weight: float = 0.0
     # two-hop bridge (LLM-free iterative retrieval): the phrases of the top passages of a
     # first walk (beyond the dense/BM25 seed passages, whose phrases seeded it already) that
     # were not seeds yet - the entities the walk reached - re-seed a second walk

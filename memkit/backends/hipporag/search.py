@@ -127,9 +127,9 @@ class GraphSearch:
                         1, int(per_phrase[node]))
         fused_seeds = o.seed_fusion != "dense" and o.dense_seed_passages > 0
         lex: tuple[np.ndarray, np.ndarray] | None = None
-        if o.lexical_seed_passages > 0 or o.lexical_passage_weight > 0 or fused_seeds:
-            n_lex = max(o.lexical_seed_passages,
-                        100 if o.lexical_passage_weight > 0 or fused_seeds else 0)
+        deep_lex = o.lexical_passage_weight > 0 or fused_seeds or o.lexical_rrf_weight > 0
+        if o.lexical_seed_passages > 0 or deep_lex:
+            n_lex = max(o.lexical_seed_passages, 100 if deep_lex else 0)
             lex = self.lexicon.top(be.ctx.store, (g.generation, id(g)), g.passage_ids, query,
                                    n_lex, allowed)
             trace["lexical_top"] = lex[0][:o.lexical_seed_passages].tolist()
@@ -210,6 +210,12 @@ class GraphSearch:
                     break
                 if i not in ppr_of:
                     fused.append((i, 0.0))
+        if o.lexical_rrf_weight > 0 and lex is not None:
+            # the graph's ranking (dense after what PPR never reached) fused with BM25's
+            primary = graph_rank + [i for i in d_ids[:100].tolist() if i not in ppr_of]
+            fused = weighted_rrf([(primary, 1.0), (lex[0].tolist(), o.lexical_rrf_weight)],
+                                 o.rrf_k)
+            trace["lexical_rrf"] = o.lexical_rrf_weight
         seed_text = {node: be.phrase_text.get(int(g.phrase_ids[node]), "")
                      for node in seeds}
         trace["seed_phrases"] = sorted(((seed_text[n], float(w)) for n, w in seeds.items()),
