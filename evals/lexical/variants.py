@@ -10,7 +10,7 @@ only in ``--read-option`` / ``--fusion`` / ``--weight``, so the memory is built 
     python evals/lexical/variants.py --set musique-sample --out ...   # generalisation check
     python evals/lexical/variants.py --list                            # the commands only
 
-``--only NAME,NAME`` runs a subset; runs already complete are not rerun (``memkit eval``
+``--only "NAME;NAME"`` runs a subset; runs already complete are not rerun (``memkit eval``
 resumes them), so the table can be regenerated for free.
 """
 
@@ -46,6 +46,12 @@ VARIANTS: list[tuple[str, str, list[str]]] = [
     ("hipporag + bm25 seeds top-1", G, ["--read-option", "hipporag.lexical_seed_passages=1"]),
     ("hipporag + bm25 passage weight 0.05", G,
      ["--read-option", "hipporag.lexical_passage_weight=0.05"]),
+    ("hipporag + bm25 passage weight 0.02", G,
+     ["--read-option", "hipporag.lexical_passage_weight=0.02"]),
+    ("hipporag + bm25 passage weight 0.1", G,
+     ["--read-option", "hipporag.lexical_passage_weight=0.1"]),
+    ("hipporag + bm25 passage weight 0.2", G,
+     ["--read-option", "hipporag.lexical_passage_weight=0.2"]),
     ("hipporag + bridge top-1", G, ["--read-option", "hipporag.bridge_passages=1"]),
     ("hipporag + bridge top-2", G, ["--read-option", "hipporag.bridge_passages=2"]),
     ("hipporag + bridge top-2 x1.0", G, ["--read-option", "hipporag.bridge_passages=2",
@@ -62,6 +68,12 @@ VARIANTS: list[tuple[str, str, list[str]]] = [
     ("hipporag, seed passages dense+bm25 minmax top-3", G,
      ["--read-option", "hipporag.seed_fusion=minmax",
       "--read-option", "hipporag.dense_seed_passages=3"]),
+    ("hipporag, seed minmax top-2 + bm25 passage weight 0.02", G,
+     ["--read-option", "hipporag.seed_fusion=minmax",
+      "--read-option", "hipporag.lexical_passage_weight=0.02"]),
+    ("hipporag, seed minmax top-2 + bm25 passage weight 0.05", G,
+     ["--read-option", "hipporag.seed_fusion=minmax",
+      "--read-option", "hipporag.lexical_passage_weight=0.05"]),
     ("hipporag, final rrf with bm25 x0.5", G, ["--read-option", "hipporag.lexical_rrf_weight=0.5"]),
     ("hipporag, final rrf with bm25 x1", G, ["--read-option", "hipporag.lexical_rrf_weight=1.0"]),
     ("hipporag+bm25 rrf", f"{G}+bm25", []),
@@ -101,7 +113,7 @@ def row(metrics: dict, spec: str, categories: list[str]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--set", default="musique", choices=sorted(SETS))
-    ap.add_argument("--only", default=None, help="comma-separated variant names")
+    ap.add_argument("--only", default=None, help="variant names separated by ;")
     ap.add_argument("--out", default=None, help="write the markdown table here")
     ap.add_argument("--results", default="/tmp/memkit-lexical/results")
     ap.add_argument("--cache", default="/tmp/memkit-lexical/cache")
@@ -109,7 +121,7 @@ def main() -> None:
     ap.add_argument("--no-run", action="store_true", help="table from finished runs only")
     args = ap.parse_args()
     dataset, _ = SETS[args.set]
-    only = None if args.only is None else {s.strip() for s in args.only.split(",")}
+    only = None if args.only is None else {s.strip() for s in args.only.split(";")}
     chosen = [v for v in VARIANTS if only is None or v[0] in only]
     if args.set.startswith("locomo") and only is None:
         # hipporag+bm25 needs a second graph build and lost by 8 points R@5 on MuSiQue
