@@ -34,7 +34,7 @@ from memkit.config import DURABILITY, MemoryConfig
 from memkit.embed import Embedder, load_embedder
 from memkit.erasure import chain_items, checkpoint, purge_llm_cache, redact_audit
 from memkit.errors import ConfigError, InvalidInput, MemkitError, NotFound
-from memkit.fusion import approx_tokens, reciprocal_rank_fusion
+from memkit.fusion import approx_tokens, fuse, fusion_options
 from memkit.indexer import Indexer
 from memkit.metering import metered
 from memkit.opening import (
@@ -462,12 +462,15 @@ class Memory:
              rerank_options: dict[str, Any] | None = None,
              read_options: dict[str, dict[str, Any]] | None = None,
              weights: dict[str, float] | None = None,
+             fusion: str | dict[str, Any] | None = None,
              consistency: str = "strong", trace: bool = False, valid_at: Any = None,
              include_invalidated: bool = False, time_aware: Any = None) -> ReadResult:
         """The ``k`` best memories for ``query`` visible in ``scope``.
 
-        ``backend``: a name, several (comma-separated or a list: fused by reciprocal rank,
-        with optional per-backend ``weights``), or None for the first configured.
+        ``backend``: a name, several (comma-separated or a list: fused by ``fusion``,
+        ``"rrf"`` reciprocal rank (default) or ``"minmax"`` normalised scores, or a dict such
+        as ``{"method": "rrf", "c": 60}``; see :mod:`memkit.fusion`), with optional
+        per-backend ``weights``, or None for the first configured.
         ``as_of``: see the versions memkit had recorded at that time (system time).
         ``valid_at``: see only what holds in the world at that time (event time; epoch
         seconds, ISO 8601 or datetime); by default a read sees what holds now (or at
@@ -503,6 +506,7 @@ class Memory:
             valid_at = as_of
         names = self._backend_names(backend)
         per_read = self._read_options(names, read_options)
+        fusion_opts = fusion_options(fusion)
         scope_obj = Scope.coerce(scope)
         fetch = k if rerank is None else max(k, int((rerank_options or {}).get(
             "candidates", 4 * k)))
@@ -542,7 +546,7 @@ class Memory:
                 timings[name] = (time.perf_counter() - tb) * 1000
             fetch_n = max(len(r) for r in rankings.values()) if rankings else 0
             scored = rankings[names[0]] if len(names) == 1 else \
-                reciprocal_rank_fusion(rankings, k=fetch_n, weights=weights)
+                fuse(rankings, fetch_n, fusion_opts, weights)
             items = self.store.get_many([s.id for s in scored])
             hits = []
             label = names[0] if len(names) == 1 else "+".join(names)

@@ -205,6 +205,7 @@ BACKENDS = registry("backends", {
     "dense": "memkit.backends.dense:DenseBackend",
     "hipporag": "memkit.backends.hipporag:HippoRAGBackend",
     "panini": "memkit.backends.panini:PaniniBackend",
+    "bm25": "memkit.backends.lexical:LexicalBackend",
 })
 
 

@@ -66,6 +66,18 @@ def _loader_opts(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _nested(base: dict[str, dict[str, Any]], pairs: tuple[str, ...]
+            ) -> dict[str, dict[str, Any]]:
+    """``NAME.KEY=VALUE`` pairs over a recipe's ``{name: {key: value}}`` tables."""
+    out = {b: dict(o) for b, o in base.items()}
+    for key, value in _loader_opts(pairs).items():
+        if "." not in key:
+            raise click.BadParameter(f"expected NAME.KEY=VALUE, got {key!r}")
+        b, k = key.split(".", 1)
+        out.setdefault(b, {})[k] = value
+    return out
+
+
 @eval_group.command("run")
 @click.argument("dataset")
 @click.option("--format", "fmt", default=None,
@@ -90,6 +102,15 @@ def _loader_opts(pairs: tuple[str, ...]) -> dict[str, Any]:
                    "(RULER). Repeatable.")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="NAME.KEY=VALUE",
               help="Backend option, e.g. --backend-option dense.ef_search=256. Repeatable.")
+@click.option("--read-option", "read_options", multiple=True, metavar="NAME.KEY=VALUE",
+              help="Per-read option (Memory.read read_options), e.g. --read-option "
+                   "hipporag.damping=0.7: a retrieval variant of the same built memory. "
+                   "Repeatable.")
+@click.option("--fusion", default=None, type=click.Choice(["rrf", "minmax"]),
+              help="How an 'a+b' backend fuses: reciprocal rank or min-max scores. "
+                   "[default: rrf]")
+@click.option("--weight", "weights", multiple=True, metavar="NAME=W",
+              help="Fusion weight of one backend of an 'a+b' spec. Repeatable.")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="Folder holding the data set files, searched first (also: MEMKIT_DATA_DIR, "
                    "../shared/data, the committed samples; `memkit eval list` shows them).")
@@ -112,9 +133,11 @@ def _loader_opts(pairs: tuple[str, ...]) -> dict[str, Any]:
 def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | None,
             embedder: str | None, limit: int | None, ks: str | None, llm: str | None,
             reader_k: int | None, max_context_tokens: int | None, options: tuple[str, ...],
-            backend_options: tuple[str, ...], data_dir: str | None, name: str | None,
-            out: str | None, cache: str | None, store: str | None, overwrite: bool,
-            no_progress: bool, no_plots: bool, no_embed_cache: bool, time_aware: bool) -> None:
+            backend_options: tuple[str, ...], read_options: tuple[str, ...],
+            fusion: str | None, weights: tuple[str, ...], data_dir: str | None,
+            name: str | None, out: str | None, cache: str | None, store: str | None,
+            overwrite: bool, no_progress: bool, no_plots: bool, no_embed_cache: bool,
+            time_aware: bool) -> None:
     """Evaluate DATASET (a known name, an indexes/*.toml recipe, or a data file)."""
     from memkit.eval.datasets import load_dataset
     from memkit.eval.report import metrics_table
@@ -129,12 +152,9 @@ def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | No
         recipe: dict[str, Any] = {}
         if dataset.endswith(".toml"):
             recipe = load_recipe(Path(dataset))
-        bopts: dict[str, dict[str, Any]] = dict(recipe.get("backend_options", {}))
-        for key, value in _loader_opts(backend_options).items():
-            if "." not in key:
-                raise click.BadParameter(f"expected NAME.KEY=VALUE, got {key!r}")
-            b, k = key.split(".", 1)
-            bopts.setdefault(b, {})[k] = value
+        bopts = _nested(recipe.get("backend_options", {}), backend_options)
+        ropts = _nested(recipe.get("read_options", {}), read_options)
+        wts = {**recipe.get("weights", {}), **_loader_opts(weights)}
         chosen: dict[str, Any] = {
             "backends": [b.strip() for b in backend.split(",") if b.strip()] if backend
             else recipe.get("backends"),
@@ -152,7 +172,8 @@ def run_cmd(dataset: str, fmt: str | None, corpus: str | None, backend: str | No
             name=name or recipe.get("name"), out=out or default_folder("results"),
             cache=cache or default_folder("cache"), store=store, overwrite=overwrite,
             progress=progress, plots=not no_plots, embed_cache=not no_embed_cache,
-            recipe=dataset if recipe else None,
+            recipe=dataset if recipe else None, read_options=ropts,
+            fusion=fusion or recipe.get("fusion", "rrf"), weights=wts,
             time_aware=time_aware or bool(recipe.get("time_aware", False)),
             **{k: v if v is not None else DEFAULTS[k] for k, v in chosen.items()})
         ds = load_dataset(config.dataset, format=config.format, corpus=config.corpus,

@@ -34,6 +34,7 @@ from memkit.fusion import approx_tokens
 from memkit.memory import Memory
 
 #: config fields that do not change results (a resumed run may differ in these)
+_READ_DEFAULTS: dict[str, Any] = {"read_options": {}, "fusion": "rrf", "weights": {}}
 _VOLATILE = ("progress", "out", "cache", "name", "overwrite", "recipe", "plots", "embed_cache")
 
 
@@ -65,6 +66,12 @@ class EvalConfig:
     #: time-aware reads (memkit.temporal.query), resolved against each question's date
     #: (``metadata["question_date"]``, e.g. LoCoMo's last session)
     time_aware: bool = False
+    #: per-read options by backend (``Memory.read(read_options=...)``): retrieval variants of
+    #: one built memory, so an ablation does not rebuild it
+    read_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: how an ``a+b`` spec fuses (``Memory.read(fusion=..., weights=...)``)
+    fusion: str = "rrf"
+    weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.backends or not all(isinstance(b, str) and b.strip() for b in self.backends):
@@ -76,11 +83,14 @@ class EvalConfig:
             raise ConfigError(f"reader_k must be positive, got {self.reader_k}")
 
     def identity(self) -> dict[str, Any]:
-        """The fields that determine results (of a store, its engine: not where it runs)."""
-        out = {k: v for k, v in asdict(self).items() if k not in _VOLATILE and k != "store"}
+        """The fields that determine results (of a store, its engine: not where it runs;
+        the read settings and time-aware reads only when set, so runs from before they
+        existed keep their identity)."""
+        out = {k: v for k, v in asdict(self).items() if k not in _VOLATILE and k != "store"
+               and not (k in _READ_DEFAULTS and v == _READ_DEFAULTS[k])}
         if self.store:  # runs on SQLite keep the identity they always had
             out["store"] = "postgres"
-        if not self.time_aware:  # runs from before the option keep their identity
+        if not self.time_aware:
             out.pop("time_aware")
         return out
 
@@ -236,7 +246,12 @@ def _read_one(mem: Memory, q: Question, spec: str, config: EvalConfig, llm: Any,
     if config.time_aware:
         extra["time_aware"] = {"reference": q.metadata.get("question_date")}
     result = mem.read(q.question, k=fetch, scope=q.scope,
-                      backend=components if len(components) > 1 else spec, **extra)
+                      backend=components if len(components) > 1 else spec,
+                      read_options={b: o for b, o in config.read_options.items()
+                                    if b in components} or None,
+                      fusion=config.fusion,
+                      weights={b: w for b, w in config.weights.items() if b in components}
+                      or None, **extra)
     query_embed_ms = (embedder.seconds - e0) * 1000
     ranked = [list(h.item.metadata.get("keys", [])) for h in result.hits]
     from memkit.generate.reader import answer_from_hits, format_hit, select_hits
@@ -391,7 +406,7 @@ def load_recipe(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read recipe {path}: {exc}") from exc
     allowed = {"dataset", "format", "corpus", "backends", "embedder", "k", "limit", "llm",
                "name", "reader_k", "max_context_tokens", "backend_options", "loader",
-               "description"}
+               "description", "read_options", "fusion", "weights"}
     unknown = set(data) - allowed
     if unknown:
         raise ConfigError(f"{path}: unknown recipe key(s) {sorted(unknown)}; allowed: "

@@ -46,7 +46,7 @@ def _reads(mem: Memory, backend: str) -> list[list[tuple[str, float]]]:
     return out
 
 
-@pytest.mark.parametrize("backends", [["dense", "hipporag"], ["panini"]])
+@pytest.mark.parametrize("backends", [["dense", "hipporag"], ["panini"], ["bm25"]])
 def test_every_backend_reads_the_same_on_postgres_as_on_sqlite(
         tmp_path: Path, pg_dsn: str, backends: list[str]) -> None:
     results = []

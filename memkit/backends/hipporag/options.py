@@ -29,7 +29,8 @@ _HINTS = typing.get_type_hints(RetrievalOptions)
 RETRIEVAL_KEYS = [f.name for f in dataclasses.fields(RetrievalOptions) if f.name != "use_filter"]
 
 _LITERALS: dict[str, Any] = {"fusion": Literal["ppr", "rrf"],
-                             "ppr_method": Literal["power", "push"]}
+                             "ppr_method": Literal["power", "push"],
+                             "seed_fusion": Literal["dense", "rrf", "minmax"]}
 
 
 def _optional_fields() -> dict[str, Any]:

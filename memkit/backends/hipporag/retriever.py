@@ -8,18 +8,24 @@ defaults in brackets):
    to stored facts by exact, then fuzzy match; none left -> dense fallback;
 3. seeds: each kept fact with normalised score s adds s / (#passages mentioning p) to both of
    its phrases p; the top ``linking_top_k`` [5] phrases are kept. LLM-free extras (off by
-   default): phrases named in the query (n-gram match against phrase nodes) and the phrases
-   of the top dense passages;
-4. every candidate passage node gets minmax(dense score) x ``passage_node_weight`` [0.05];
+   default): phrases named in the query (n-gram match against phrase nodes), the phrases
+   of the top dense passages and of the top BM25 passages (``lexical_seed_passages``);
+4. every candidate passage node gets minmax(dense score) x ``passage_node_weight`` [0.05]
+   (+ minmax(BM25 score) x ``lexical_passage_weight``);
 5. PPR (damping [0.5]) over the graph; passages ranked by PPR mass (``fusion="ppr"``), or
-   fused with the dense ranking by weighted reciprocal rank (``fusion="rrf"``).
+   fused with the dense ranking by weighted reciprocal rank (``fusion="rrf"``);
+6. optional two-hop bridge (``bridge_passages``): the phrases of the first walk's top
+   passages (other than the seed passages of step 3) that were not seeds yet (the entities a
+   first hop found) are added as seeds, each
+   ``bridge_weight`` x max(minmax(PPR), 0.1) / #passages, and the walk runs again.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pydantic
@@ -62,6 +68,22 @@ class RetrievalOptions:
     query_phrase_weight: float = 0.0
     dense_seed_passages: int = 0
     dense_seed_weight: float = 1.0
+    # lexical channel (BM25 over the graph's passages, the [lexical] extra): the phrases of the
+    # top BM25 passages seed the walk like the top dense ones; BM25 scores (min-max) weight
+    # the passage nodes of the reset vector beside the dense ones
+    lexical_seed_passages: int = 0
+    lexical_seed_weight: float = 1.0
+    lexical_passage_weight: float = 0.0
+    # where the ``dense_seed_passages`` come from: the dense ranking ("dense"), or dense and
+    # BM25 fused by rank ("rrf") or by min-max scores ("minmax"), see memkit.fusion
+    seed_fusion: str = "dense"
+    # > 0: the final ranking is the graph's fused with BM25's by weighted RRF (graph weight 1)
+    lexical_rrf_weight: float = 0.0
+    # two-hop bridge (LLM-free iterative retrieval): the phrases of the top passages of a
+    # first walk (beyond the dense/BM25 seed passages, whose phrases seeded it already) that
+    # were not seeds yet - the entities the walk reached - re-seed a second walk
+    bridge_passages: int = 0
+    bridge_weight: float = 0.5
     fusion: str = "ppr"  # "ppr" | "rrf"
     graph_rrf_weight: float = 2.0
     rrf_k: int = 60
@@ -104,6 +126,30 @@ def seed_weights(facts: Sequence[tuple[int, int, float]], passages_per_phrase: n
             w[p] = w.get(p, 0.0) + score / max(1, int(passages_per_phrase[p]))
     best = sorted(w.items(), key=lambda kv: (-kv[1], kv[0]))
     return dict(best[:top] if top > 0 else best)
+
+
+def passage_seeds(passages: Sequence[int], scores: np.ndarray,
+                  phrases_of: Callable[[int], Iterable[Any]], per_phrase: np.ndarray,
+                  weight: float, skip: Callable[[int], bool] = lambda node: False
+                  ) -> dict[int, float]:
+    """Seeds from passages: each phrase node of passage p (score s, min-max normalised over
+    ``passages``) gets weight x max(s, 0.1) / #passages mentioning it; nodes where ``skip``
+    is true get nothing.
+
+    >>> phrases = {7: [0, 1], 8: [1, 2]}.__getitem__
+    >>> passage_seeds([7, 8], np.array([3.0, 1.0]), phrases, np.array([1, 2, 1]), 1.0)
+    {0: 1.0, 1: 0.55, 2: 0.1}
+    """
+    out: dict[int, float] = {}
+    norm = minmax(scores) if len(passages) > 1 else np.ones(len(passages))
+    for pid, s in zip(passages, norm, strict=True):
+        for node in phrases_of(int(pid)):
+            node = int(node)
+            if skip(node):
+                continue
+            out[node] = out.get(node, 0.0) + weight * max(float(s), 0.1) / max(
+                1, int(per_phrase[node]))
+    return out
 
 
 def weighted_rrf(rankings: Sequence[tuple[Sequence[int], float]],

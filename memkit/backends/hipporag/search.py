@@ -17,6 +17,7 @@ import numpy as np
 
 from memkit.backends.base import AllowedIds
 from memkit.backends.hipporag.graph import GraphArrays
+from memkit.backends.hipporag.lexical import PassageLexicon
 from memkit.backends.hipporag.ppr import PPROperator
 from memkit.backends.hipporag.push import LocalPPR
 from memkit.backends.hipporag.retriever import (
@@ -26,11 +27,13 @@ from memkit.backends.hipporag.retriever import (
     link_query_phrases,
     match_facts,
     minmax,
+    passage_seeds,
     seed_weights,
     weighted_rrf,
 )
 from memkit.backends.hipporag.scoped import ScopedView, scoped_view
 from memkit.errors import LLMError
+from memkit.fusion import fuse
 from memkit.types import Scored
 
 if TYPE_CHECKING:
@@ -44,6 +47,7 @@ class GraphSearch:
         self.cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.cache_size = cache_size
         self._lock = threading.Lock()  # concurrent readers share the LRU
+        self.lexicon = PassageLexicon()  # BM25 over the passages, built on first use
 
     def _cached(self, key: tuple[Any, ...], build: Any) -> Any:
         with self._lock:
@@ -121,33 +125,75 @@ class GraphSearch:
                 if node < g.n_phrases and g.phrase_ids[node] == pid and visible[node]:
                     extra[node] = extra.get(node, 0.0) + o.query_phrase_weight / max(
                         1, int(per_phrase[node]))
-        if o.dense_seed_passages > 0:
+        fused_seeds = o.seed_fusion != "dense" and o.dense_seed_passages > 0
+        lex: tuple[np.ndarray, np.ndarray] | None = None
+        deep_lex = o.lexical_passage_weight > 0 or fused_seeds or o.lexical_rrf_weight > 0
+        if o.lexical_seed_passages > 0 or deep_lex:
+            n_lex = max(o.lexical_seed_passages, 100 if deep_lex else 0)
+            lex = self.lexicon.top(be.ctx.store, (g.generation, id(g)), g.passage_ids, query,
+                                   n_lex, allowed)
+            trace["lexical_top"] = lex[0][:o.lexical_seed_passages].tolist()
+        seed_passages: list[int] = []
+        if fused_seeds and lex is not None:
+            # the seed passages from dense and BM25 fused (memkit.fusion), not dense alone
+            dense_top = [Scored(int(i), float(s)) for i, s, ok in
+                         zip(d_ids[:100], d_scores[:100], in_graph[:100], strict=True) if ok]
+            seed_rank = fuse({"dense": dense_top, "bm25": [
+                Scored(int(i), float(s)) for i, s in zip(*lex, strict=True)]},
+                o.dense_seed_passages, o.seed_fusion)
+            seed_passages = [s.id for s in seed_rank]
+            trace["seed_passages"] = seed_passages
+            for node, w in passage_seeds(seed_passages, np.array([s.score for s in seed_rank]),
+                                         g.passage_phrases, per_phrase,
+                                         o.dense_seed_weight).items():
+                extra[node] = extra.get(node, 0.0) + w
+        elif o.dense_seed_passages > 0:
             top = [i for i, ok in zip(d_ids[:o.dense_seed_passages], in_graph, strict=False)
                    if ok]
+            seed_passages = [int(i) for i in top]
             norm = minmax(d_scores[:len(top)]) if len(top) > 1 else np.ones(len(top))
             for iid, s in zip(top, norm, strict=True):
                 for node in g.passage_phrases(int(iid)).tolist():
                     extra[node] = extra.get(node, 0.0) + o.dense_seed_weight * max(
                         float(s), 0.1) / max(1, int(per_phrase[node]))
+        if lex is not None:
+            if o.lexical_seed_passages > 0:
+                top_lex = lex[0][:o.lexical_seed_passages]
+                for node, w in passage_seeds(
+                        top_lex.tolist(), lex[1][:len(top_lex)], g.passage_phrases,
+                        per_phrase, o.lexical_seed_weight).items():
+                    extra[node] = extra.get(node, 0.0) + w
         for node, w in extra.items():
             seeds[node] = seeds.get(node, 0.0) + w
         if not seeds:
             return self._fallback(dense, k, "no seed phrase", trace)
-        # reset vector: phrase seeds + dense passage weights
-        reset = np.zeros(g.n_nodes)
-        for node, w in seeds.items():
-            reset[node] += w
+        # reset vector: phrase seeds + dense (and BM25) passage weights
+        base = np.zeros(g.n_nodes)
         gi = d_ids[in_graph]
-        reset[g.passage_nodes(gi)] += minmax(d_scores[in_graph]) * o.passage_node_weight
+        base[g.passage_nodes(gi)] += minmax(d_scores[in_graph]) * o.passage_node_weight
+        if lex is not None and o.lexical_passage_weight > 0 and len(lex[0]):
+            base[g.passage_nodes(lex[0])] += minmax(lex[1]) * o.lexical_passage_weight
         op = self.operator(g, None if allowed_all else allowed_mask, o.ppr_method)
-        if o.ppr_method == "push":
-            nz = np.flatnonzero(reset)
-            scores = op.run(dict(zip(nz.tolist(), reset[nz].tolist(), strict=True)),
-                            o.damping, o.push_eps)[0]
-        else:
-            scores = op.run(reset, o.damping, o.tol).scores
-        pscores = scores[g.n_phrases:]
-        pscores = np.where(allowed_mask, pscores, -1.0)
+        pscores = self._walk(op, g, base, seeds, allowed_mask, o)
+        if o.bridge_passages > 0:
+            # the first walk's best passages beyond those whose phrases already seeded it
+            seeded = set(seed_passages)
+            if lex is not None:
+                seeded.update(lex[0][:o.lexical_seed_passages].tolist())
+            first = np.argsort(-pscores, kind="stable")[:o.bridge_passages + len(seeded)]
+            first = first[(pscores[first] > 0) & ~np.isin(g.passage_ids[first], list(seeded))]
+            first = first[:o.bridge_passages]
+            bridge = passage_seeds(
+                [int(g.passage_ids[i]) for i in first], pscores[first], g.passage_phrases,
+                per_phrase, o.bridge_weight,
+                skip=lambda node: node in seeds or not visible[node])
+            if bridge:
+                trace["bridge_phrases"] = sorted(
+                    be.phrase_text.get(int(g.phrase_ids[n]), "") for n in bridge)[:50]
+                seeds = {**seeds}
+                for node, w in bridge.items():
+                    seeds[node] = seeds.get(node, 0.0) + w
+                pscores = self._walk(op, g, base, seeds, allowed_mask, o)
         order = np.argsort(-pscores, kind="stable")
         order = order[pscores[order] > 0]
         graph_rank = [int(g.passage_ids[i]) for i in order[:max(k, 100)]]
@@ -164,6 +210,12 @@ class GraphSearch:
                     break
                 if i not in ppr_of:
                     fused.append((i, 0.0))
+        if o.lexical_rrf_weight > 0 and lex is not None:
+            # the graph's ranking (dense after what PPR never reached) fused with BM25's
+            primary = graph_rank + [i for i in d_ids[:100].tolist() if i not in ppr_of]
+            fused = weighted_rrf([(primary, 1.0), (lex[0].tolist(), o.lexical_rrf_weight)],
+                                 o.rrf_k)
+            trace["lexical_rrf"] = o.lexical_rrf_weight
         seed_text = {node: be.phrase_text.get(int(g.phrase_ids[node]), "")
                      for node in seeds}
         trace["seed_phrases"] = sorted(((seed_text[n], float(w)) for n, w in seeds.items()),
@@ -180,6 +232,22 @@ class GraphSearch:
                 "facts": [t for t, (a, b) in fact_ends if a in mentioned or b in mentioned],
             }))
         return out
+
+    @staticmethod
+    def _walk(op: Any, g: GraphArrays, base: np.ndarray, seeds: dict[int, float],
+              allowed_mask: np.ndarray, o: RetrievalOptions) -> np.ndarray:
+        """PPR from ``base`` (passage weights) + ``seeds`` (phrase nodes): the allowed
+        passages' mass (-1 for passages outside the scope)."""
+        reset = base.copy()
+        for node, w in seeds.items():
+            reset[node] += w
+        if o.ppr_method == "push":
+            nz = np.flatnonzero(reset)
+            scores = op.run(dict(zip(nz.tolist(), reset[nz].tolist(), strict=True)),
+                            o.damping, o.push_eps)[0]
+        else:
+            scores = op.run(reset, o.damping, o.tol).scores
+        return np.where(allowed_mask, scores[g.n_phrases:], -1.0)
 
     def _fallback(self, dense: tuple[np.ndarray, np.ndarray], k: int, why: str,
                   trace: dict[str, Any]) -> list[Scored]:
