@@ -34,20 +34,20 @@ from memkit.config import DURABILITY, MemoryConfig
 from memkit.embed import Embedder, load_embedder
 from memkit.erasure import chain_items, checkpoint, purge_llm_cache, redact_audit
 from memkit.errors import ConfigError, InvalidInput, MemkitError, NotFound
-from memkit.fusion import approx_tokens, fuse, fusion_options
+from memkit.fusion import fusion_options
 from memkit.indexer import Indexer
-from memkit.metering import metered
 from memkit.opening import (
     bind_directory,
+    cached_llm,
     file_config_value,
     locate,
     save_config,
     saved_config,
 )
-from memkit.options import Options, parse_options
+from memkit.reading import backend_names, gather, read_options_for, rerank_hits, trim_to_budget
 from memkit.store import open_store
 from memkit.store.sqlite import NewItem, Store
-from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, Scored, WriteReport, Written
+from memkit.types import MemoryItem, ReadResult, Scope, WriteReport, Written
 from memkit.vectors.items import ItemVectors
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ class Memory:
 
                 llm = load_llm(config.llm)
             if llm is not None:
-                llm = _cached(llm, record)
+                llm = cached_llm(llm, record)
                 if llm is not None and hasattr(llm, "close"):
                     opened.append(llm)
             mem = cls(record, directory, config, emb, llm=llm, progress=progress,
@@ -504,8 +504,8 @@ class Memory:
             valid_at = to_epoch(valid_at, "valid_at")
         elif as_of is not None and not include_invalidated:
             valid_at = as_of
-        names = self._backend_names(backend)
-        per_read = self._read_options(names, read_options)
+        names = backend_names(self, backend)
+        per_read = read_options_for(self, names, read_options)
         fusion_opts = fusion_options(fusion)
         scope_obj = Scope.coerce(scope)
         fetch = k if rerank is None else max(k, int((rerank_options or {}).get(
@@ -517,10 +517,6 @@ class Memory:
             timing = TimeAware.coerce(time_aware)
             fetch = max(fetch, timing.candidates)
         t0 = time.perf_counter()
-        timings: dict[str, float] = {}
-        traces: dict[str, dict[str, Any]] = {}
-        positions: dict[str, int] = {}
-        cost = Cost()
         with self._op():
             target = self.store.last_seq()
             now = time.time()
@@ -531,83 +527,25 @@ class Memory:
                 valid_at=None if include_invalidated else valid_at,
                 holds_now=not include_invalidated),
                 scope=scope_obj, as_of=as_of, now=now, event_at=event_at)
-            rankings: dict[str, list[Scored]] = {}
-            for name in names:
-                tb = time.perf_counter()
-                if consistency == "strong":
-                    self.indexer.ensure(name, target)
-                with metered() as spent, self.indexer.reading(name) as be:
-                    positions[name] = self.indexer.position(name)
-                    got = be.retrieve(query, fetch, allowed=allowed, options=per_read[name])
-                cost.add(_merge_cost(spent, got.cost))
-                rankings[name] = got.scored
-                if trace:
-                    traces[name] = got.trace
-                timings[name] = (time.perf_counter() - tb) * 1000
-            fetch_n = max(len(r) for r in rankings.values()) if rankings else 0
-            scored = rankings[names[0]] if len(names) == 1 else \
-                fuse(rankings, fetch_n, fusion_opts, weights)
-            items = self.store.get_many([s.id for s in scored])
-            hits = []
-            label = names[0] if len(names) == 1 else "+".join(names)
-            for s in scored:
-                item = items.get(s.id)
-                if item is None or s.id not in allowed or not scope_obj.contains(item.scope):
-                    continue  # deleted meanwhile, or a backend returned something out of scope
-                hits.append(Hit(item=item, score=s.score, backend=label, evidence=s.evidence))
+            gathered = gather(self, query, names, fetch, allowed, per_read, consistency=consistency,
+                              trace=trace, fusion=fusion_opts, weights=weights,
+                              scope=scope_obj, target=target)
+            hits = gathered.hits
+            cost, timings, traces, positions = (gathered.cost, gathered.timings,
+                                                gathered.traces, gathered.positions)
             if timing is not None:
                 hits, traces["time"] = timing.apply(query, hits)
             if rerank is not None:
-                tr = time.perf_counter()
-                from memkit.rerank import resolve_reranker
-
-                reranker = resolve_reranker(rerank, self, **(rerank_options or {}))
-                with metered() as spent:
-                    reranked = reranker.rerank(query, hits, k)
-                hits = reranked.hits
-                cost.add(_merge_cost(spent, reranked.cost))
-                if trace:
-                    traces["rerank"] = reranked.trace
-                timings["rerank"] = (time.perf_counter() - tr) * 1000
+                hits = rerank_hits(self, query, hits, k, rerank, rerank_options, cost=cost,
+                                   timings=timings, traces=traces if trace else None)
         hits = hits[:k]
         if budget_tokens is not None:
-            hits = _trim_to_budget(hits, budget_tokens)
+            hits = trim_to_budget(hits, budget_tokens)
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
         cost.ms = (time.perf_counter() - t0) * 1000
         return ReadResult(query=query, hits=hits, cost=cost, timings=timings, traces=traces,
                           positions=positions)
-
-    def _read_options(self, names: list[str], raw: dict[str, dict[str, Any]] | None
-                      ) -> dict[str, Options | None]:
-        raw = raw or {}
-        if not isinstance(raw, dict):
-            raise InvalidInput("read_options must be a dict of backend name -> options")
-        stray = [n for n in raw if n not in names]
-        if stray:
-            raise InvalidInput(f"read_options for backend(s) {stray} not read here: {names}")
-        out: dict[str, Options | None] = {}
-        for name in names:
-            model = self.backends[name].read_options_model
-            try:
-                out[name] = parse_options(model, raw[name], f"{name} read") \
-                    if name in raw else None
-            except ConfigError as exc:
-                raise InvalidInput(str(exc)) from None
-        return out
-
-    def _backend_names(self, backend: str | Sequence[str] | None) -> list[str]:
-        if backend is None:
-            return [self.config.backends[0]]
-        names = [b.strip() for b in backend.split(",")] if isinstance(backend, str) \
-            else list(backend)
-        unknown = [b for b in names if b not in self.backends]
-        if unknown or not names:
-            raise InvalidInput(
-                f"backend(s) {unknown or names} not open in this memory; open: "
-                f"{list(self.backends)} (open with Memory.open(..., backends=[...]))"
-            )
-        return names
 
     # ---- answer and stats ---------------------------------------------------------------
     def answer(self, question: str, k: int = 5,
@@ -669,46 +607,3 @@ class Memory:
             "indexing": {"mode": self.indexer.mode, "lag": self.indexer.lag(),
                          "errors": self.indexer.errors()},
         }
-
-
-def _merge_cost(metered_cost: Cost, reported: Cost) -> Cost:
-    """A call's cost: what the meter saw, or what the callee reported if it saw more (a
-    callee that spends outside this context, e.g. on a server, reports it itself)."""
-    out = Cost()
-    for f in ("llm_calls", "prompt_tokens", "completion_tokens", "embed_calls",
-              "cached_llm_calls", "embedded_texts"):
-        setattr(out, f, max(getattr(metered_cost, f), getattr(reported, f)))
-    return out
-
-
-def _trim_to_budget(hits: list[Hit], budget_tokens: int) -> list[Hit]:
-    out: list[Hit] = []
-    used = 0
-    for hit in hits:
-        cost = approx_tokens(hit.item.text)
-        if out and used + cost > budget_tokens:
-            break
-        out.append(hit)
-        used += cost
-    return out
-
-
-def _cached(llm: Any, store: Store) -> Any:
-    """Wrap the LLM in the persistent call cache kept in the memory's SQLite."""
-    try:
-        from memkit.llm.cache import CachedLLM
-    except ImportError:
-        return llm
-    if isinstance(llm, CachedLLM):
-        return llm
-    try:
-        # its own connection to memory.db (sharing the store's would bypass the store's lock)
-        if store.kind != "sqlite":
-            return CachedLLM(llm, store)
-        return CachedLLM(llm, store.path if store.path is not None else store.conn.raw)
-    except MemkitError:
-        raise
-    except Exception as exc:  # pragma: no cover - defensive: never lose the LLM over a cache
-        log.warning("LLM call cache unavailable: %s", exc)
-        return llm
-

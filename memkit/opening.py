@@ -14,18 +14,21 @@ derived files, and where its configuration is saved.
 from __future__ import annotations
 
 import json
+import logging
 import tomllib
 import uuid
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 
 from memkit._files import private_tmp, replace_from
 from memkit.config import CONFIG_NAME, MemoryConfig, _without_none
-from memkit.errors import ConfigError, InvalidInput
+from memkit.errors import ConfigError, InvalidInput, MemkitError
 from memkit.store import is_dsn
 from memkit.store.sqlite import Store
 
+log = logging.getLogger("memkit")
 CONFIG_META = "memkit.config"
 MEMORY_ID_META = "memory.id"
 STORE_FILE = "store.json"
@@ -119,3 +122,24 @@ def bind_directory(directory: Path | None, store: Store) -> None:
     tmp.write_text(json.dumps({"dsn": store.location, "memory_id": memory_id}),
                    encoding="utf-8")
     replace_from(tmp, marker)
+
+
+def cached_llm(llm: Any, store: Store) -> Any:
+    """Wrap the LLM in the persistent call cache kept in the memory's SQLite."""
+    try:
+        from memkit.llm.cache import CachedLLM
+    except ImportError:
+        return llm
+    if isinstance(llm, CachedLLM):
+        return llm
+    try:
+        # its own connection to memory.db (sharing the store's would bypass the store's lock)
+        if store.kind != "sqlite":
+            return CachedLLM(llm, store)
+        return CachedLLM(llm, store.path if store.path is not None else store.conn.raw)
+    except MemkitError:
+        raise
+    except Exception as exc:  # pragma: no cover - defensive: never lose the LLM over a cache
+        log.warning("LLM call cache unavailable: %s", exc)
+        return llm
+

@@ -105,6 +105,22 @@ def test_ray_ingest_equals_a_single_process_ingest(ray_local: None, reference, t
         assert snapshot(mem)[0] == items
 
 
+def test_ray_ingest_into_a_postgres_memory(ray_local: None, reference, pg_dsn: str) -> None:
+    """The same job writing to a memory on Postgres: the same items, facts and vectors as
+    the single-process ingest into SQLite."""
+    pytest.importorskip("psycopg", reason="needs the [postgres] extra")
+    from memkit.scale import ingest_ray
+
+    docs, expected = reference
+    with open_mem(pg_dsn) as mem:  # type: ignore[arg-type]
+        ingest_ray(mem, [docs], max_tokens=40, overlap=8, batch_size=8, workers=2,
+                   extract="driver", progress=False)
+        assert snapshot(mem) == expected
+        again = ingest_ray(mem, [docs], max_tokens=40, overlap=8, batch_size=8, workers=2,
+                           extract="driver", progress=False)
+        assert again.added == [] and snapshot(mem) == expected
+
+
 class DiesOnce(Embedder):
     """A hash embedder whose actor dies (hard exit) on its first batch while a marker file
     exists: an actor killed mid-job."""
