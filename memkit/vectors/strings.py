@@ -100,12 +100,7 @@ class StringVectors:
             vecs = self.embedder.embed(missing, batch_size=size,
                                        progress=progress and len(missing) > size,
                                        desc=desc)
-            with self.store.transaction() as conn:
-                conn.executemany(
-                    "INSERT INTO string_vectors (model, hash, vec) VALUES (?, ?, ?) "
-                    "ON CONFLICT (model, hash) DO NOTHING",
-                    [(self.model, text_hash(t), np.ascontiguousarray(v, np.float32).tobytes())
-                     for t, v in zip(missing, vecs, strict=True)])
+            self.put(missing, vecs)
             have.update(zip(missing, vecs, strict=True))
         with self._count_lock:
             self.embedded += len(missing)
