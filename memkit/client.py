@@ -21,7 +21,7 @@ from __future__ import annotations
 import json as _json
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
@@ -39,6 +39,9 @@ from memkit.errors import (
     StoreCorrupt,
 )
 from memkit.types import Cost, Hit, MemoryItem, ReadResult, Scope, WriteReport, Written
+
+if TYPE_CHECKING:
+    from memkit.conversation import RememberReport
 
 
 class AuthError(ScopeViolation):
@@ -221,12 +224,15 @@ class Client:
 
     def read(self, query: str, k: int = 5, scope: Scope | dict[str, Any] | str | None = None,
              *, backend: str | Sequence[str] | None = None, as_of: float | None = None,
-             budget_tokens: int | None = None, rerank: str | None = None) -> ReadResult:
+             budget_tokens: int | None = None, rerank: str | None = None,
+             valid_at: float | str | None = None, include_invalidated: bool = False
+             ) -> ReadResult:
         """The ``k`` best memories for ``query`` in ``scope`` (see ``Memory.read``)."""
         body = {"query": query, "k": k, "scope": _scope_json(scope),
                 "backend": backend if backend is None or isinstance(backend, str)
                 else list(backend), "as_of": as_of, "budget_tokens": budget_tokens,
-                "rerank": rerank}
+                "rerank": rerank, "valid_at": valid_at,
+                "include_invalidated": include_invalidated}
         out = self._call("POST", "/v1/read", body)
         hits = [Hit(item=item_from_json(h["item"]), score=float(h["score"]),
                     backend=h["backend"], rank=int(h["rank"]), evidence=h["evidence"])
@@ -240,6 +246,25 @@ class Client:
         """The server LLM's answer: ``{"answer", "cited_ids", "detail"}``."""
         body = {"question": question, "k": k, "scope": _scope_json(scope), **read_options}
         return dict(self._call("POST", "/v1/answer", body))
+
+    def remember(self, messages: Sequence[dict[str, Any]],
+                 scope: Scope | dict[str, Any] | str | None = None, *, session: str | None = None,
+                 at: float | str | None = None, facts: str = "auto",
+                 contradictions: str = "auto") -> RememberReport:
+        """Store a conversation's turns and facts (see ``Memory.remember``)."""
+        from memkit.conversation import RememberReport
+
+        body = {"messages": list(messages), "scope": _scope_json(scope), "session": session,
+                "at": at, "facts": facts, "contradictions": contradictions}
+        out = self._call("POST", "/v1/remember", body)
+        return RememberReport(turns=out["turns"], facts=out["facts"],
+                              duplicates=out["duplicates"], invalidated=out["invalidated"],
+                              decisions=out["decisions"])
+
+    def revert(self, item_id: int, *, reason: str | None = None) -> int:
+        """Undo the latest change of an item's chain (see ``Memory.revert``)."""
+        return int(self._call("POST", f"/v1/memories/{int(item_id)}/revert",
+                              {"reason": reason})["id"])
 
     def get(self, item_id: int) -> MemoryItem:
         return item_from_json(self._call("GET", f"/v1/memories/{int(item_id)}"))

@@ -14,7 +14,7 @@ from memkit.client import AuthError, Client, ServerError
 from memkit.types import Hit, MemoryItem, ReadResult, WriteReport
 
 SHARED = ["write", "put", "write_many", "read", "answer", "get", "versions", "update", "delete",
-          "forget", "stats", "close"]
+          "forget", "stats", "close", "remember", "revert"]
 
 if TYPE_CHECKING:
     from conftest import Served
@@ -111,3 +111,27 @@ def test_client_ttl_and_metadata_roundtrip(served: Served) -> None:
         assert item.metadata == {"tags": ["a", "b"]} and item.source == "unit"
         assert item.confidence == 0.5
         assert item.expires_at is not None and 3590 < item.expires_at - item.created_at < 3610
+
+
+def test_client_remembers_like_the_embedded_memory(served: Served, tmp_path: Path) -> None:
+    paris = [{"role": "user", "name": "Ann", "content": "I live in Paris.", "at": "2020-01-01"}]
+    lyon = [{"role": "user", "name": "Ann", "content": "I moved to Lyon.", "at": "2024-01-01"}]
+    seen = []
+    with Memory.open(tmp_path / "local", embedder="hash") as local, \
+            Client(served.url, served.keys["admin"]) as remote:
+        for mem in (local, remote):
+            scope = {"namespace": "convo", "user": "ann"}
+            first = mem.remember(paris, scope, session="s1")
+            second = mem.remember(lyon, scope, session="s2")
+            assert set(first.facts) <= set(second.invalidated)  # Lyon ended Paris
+            now = [h.text for h in mem.read("where does Ann live", k=10, scope=scope).hits]
+            then = [h.text for h in mem.read("where does Ann live", k=10, scope=scope,
+                                             valid_at="2021-06-01").hits]
+            mem.revert(first.facts[0])
+            back = [h.text for h in mem.read("where does Ann live", k=10, scope=scope).hits]
+            seen.append((sorted(now), sorted(then), sorted(back),
+                         [d["action"] for d in second.decisions]))
+    assert seen[0] == seen[1]
+    now, then, back, _ = seen[0]
+    assert not any("Paris" in t for t in now) and any("Paris" in t for t in then)
+    assert any("Paris" in t for t in back)
