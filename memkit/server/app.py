@@ -367,7 +367,8 @@ def create_app(settings: ServeSettings, memory: Memory | None = None) -> FastAPI
                                   backend=body.backend, as_of=body.as_of,
                                   budget_tokens=body.budget_tokens, rerank=body.rerank,
                                   valid_at=body.valid_at,
-                                  include_invalidated=body.include_invalidated)
+                                  include_invalidated=body.include_invalidated,
+                                  fusion=body.fusion, weights=body.weights)
         return m.ReadResponse.of(result)
 
     @app.post("/v1/answer", response_model=m.AnswerResponse, tags=["read"],

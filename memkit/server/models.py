@@ -12,7 +12,7 @@ sees the memory's own ids. See :mod:`memkit.server.ids`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -134,6 +134,10 @@ class ReadRequest(BaseModel):
         None, description="only what held in the world at this time (event time: epoch s or "
         "ISO 8601); default: what holds now")
     include_invalidated: bool = Field(False, description="also facts that no longer hold")
+    fusion: Literal["rrf", "minmax"] | None = Field(
+        None, description="how several backends' rankings are fused (default rrf)")
+    weights: dict[str, float] | None = Field(
+        None, description="per-backend fusion weights, e.g. {\"dense\": 1, \"bm25\": 0.5}")
 
 
 class ItemModel(BaseModel):

@@ -4,6 +4,7 @@ mapping (JSON bodies with request ids, never stack traces), limits and timeouts.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -360,3 +361,28 @@ def test_reads_run_in_parallel_and_writes_one_at_a_time(open_served: Served) -> 
     assert peak["read"] >= 2   # reads overlap
     with open_served.client() as c:
         assert c.get("/v1/stats").json()["items"] == 3
+
+
+def test_a_fused_read_over_rest_equals_the_embedded_one(tmp_path: Path,
+                                                        start_served: Any) -> None:
+    pytest.importorskip("bm25s", reason="needs the [lexical] extra")
+    from memkit import Memory
+
+    directory = tmp_path / "fused"
+    texts = ["Oslo is the capital of Norway.", "Bergen has a harbour.",
+             "Zorblat is a rare word only BM25 finds.", "Norway exports fish."]
+    with Memory.open(directory, embedder="hash", backends=["dense", "bm25"]) as mem:
+        mem.write_many(texts)
+        want = {f: [(h.id, round(h.score, 6)) for h in mem.read(
+            "zorblat capital", k=4, backend="dense,bm25", fusion=f,
+            weights={"dense": 1.0, "bm25": 2.0}).hits] for f in ("rrf", "minmax")}
+    srv = start_served(directory)
+    with srv.client(None) as c:
+        for f in ("rrf", "minmax"):
+            r = c.post("/v1/read", json={"query": "zorblat capital", "k": 4,
+                                         "backend": "dense,bm25", "fusion": f,
+                                         "weights": {"dense": 1.0, "bm25": 2.0}})
+            assert r.status_code == 200, r.text
+            assert [(h["item"]["id"], round(h["score"], 6)) for h in r.json()["hits"]] == want[f]
+        assert c.post("/v1/read", json={"query": "q", "fusion": "borda"}).status_code == 422
+    assert want["rrf"] and want["minmax"]
