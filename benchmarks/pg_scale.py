@@ -16,7 +16,6 @@ Prints a markdown table and writes it to benchmarks/results/pg_scale.md.
 from __future__ import annotations
 
 import argparse
-import gc
 import random
 import sys
 import tempfile
@@ -29,13 +28,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ("harbour invoice river tokyo budget laptop violin glacier orchard museum tariff "
          "rocket meadow quartz lantern saddle falcon ledger canyon pepper").split()
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def texts(n: int, seed: int) -> list[str]:
@@ -72,8 +64,52 @@ def build(target: Any, items: list[str], users: list[str], options: dict[str, An
     return mem, time.perf_counter() - t0
 
 
-def graph_ram(n: int) -> dict[str, float]:
-    """RSS growth of opening a built HippoRAG memory of ``n`` synthetic passages."""
+CHILD = r"""
+import json, sys
+from pathlib import Path
+def rss():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+from memkit import Memory
+from memkit.embed import HashEmbedder
+backend = sys.argv[2]
+r0 = rss()
+mem = Memory.open(sys.argv[1], embedder=HashEmbedder(384))
+mem.read("Where does Person1 live?", k=5, backend=backend)  # indexes loaded and built
+r1 = rss()
+stats = mem.stats()["backends"][backend]
+print(json.dumps({"rss_mb": r1 - r0, "stats": stats}, default=str))
+"""
+
+
+def process_ram(directory: Path, backend: str) -> dict[str, Any]:
+    """RSS growth of a fresh process that opens the memory and reads it once (what a
+    server worker holds for that backend), measured in a subprocess so that nothing freed
+    by building it is counted."""
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", CHILD, str(directory), backend],
+                         capture_output=True, text=True, check=True, cwd=REPO)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def empty_memory(backend: str) -> Path:
+    """A memory with one item: the baseline a process pays for the code, not the data."""
+    from memkit import Memory
+    from memkit.embed import HashEmbedder
+
+    d = Path(tempfile.mkdtemp(prefix="memkit-empty-"))
+    opts = {"hipporag": {"extractor": "rules"}} if backend == "hipporag" else {}
+    with Memory.open(d, backends=[backend], embedder=HashEmbedder(384),
+                     backend_options=opts) as mem:
+        mem.write("Person0 lives in Town0. Person1 works for Person2 Company.")
+    return d
+
+
+def graph_memory(n: int) -> Path:
+    """A HippoRAG memory of ``n`` synthetic entity passages (rule extractor)."""
     from memkit import Memory
     from memkit.embed import HashEmbedder
 
@@ -87,15 +123,7 @@ def graph_ram(n: int) -> dict[str, float]:
     with Memory.open(d, backends=["hipporag"], embedder=HashEmbedder(384),
                      backend_options=opts) as mem:
         mem.write_many(passages, batch_size=1000)
-    gc.collect()
-    before = rss_mb()
-    mem = Memory.open(d, backends=["hipporag"], embedder=HashEmbedder(384))
-    mem.read("Where does Person1 live?", k=5, backend="hipporag")  # arrays built
-    after = rss_mb()
-    stats = mem.stats()["backends"]["hipporag"]
-    mem.close()
-    return {"passages": n, "rss_mb": after - before,
-            "phrases": float(stats.get("phrases", 0)), "facts": float(stats.get("facts", 0))}
+    return d
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,11 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print("pgvector (Postgres memory) ...", flush=True)
         pg, build_s["pgvector"] = build(dsn, items, users, {"dense": {"index": "pgvector"}})
         print("faiss (SQLite memory) ...", flush=True)
-        gc.collect()
-        rss0 = rss_mb()
-        fa, build_s["faiss"] = build(Path(tempfile.mkdtemp(prefix="memkit-faiss-")), items,
-                                     users, {})
-        faiss_mb = rss_mb() - rss0  # the index plus what building left allocated: an upper bound
+        faiss_dir = Path(tempfile.mkdtemp(prefix="memkit-faiss-"))
+        fa, build_s["faiss"] = build(faiss_dir, items, users, {})
         index = fa.indexer.backend("dense").index  # type: ignore[attr-defined]
         for label, scope in (("all items", None), ("a 1 % scope", {"user": "u7"})):
             rows.append(("pgvector HNSW", label, timed_reads(pg, queries, scope)))
@@ -130,7 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         fa.close()
     finally:
         server.cleanup()
-    graph = graph_ram(args.graph_passages)
+    faiss_mb = float(process_ram(faiss_dir, "dense")["rss_mb"]) - float(
+        process_ram(empty_memory("dense"), "dense")["rss_mb"])
+    g = process_ram(graph_memory(args.graph_passages), "hipporag")
+    g0 = process_ram(empty_memory("hipporag"), "hipporag")
+    graph = {"passages": args.graph_passages, "rss_mb": float(g["rss_mb"]) - float(g0["rss_mb"]),
+             "phrases": float(g["stats"].get("phrases", 0)),
+             "facts": float(g["stats"].get("facts", 0))}
     lines = [f"# Scale figures (synthetic, seeded)\n\nCommand: `python benchmarks/pg_scale.py "
              f"{' '.join(argv or sys.argv[1:])}`\n",
              f"Dense read latency through `Memory.read`, k=10, {args.items:,} items, hash "
@@ -142,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     per_m = 1_000_000 / args.items
     lines += ["", f"Build (write_many, 5,000 per call): pgvector {build_s['pgvector']:.0f} s, "
               f"faiss {build_s['faiss']:.0f} s.", "",
-              "Memory per process (RSS growth; extrapolated linearly):", "",
+              "Memory per process (RSS growth of a fresh process opening the memory and "
+              "reading it once, minus the same for a one-item memory; extrapolated "
+              "linearly):", "",
               "| structure | measured on | RSS MB | per million passages |", "|---|---|---|---|",
               f"| faiss dense index (384 d) | {args.items:,} vectors | {faiss_mb:.0f} | "
               f"{faiss_mb * per_m / 1024:.1f} GB |",
