@@ -140,6 +140,8 @@ def main() -> None:
               help="Field holding the text in .jsonl/.json records.")
 @click.option("--embedder", default=None, help="Embedder for a new memory (minilm, hash).")
 @click.option("--backends", default=None, help="Backends for a new memory, comma-separated.")
+@click.option("--llm", "llm_spec", default=None,
+              help="LLM for extraction (e.g. openai:http://HOST:8000/v1@MODEL, a vLLM server).")
 @click.option("--ray", "use_ray", is_flag=True,
               help="Read, chunk and embed as Ray Data stages (the [ray] extra).")
 @click.option("--ray-address", default=None,
@@ -153,7 +155,8 @@ def main() -> None:
 def ingest(paths: tuple[Path, ...], memory_dir: str, namespace: str | None, user: str | None,
            agent: str | None, session: str | None, max_tokens: int, overlap: int,
            batch_size: int, text_field: str, embedder: str | None, backends: str | None,
-           use_ray: bool, ray_address: str | None, ray_workers: int, ray_extract: str,
+           llm_spec: str | None, use_ray: bool, ray_address: str | None, ray_workers: int,
+           ray_extract: str,
            no_progress: bool, as_json: bool) -> None:
     """Ingest files and folders (.txt, .md, .jsonl, .json, .html): chunk, embed, index.
 
@@ -172,7 +175,7 @@ def ingest(paths: tuple[Path, ...], memory_dir: str, namespace: str | None, user
     if not progress and not as_json:
         note(f"ingesting {', '.join(map(str, paths))} ...")
     with open_memory(memory_dir, create=True, embedder=embedder, backends=backends,
-                     progress=progress) as mem:
+                     llm=llm_spec, progress=progress) as mem:
         scope = scope_dict(namespace, user, agent, session)
         if use_ray:
             from memkit.scale import ingest_ray

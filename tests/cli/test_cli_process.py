@@ -353,3 +353,12 @@ def test_every_install_hint_names_the_distribution() -> None:
     assert offenders == []
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert not re.search(r"pip install\s+['\"]?memkit(?!-agent)\b", readme)
+
+
+def test_ingest_takes_an_llm_spec_and_names_a_bad_one(tmp_path: Path) -> None:
+    doc = tmp_path / "a.txt"
+    doc.write_text("Oslo is the capital of Norway.", encoding="utf-8")
+    bad = memkit("ingest", str(doc), "--memory", str(tmp_path / "m"), "--embedder", "hash",
+                 "--llm", "nonsense-spec", env={"PYTHONPATH": str(REPO)})
+    assert bad.returncode != 0 and "openai:<base_url>@<model>" in bad.stderr
+    assert not (tmp_path / "m" / "memory.db").exists()  # refused before anything was stored
