@@ -39,13 +39,13 @@ from memkit.indexer import Indexer
 from memkit.opening import (
     bind_directory,
     cached_llm,
-    file_config_value,
+    file_config,
     locate,
     save_config,
-    saved_config,
+    stored_config,
 )
 from memkit.reading import backend_names, gather, read_options_for, rerank_hits, trim_to_budget
-from memkit.store import open_store
+from memkit.store import is_dsn, open_store
 from memkit.store.sqlite import NewItem, Store
 from memkit.types import MemoryItem, ReadResult, Scope, WriteReport, Written
 from memkit.vectors.items import ItemVectors
@@ -121,8 +121,9 @@ class Memory:
         if config is not None and options:
             raise ConfigError(f"pass memory options in config or as keywords, not both: "
                               f"{sorted(options)}")
+        saved = None if is_dsn(target) else file_config(directory)
         durability = config.durability if config is not None else options.get(
-            "durability", file_config_value(directory, "durability", "full"))
+            "durability", saved.durability if saved is not None else "full")
         if durability not in DURABILITY:
             raise ConfigError(f"durability must be one of {DURABILITY}, got {durability!r}")
         opened: list[Any] = []
@@ -130,8 +131,10 @@ class Memory:
             record = open_store(target, durability=durability)
             opened.append(record)
             bind_directory(directory, record)
+            if record.kind != "sqlite":
+                saved = stored_config(record)
             if config is None:
-                config = saved_config(directory, record) or MemoryConfig()
+                config = saved or MemoryConfig()
                 if backends is not None:
                     config.backends = list(backends)
                 if isinstance(embedder, str):

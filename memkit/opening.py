@@ -17,6 +17,7 @@ import json
 import logging
 import tomllib
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -59,34 +60,30 @@ def locate(path: str | Path | None, store: str | None) -> tuple[Path | None, str
     return directory, ":memory:" if directory is None else str(directory / "memory.db")
 
 
-def saved_config(directory: Path | None, store: Store) -> MemoryConfig | None:
-    """The configuration the memory was built with, if it was saved."""
-    if store.kind != "sqlite":
-        text = store.get_meta(CONFIG_META)
-        if text is None:
-            return None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"the memory's saved config in {store.location} is not TOML: "
-                              f"{exc}") from exc
-        return MemoryConfig(**data)
+def file_config(directory: Path | None) -> MemoryConfig | None:
+    """The configuration an SQLite memory was built with (``DIR/memkit.toml``), if saved;
+    read before the record opens, which needs its durability."""
     if directory is not None and (directory / CONFIG_NAME).exists():
         return MemoryConfig.load(directory / CONFIG_NAME)
     return None
 
 
-def file_config_value(directory: Path | None, key: str, default: str) -> str:
-    """One value of ``DIR/memkit.toml`` (what the record must be opened with), else default."""
-    path = None if directory is None else directory / CONFIG_NAME
-    if path is None or not path.exists():
-        return default
-    return str(getattr(MemoryConfig.load(path), key, default))
+def stored_config(store: Store) -> MemoryConfig | None:
+    """The configuration a Postgres memory was built with (in its meta table), if saved."""
+    text = store.get_meta(CONFIG_META)
+    if text is None:
+        return None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the memory's saved config in {store.location} is not TOML: "
+                          f"{exc}") from exc
+    return MemoryConfig(**data)
 
 
 def save_config(directory: Path | None, store: Store, config: MemoryConfig) -> None:
     if store.kind != "sqlite":
-        text = tomli_w.dumps(_without_none(config.__dict__ | {}))
+        text = tomli_w.dumps(_without_none(asdict(config)))
         if store.get_meta(CONFIG_META) != text:
             store.set_meta(CONFIG_META, text)
         return

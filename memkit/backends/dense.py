@@ -141,7 +141,10 @@ class DenseBackend(Backend):
         return dict(zip([it.id for it in todo], self.ctx.vectors.ensure(todo), strict=True))
 
     def add(self, items: Sequence[MemoryItem], prepared: Any = None) -> None:
-        todo = self._unindexed(items)
+        # prepare found what is not indexed yet (the indexer runs both under this backend's
+        # index lock, so nothing else indexes in between); without it, look now
+        todo = [it for it in items if it.id in prepared] if prepared is not None \
+            else self._unindexed(items)
         if not todo:
             return
         vecs: dict[int, np.ndarray] = dict(prepared or {})

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -153,7 +152,6 @@ class PostgresStore(Store):
         self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
         self.path = None
         self._local = threading.local()
-        self._lock = threading.RLock()
         self._generation = 0
         self._allowed_cache: dict[tuple[Any, ...], tuple[np.ndarray, float]] = {}
         self.conn = PgConnection(self)
@@ -315,15 +313,3 @@ class PostgresStore(Store):
         with self._connection() as conn, self._errors("VACUUM"):
             conn.execute(f"VACUUM {', '.join(tables)}")
         return True
-
-    def wait_for_server(self, timeout: float = 30.0) -> None:
-        """Block until the database answers (after a restart); StoreUnavailable on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.conn.execute("SELECT 1")
-                return
-            except StoreUnavailable:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
