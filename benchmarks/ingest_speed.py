@@ -4,6 +4,8 @@
     python benchmarks/ingest_speed.py --passages 300        # a quick run on the first passages
     python benchmarks/ingest_speed.py --embedders onnx,onnx-int8
     python benchmarks/ingest_speed.py --graphs hipporag,panini  # + dense+hipporag, dense+panini
+    python benchmarks/ingest_speed.py --embedders onnx,onnx-int8 --graphs hipporag,panini \
+        --graph-embedders onnx-int8                         # the graph builds with int8 only
     python benchmarks/ingest_speed.py --json out.json       # also write every figure as JSON
     python benchmarks/ingest_speed.py --embedders onnx --ray 1,2  # + file ingest: single
                                                             # process vs Ray with 1, 2 workers
@@ -257,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="embedder specs for the write_many builds (memkit.embed.load_embedder)")
     ap.add_argument("--graphs", default="", help="also build dense+B for each B of "
                     "'hipporag,panini' with every embedder")
+    ap.add_argument("--graph-embedders", default=None, help="embedders of the --graphs builds "
+                    "(default: every one of --embedders)")
     ap.add_argument("--backend-options", default="", help='JSON, e.g. {"hipporag": {...}}')
     ap.add_argument("--ray", default="", help="worker counts for the Ray file ingest, e.g. "
                     "'1,2' (with a single-process file ingest first)")
@@ -280,8 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.backend_options:
         common += ["--backend-options", args.backend_options]
     builds = [(e, "dense") for e in args.embedders.split(",") if e]
+    graph_embedders = args.graph_embedders or args.embedders
     builds += [(e, f"dense+{g}") for g in args.graphs.split(",") if g
-               for e in args.embedders.split(",") if e]
+               for e in graph_embedders.split(",") if e]
     with tempfile.TemporaryDirectory(prefix="ingest-speed-") as work:
         print(f"MuSiQue-200 corpus{f' (first {args.passages} passages)' if args.passages else ''}"
               f"; {os.cpu_count()} CPUs (shared: compare ratios within this run)", flush=True)

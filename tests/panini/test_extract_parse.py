@@ -92,3 +92,21 @@ def test_real_pipeline_writes_connected_workspaces() -> None:
                                     "Islands, a union territory of India.")])
     ws, _ = normalize(raw, "Port Blair")
     assert ("Port Blair is the capital of what?", "Andaman and Nicobar Islands") in qa(ws)
+
+
+@pytest.mark.realmodel
+def test_parse_workers_write_the_workspaces_one_process_writes() -> None:
+    docs = [("Port Blair", "Port Blair is the capital of the Andaman and Nicobar Islands, a "
+                           "union territory of India."),
+            ("Van Hook Township", "Van Hook Township is a township in Mountrail County. It was "
+                                  "built in 1914."),
+            (None, ""),
+            ("Lyon", "Lyon was founded by the Romans in 43 BC as Lugdunum.")] * 2
+    serial = ParseWriter().write(docs)
+    parallel = ParseWriter(n_process=2, parallel_min=2, batch_size=2)
+    assert parallel.n_process == 2
+    assert ParseWriter(nlp=spacy.blank("en"), n_process=4).n_process == 1  # injected: here
+    got = parallel.write(docs)
+    assert [r.model_dump() for r in got] == [r.model_dump() for r in serial]
+    ws, _ = normalize(got[0], "Port Blair")
+    assert ("Port Blair is the capital of what?", "Andaman and Nicobar Islands") in qa(ws)

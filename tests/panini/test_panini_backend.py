@@ -221,3 +221,65 @@ def test_fill_option_tops_up_abstentions_and_is_labelled(tmp_path: Path) -> None
             assert all(h.evidence["fill"] == fill for h in res.hits)
             if fill == "dense":  # the passage itself is the nearest one
                 assert "Heat is a 1995 film" in res.hits[0].text
+
+
+def test_a_panini_read_completes_while_a_write_waits_in_the_llm_writer(tmp_path: Path) -> None:
+    """The writer runs in ``prepare`` (no lock readers need), so a slow LLM writer call does
+    not hold the panini index: reads of already indexed workspaces go through meanwhile."""
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_heat(prompt: str) -> str:
+        entered.set()
+        assert release.wait(30), "the test never released the writer call"
+        return DOCS["Heat is a 1995 film"]
+
+    rules: dict[str, object] = {"Split a question": DECOMP}
+    rules.update({k: v for k, v in DOCS.items() if k != "Heat is a 1995 film"})
+    rules["Heat is a 1995 film"] = slow_heat
+    m = Memory.open(tmp_path / "b", backends=["panini"], embedder=HashEmbedder(256),
+                    llm=ScriptedLLM(rules), backend_options={"panini": {"min_score": 0.1}})
+    try:
+        first = m.write(TEXTS["Casablanca is a 1942 film"])
+        writer = threading.Thread(target=m.write, args=(TEXTS["Heat is a 1995 film"],))
+        writer.start()
+        assert entered.wait(30)  # the write is inside its LLM writer call
+        # "eventual": a strong read would wait for the blocked write, by design
+        res = m.read("Who directed the film Casablanca?", k=1, backend="panini",
+                     consistency="eventual", read_options={"panini": {"decomposition": [
+                         "Who directed the film Casablanca?"]}})
+        assert res.ids == [first]
+        assert writer.is_alive()  # the write really was still waiting while we read
+        release.set()
+        writer.join(30)
+        assert not writer.is_alive()
+        heat = m.read("Who directed the film Heat?", k=1, backend="panini",
+                      read_options={"panini": {"decomposition": ["Who directed the film Heat?"]}})
+        assert [h.text for h in heat.hits] == [TEXTS["Heat is a 1995 film"]]
+    finally:
+        release.set()
+        m.close()
+
+
+def test_prepare_embeds_the_rows_add_stores(tmp_path: Path) -> None:
+    """Every string ``add`` attaches a vector to was embedded (into the string cache) by
+    ``prepare``: applying the workspaces embeds nothing more."""
+    with Memory.open(tmp_path / "e", backends=["panini"], embedder=HashEmbedder(256),
+                     llm=scripted()) as m:
+        ids = [m.write(TEXTS[k]) for k in ("Casablanca is a 1942 film", "Curtiz was married")]
+        backend = m.backends["panini"]
+        items = list(m.store.get_many(ids).values())
+        backend.remove(ids)  # forget the workspaces and their cached strings
+        m.vectors.strings.clear()
+        m.vectors.strings.embedded = 0
+        prepared = backend.prepare(items)
+        strings = m.vectors.strings
+        embedded = strings.embedded
+        # per document 2 entities + 2 answered QA pairs; "Michael Curtiz" (a person in
+        # both) is one string
+        assert embedded == 2 * 2 + 2 * 2 - 1
+        backend.add(items, prepared)
+        assert strings.embedded == embedded  # add served every vector from the cache
+        assert backend.stats()["vectors"] == {**backend.stats()["vectors"],
+                                              "entities": 4, "qa_pairs": 4}

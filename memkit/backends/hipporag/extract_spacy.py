@@ -20,11 +20,7 @@ Per passage (the title line is split off, :func:`memkit.nlp.split_title`, and is
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from memkit.backends.hipporag.extract_rules import _known_spans, _merge, _Span
@@ -35,26 +31,13 @@ from memkit.backends.hipporag.extraction import (
     clean_triples,
 )
 from memkit.nlp import DEFAULT_SPACY_MODEL, load_spacy, split_title
+from memkit.nlp.pool import UNUSED_PIPES, parse_pool, worker_count
 
 _SKIP_LABELS = frozenset({"CARDINAL", "ORDINAL", "PERCENT", "QUANTITY", "MONEY"})
 _SUBJ = frozenset({"nsubj", "nsubjpass"})
 _OBJ = frozenset({"dobj", "attr", "oprd", "dative"})
 _PRONOUNS = frozenset("it he she they its his her their this these him them".split())
 _LEADING_DROP = frozenset({"the", "a", "an"})
-_UNUSED_PIPES = ("lemmatizer", "trainable_lemmatizer", "senter", "textcat",
-                 "textcat_multilabel", "entity_linker", "spancat")
-
-
-_WORKER_NLP: Any = None
-
-
-def _init_worker(model: str, disable: list[str]) -> None:
-    global _WORKER_NLP
-    _WORKER_NLP = load_spacy(model, disable=disable)
-
-
-def _parse_in_worker(bodies: list[str], batch_size: int) -> list[bytes]:
-    return [doc.to_bytes() for doc in _WORKER_NLP.pipe(bodies, batch_size=batch_size)]
 
 
 class SpacyExtractor:
@@ -83,20 +66,16 @@ class SpacyExtractor:
         self.cooccurrence = cooccurrence
         self.batch_size = batch_size
         self.max_predicate_words = max_predicate_words
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-            (os.cpu_count() or 1)
-        self.n_process = max(1, n_process if n_process is not None else min(cores, 4))
+        self.n_process = worker_count(n_process)
         self.parallel_min = parallel_min
         self._nlp: Any = None
-        self._pool: ProcessPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
 
     @property
     def nlp(self) -> Any:
         if self._nlp is None:
             # only what extract_doc reads runs: tok2vec, tagger + attribute_ruler (pos_),
             # parser (dep_, sents, noun_chunks), ner (ents); names a model lacks are ignored
-            self._nlp = load_spacy(self.model, disable=list(_UNUSED_PIPES))
+            self._nlp = load_spacy(self.model, disable=list(UNUSED_PIPES))
         return self._nlp
 
     def parse(self, bodies: Sequence[str]) -> list[Any]:
@@ -105,27 +84,14 @@ class SpacyExtractor:
         return list(self.nlp.pipe(bodies, batch_size=self.batch_size))
 
     def _parse_in_workers(self, bodies: list[str]) -> list[Any]:
-        from spacy.tokens import Doc
-
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    self.n_process, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_init_worker, initargs=(self.model, list(_UNUSED_PIPES)))
-            pool = self._pool
-        step = max(1, -(-len(bodies) // (2 * self.n_process)))  # two chunks per worker
-        chunks = [bodies[i:i + step] for i in range(0, len(bodies), step)]
-        vocab = self.nlp.vocab
-        return [Doc(vocab).from_bytes(b)
-                for part in pool.map(_parse_in_worker, chunks, [self.batch_size] * len(chunks))
-                for b in part]
+        pool = parse_pool(self.model, UNUSED_PIPES, self.n_process)  # shared with Panini
+        return pool.parse(bodies, self.nlp.vocab, self.batch_size)
 
     def close(self) -> None:
-        """Stop the worker processes (started again if needed)."""
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the worker processes (started again if needed; the pool is shared by every
+        extractor and parse writer of this process with the same settings)."""
+        if self.n_process > 1:
+            parse_pool(self.model, UNUSED_PIPES, self.n_process).close()
 
     def extract(self, texts: Sequence[str], known: KnownPhrases | None = None
                 ) -> list[Extraction]:

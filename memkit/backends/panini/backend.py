@@ -16,7 +16,12 @@ Options (``backend_options={"panini": {...}}``): ``writer`` ("auto" | "llm" | "p
 ``entity_top_k`` (20), ``qa_top_k`` (15), ``rerank_top_k`` (15), ``beam_width`` (5),
 ``join_threshold`` (0.3), ``single_hop_pairs`` (15), ``min_score`` (similarity below which a
 QA pair is no candidate; default 0.2), ``render_roles`` (True), ``fill`` ("none" | "qa" |
-"dense"), ``batch_size`` (embedding batch), ``query_instruction``.
+"dense"), ``batch_size`` (embedding batch), ``query_instruction``, ``spacy_processes``
+(parse workers, 1).
+
+Indexing: the writer (parse or LLM), workspace validation and the embedding of the new
+entities and QA pairs (into the memory's string-vector cache) run in ``prepare``, with no lock
+held that readers need; ``add`` only writes the rows and attaches the cached vectors.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -40,9 +45,20 @@ from memkit.backends.panini.decompose import (
 )
 from memkit.backends.panini.extract_llm import LLMWriter
 from memkit.backends.panini.extract_parse import ParseWriter, split_title
-from memkit.backends.panini.gsw import RawWorkspace, WorkspaceRejected, normalize
+from memkit.backends.panini.gsw import (
+    RawWorkspace,
+    Workspace,
+    WorkspaceRejected,
+    entity_search_text,
+    normalize,
+)
 from memkit.backends.panini.render import NO_EVIDENCE, render_evidence, render_pair
-from memkit.backends.panini.retrieval import QACandidate, RetrievalParams, WorkspaceIndex
+from memkit.backends.panini.retrieval import (
+    QACandidate,
+    RetrievalParams,
+    WorkspaceIndex,
+    qa_text,
+)
 from memkit.backends.panini.store import EntityRow, QARow, WorkspaceStore
 from memkit.errors import ConfigError
 from memkit.fusion import approx_tokens
@@ -50,6 +66,28 @@ from memkit.options import Options
 from memkit.types import Cost, MemoryItem, Scored
 
 log = logging.getLogger("memkit.panini")
+
+
+@dataclass
+class _Written:
+    """One item's writer outcome: ``status`` "ok" (``ws`` set), "pending" or "rejected"."""
+
+    item_id: int
+    writer: str
+    cost: dict[str, int]
+    status: str
+    ws: Workspace | None = None
+    repairs: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+def _validated(item_id: int, raw: RawWorkspace, title: str | None, writer: str,
+               cost: dict[str, int]) -> _Written:
+    try:
+        ws, repairs = normalize(raw, title)
+    except WorkspaceRejected as exc:
+        return _Written(item_id, writer, cost, "rejected", reason=exc.reason)
+    return _Written(item_id, writer, cost, "ok", ws, list(repairs))
 
 
 class PaniniOptions(Options):
@@ -70,6 +108,9 @@ class PaniniOptions(Options):
     batch_size: int = Field(64, ge=1, le=4096)
     query_instruction: str | None = None
     writer_max_tokens: int = Field(2048, ge=16)
+    spacy_processes: int = Field(1, ge=0, le=64, description=(
+        "parse writer worker processes (shared with HippoRAG's spaCy extractor); 0 = one "
+        "per CPU core (at most 4); 1 = parse in the indexing thread"))
 
 
 class PaniniReadOptions(Options):
@@ -106,6 +147,7 @@ class PaniniBackend(Backend):
         self.query_instruction = o.query_instruction
         self.nlp = ctx.components.get("nlp")
         self.writer_max_tokens = o.writer_max_tokens
+        self.spacy_processes = o.spacy_processes or None  # 0: one per core
         self.wstore = WorkspaceStore(ctx.store)
         self.index = WorkspaceIndex(ctx.embedder)
         self._parse_writer: ParseWriter | None = None
@@ -161,47 +203,94 @@ class PaniniBackend(Backend):
                                              self.ctx.llm is not None)
 
     def prepare(self, items: Sequence[MemoryItem]) -> Any:
+        """Write the workspaces of items not known yet (parse or LLM), validate them, and
+        embed their entities and QA pairs into the string cache: everything slow, with no
+        lock held. Returns item id -> outcome, for :meth:`add`."""
         if self.fill == "dense":  # the dense fallback reads the shared item vectors
             self.ctx.vectors.ensure(items)
-        return None
+        todo = [it for it in items if it.id not in self._known]
+        if not todo:
+            return {}
+        written = self._run_writer(todo)
+        self._embed_texts(self._workspace_texts(w.ws for w in written.values()
+                                                if w.ws is not None))
+        return written
 
     def add(self, items: Sequence[MemoryItem], prepared: Any = None) -> None:
         todo = [it for it in items if it.id not in self._known]
         if any(self.wstore.status(it.id) is not None for it in todo):
             self._load()  # another process wrote these workspaces: load its rows
             todo = [it for it in todo if it.id not in self._known]
-        if todo:
-            self._write(todo)
+        if not todo:
+            return
+        written: dict[int, _Written] = dict(prepared or {})
+        rest = [it for it in todo if it.id not in written]
+        if rest:
+            written.update(self._run_writer(rest))
+        self._apply([written[it.id] for it in todo])
 
     def _write(self, items: Sequence[MemoryItem]) -> None:
+        self._apply(list(self._run_writer(items).values()))
+
+    def _run_writer(self, items: Sequence[MemoryItem]) -> dict[int, _Written]:
+        """The writer's outcome per item: a validated workspace, pending (LLM unreachable)
+        or rejected with the reason. Touches no backend state."""
         docs = [split_title(it.text, it.metadata) for it in items]
-        new_rows: tuple[list[EntityRow], list[QARow]] = ([], [])
+        out: dict[int, _Written] = {}
         if self.uses_llm_writer:
             writer = LLMWriter(self.ctx.llm, max_tokens=self.writer_max_tokens)
-            outcomes = writer.write(docs)
-            for it, (title, _), out in zip(items, docs, outcomes, strict=True):
-                if out.unavailable:
-                    self.wstore.mark(it.id, "pending", writer="llm", reason=out.error or "",
-                                     cost=out.cost)
-                elif out.raw is None:
-                    self._reject(it.id, "llm", out.error or "no workspace", [], out.cost)
+            for it, (title, _), res in zip(items, docs, writer.write(docs), strict=True):
+                if res.unavailable:
+                    out[it.id] = _Written(it.id, "llm", res.cost, "pending",
+                                          reason=res.error or "")
+                elif res.raw is None:
+                    out[it.id] = _Written(it.id, "llm", res.cost, "rejected",
+                                          reason=res.error or "no workspace")
                 else:
-                    self._store(it.id, out.raw, title, "llm", out.cost, new_rows)
+                    out[it.id] = _validated(it.id, res.raw, title, "llm", res.cost)
         else:
             if self._parse_writer is None:
-                self._parse_writer = ParseWriter(self.nlp)
+                self._parse_writer = ParseWriter(self.nlp, n_process=self.spacy_processes)
             raws = self._parse_writer.write(docs)
             for it, (title, _), raw in zip(items, docs, raws, strict=True):
-                self._store(it.id, raw, title, "parse", {}, new_rows)
-        self._embed_rows(*new_rows)  # one embedding call for the whole batch
+                out[it.id] = _validated(it.id, raw, title, "parse", {})
+        return out
 
-    def _store(self, item_id: int, raw: RawWorkspace, title: str | None, writer: str,
+    def _apply(self, written: Sequence[_Written]) -> None:
+        """Store the outcomes (under the backend's write lock when indexing)."""
+        new_rows: tuple[list[EntityRow], list[QARow]] = ([], [])
+        for w in written:
+            if w.status == "pending":
+                self.wstore.mark(w.item_id, "pending", writer=w.writer, reason=w.reason,
+                                 cost=w.cost)
+            elif w.ws is None:
+                self._reject(w.item_id, w.writer, w.reason, w.repairs, w.cost)
+            else:
+                self._store(w.item_id, w.ws, w.repairs, w.writer, w.cost, new_rows)
+        self._embed_rows(*new_rows)  # vectors from the string cache prepare filled
+
+    def _workspace_texts(self, workspaces: Any) -> list[str]:
+        """The strings :meth:`_embed_rows` will embed for these workspaces' rows."""
+        texts: list[str] = []
+        for ws in workspaces:
+            names = {e.key: e.name for e in ws.entities}
+            if self._dense_entities:
+                texts += [entity_search_text(e.name, e.roles) for e in ws.entities]
+            for vp in ws.verb_phrases:
+                for q in vp.questions:
+                    if q.answers:
+                        texts.append(qa_text(q.text, [
+                            names.get(a.entity, "") if a.entity else (a.text or "")
+                            for a in q.answers if (a.entity and a.entity in names) or a.text]))
+        return texts
+
+    def _embed_texts(self, texts: Sequence[str]) -> None:
+        if texts:
+            self.ctx.vectors.embed_strings(list(dict.fromkeys(texts)),
+                                           batch_size=self.batch_size)
+
+    def _store(self, item_id: int, ws: Workspace, repairs: list[str], writer: str,
                cost: dict[str, int], sink: tuple[list[EntityRow], list[QARow]]) -> None:
-        try:
-            ws, repairs = normalize(raw, title)
-        except WorkspaceRejected as exc:
-            self._reject(item_id, writer, exc.reason, [], cost)
-            return
         old = self.wstore.delete([item_id])
         self.index.remove(*old)
         ents, qas = self.wstore.save(item_id, ws, writer=writer, repairs=repairs, cost=cost)

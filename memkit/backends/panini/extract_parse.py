@@ -20,13 +20,14 @@ subject by "is also known as".
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from memkit.backends.panini.gsw import RawWorkspace
-from memkit.nlp import load_spacy
+from memkit.nlp import DEFAULT_SPACY_MODEL, load_spacy
 from memkit.nlp import split_title as nlp_split_title
+from memkit.nlp.pool import UNUSED_PIPES, parse_pool, worker_count
 
 ROLE_OF_LABEL = {
     "PERSON": "person", "GPE": "place", "LOC": "place", "FAC": "facility",
@@ -330,23 +331,37 @@ def split_title(text: str, metadata: dict[str, Any] | None = None) -> tuple[str 
 
 
 class ParseWriter:
-    """Writes workspaces with spaCy; ``nlp`` may be injected (tests, shared pipelines)."""
+    """Writes workspaces with spaCy; ``nlp`` may be injected (tests, shared pipelines).
+
+    ``n_process``: parse worker processes (:mod:`memkit.nlp.pool`, shared with HippoRAG's
+    extractor; None = one per CPU, at most 4) for calls of at least ``parallel_min`` documents;
+    1 (the default), or an injected ``nlp``, parses in this process. The workspaces are built
+    here from the parsed docs either way, so both give the same workspaces."""
 
     name = "parse"
 
-    def __init__(self, nlp: Any = None, batch_size: int = 64) -> None:
+    def __init__(self, nlp: Any = None, batch_size: int = 64, *, n_process: int | None = 1,
+                 parallel_min: int = 64, model: str = DEFAULT_SPACY_MODEL) -> None:
         self._nlp = nlp
         self.batch_size = batch_size
+        self.model = model
+        self.n_process = 1 if nlp is not None else worker_count(n_process)
+        self.parallel_min = parallel_min
 
     @property
     def nlp(self) -> Any:
         if self._nlp is None:
-            self._nlp = load_spacy(disable=("lemmatizer",))
+            self._nlp = load_spacy(self.model, disable=UNUSED_PIPES)
         return self._nlp
+
+    def parse(self, bodies: Sequence[str]) -> list[Any]:
+        if self.n_process > 1 and len(bodies) >= self.parallel_min:
+            return parse_pool(self.model, UNUSED_PIPES, self.n_process).parse(
+                bodies, self.nlp.vocab, self.batch_size)
+        return list(self.nlp.pipe(list(bodies), batch_size=self.batch_size))
 
     def write(self, docs: Sequence[tuple[str | None, str]]) -> list[RawWorkspace]:
         """One raw workspace per (title, body)."""
-        bodies: Iterable[Any] = self.nlp.pipe([body for _, body in docs],
-                                              batch_size=self.batch_size)
+        bodies = self.parse([body for _, body in docs])
         return [workspace_from_doc(doc, title)
                 for doc, (title, _) in zip(bodies, docs, strict=True)]
