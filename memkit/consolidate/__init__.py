@@ -8,6 +8,10 @@ Needs the ``[train]`` extra (peft, transformers). See ALGORITHMS.md §5.
     model = cons.load_latest(base_model)   # base model + newest adapter
 """
 
+from memkit._deps import require
+
+require("torch", "train", "consolidation")  # before the modules that import torch
+
 from memkit.consolidate.consolidator import ConsolidationManifest, Consolidator
 from memkit.consolidate.examples import ItemLike, TrainExample, items_to_examples
 from memkit.consolidate.methods import (

@@ -27,7 +27,7 @@ class SentenceTransformerEmbedder(Embedder):
     def __init__(self, model: str | Path | None = None, *, max_seq_length: int = 256,
                  device: str = "cpu", batch_size: int = 64,
                  query_instruction: str | None = None, small_batch: int = 4) -> None:
-        st = require("sentence_transformers", "core", "SentenceTransformerEmbedder")
+        st = require("sentence_transformers", "torch", "SentenceTransformerEmbedder")
         if model is None or str(model) == DEFAULT_MODEL:
             path: Path = packaged_minilm_path()
             self.name = DEFAULT_MODEL

@@ -8,6 +8,10 @@ Installed by :func:`memkit.server.app.create_app`; the logic is
 from collections.abc import Callable
 from typing import Any, Literal
 
+from memkit._deps import require
+
+require("fastapi", "server", "memkit serve")
+
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 

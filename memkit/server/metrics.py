@@ -15,6 +15,10 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from memkit._deps import require
+
+require("starlette", "server", "memkit serve metrics")
+
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send

@@ -5,6 +5,10 @@ the server's API keys and per-key confinement (see :mod:`memkit.server.ui.sessio
 Jinja2, which the ``[server]`` extra installs.
 """
 
+from memkit._deps import require
+
+require("fastapi", "server", "the memory inspector")
+
 from memkit.server.ui.routes import router
 
 __all__ = ["router"]
