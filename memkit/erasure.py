@@ -13,6 +13,8 @@ deleted items:
 * the vectors in the faiss files (flat indexes drop them; HNSW indexes zero the stored vector
   of the tombstone), and every index file is saved again at once, so the files on disk no
   longer hold the vector;
+* cached extractions of the deleted texts (:mod:`memkit.ingest.extractions`: spaCy
+  extractions, parse-writer workspaces);
 * cached LLM calls whose prompt contains the deleted text (e.g. OpenIE extraction prompts)
   or a string derived only from it (``Backend.erasure_terms``: e.g. a phrase or fact that
   only this item supported, as shown to the recognition filter);

@@ -36,6 +36,7 @@ from memkit.erasure import chain_items, checkpoint, purge_llm_cache, redact_audi
 from memkit.errors import ConfigError, InvalidInput, MemkitError, NotFound
 from memkit.fusion import fusion_options
 from memkit.indexer import Indexer
+from memkit.ingest.extractions import purge_extractions
 from memkit.opening import (
     bind_directory,
     cached_llm,
@@ -420,6 +421,7 @@ class Memory:
         redact_audit(self.store, ids)
         purge_llm_cache(self.store, texts)
         self.vectors.strings.purge(texts)  # cached vectors of phrases/facts derived from them
+        purge_extractions(self.store, texts)  # cached spaCy extractions / parse workspaces
         checkpoint(self.store)
 
     def _visible(self, item_id: int, scope: Scope | dict[str, Any] | str) -> bool:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -54,6 +54,7 @@ from memkit.backends.hipporag.search import GraphSearch
 from memkit.backends.hipporag.store import GraphStore, PassageUpdate
 from memkit.backends.hipporag.synonymy import synonym_edges
 from memkit.errors import StoreCorrupt
+from memkit.ingest.extractions import ExtractionCache
 from memkit.nlp import alnum_count, normalise_phrase
 from memkit.options import Options
 from memkit.types import MemoryItem
@@ -109,6 +110,7 @@ class HippoRAGBackend(Backend):
         self.index_timings: dict[str, float] = {}
         self._offered: dict[str, Extraction] = {}
         self._offered_lock = threading.Lock()
+        self._extractions: ExtractionCache | Literal[False] | None = None  # False: none
 
     # ---- configuration --------------------------------------------------------------------
     def _make_extractor(self, kind: str) -> Extractor:
@@ -244,6 +246,13 @@ class HippoRAGBackend(Backend):
                 for n, it in enumerate(items):
                     out[n] = self._offered.pop(it.content_hash, None)
         rest = [n for n, ex in enumerate(out) if ex is None]
+        cache = self._extraction_cache()
+        if rest and cache is not None:  # extracted before: a rebuild, a resumed ingest
+            have = cache.get(items[n].text for n in rest)
+            for n in rest:
+                if items[n].text in have:
+                    out[n] = _extraction_from_json(have[items[n].text])
+            rest = [n for n in rest if out[n] is None]
         if rest:
             known = dict(self.phrase_by_text)  # a snapshot: the apply step re-checks
             try:
@@ -253,7 +262,19 @@ class HippoRAGBackend(Backend):
                 got = [Extraction(error=f"extractor failed: {exc!r}") for _ in rest]
             for n, ex in zip(rest, got, strict=True):
                 out[n] = ex
+            if cache is not None:  # failures are not cached: they are retried
+                cache.put({items[n].text: {"entities": ex.entities, "triples": ex.triples}
+                           for n, ex in zip(rest, got, strict=True) if ex.ok})
         return [ex if ex is not None else Extraction(error="no extraction") for ex in out]
+
+    def _extraction_cache(self) -> ExtractionCache | None:
+        """The record's cache of this extractor's results, when it has a ``cache_key`` (spaCy;
+        LLM extractions are cached as LLM responses, rules are cheaper than a lookup)."""
+        if self._extractions is None:
+            key = getattr(self.extractor, "cache_key", None)
+            self._extractions = ExtractionCache(self.ctx.store, f"hipporag.{self.extractor.name}",
+                                                key()) if callable(key) else False
+        return self._extractions or None
 
     def _prepare_batch(self, items: Sequence[MemoryItem],
                        extractions: list[Extraction] | None = None) -> Prepared:
@@ -488,3 +509,8 @@ class HippoRAGBackend(Backend):
 
 __all__ = ["HippoRAGBackend", "LLM_FREE_DEFAULTS", "link_query_phrases", "minmax",
            "seed_weights", "weighted_rrf"]
+
+
+def _extraction_from_json(value: dict[str, Any]) -> Extraction:
+    return Extraction(list(value.get("entities", [])),
+                      [(str(a), str(b), str(c)) for a, b, c in value.get("triples", [])])

@@ -70,6 +70,19 @@ class SpacyExtractor:
         self.parallel_min = parallel_min
         self._nlp: Any = None
 
+    def cache_key(self) -> str:
+        """What the extractions depend on besides the text (:mod:`memkit.ingest.extractions`):
+        the settings, the spaCy and model versions and this extraction code."""
+        from memkit.backends.hipporag import extract_rules, extraction
+        from memkit.ingest.extractions import code_fingerprint, settings_key, spacy_versions
+        from memkit.nlp import text
+
+        return settings_key(
+            extractor=self.name, noun_phrases=self.noun_phrases, cooccurrence=self.cooccurrence,
+            max_predicate_words=self.max_predicate_words, versions=spacy_versions(self.model),
+            code=code_fingerprint(__file__, extract_rules.__file__, extraction.__file__,
+                                  text.__file__))
+
     @property
     def nlp(self) -> Any:
         if self._nlp is None:

@@ -62,6 +62,7 @@ from memkit.backends.panini.retrieval import (
 from memkit.backends.panini.store import EntityRow, QARow, WorkspaceStore
 from memkit.errors import ConfigError
 from memkit.fusion import approx_tokens
+from memkit.ingest.extractions import ExtractionCache
 from memkit.options import Options
 from memkit.types import Cost, MemoryItem, Scored
 
@@ -151,6 +152,7 @@ class PaniniBackend(Backend):
         self.wstore = WorkspaceStore(ctx.store)
         self.index = WorkspaceIndex(ctx.embedder)
         self._parse_writer: ParseWriter | None = None
+        self._parse_cache: ExtractionCache | None = None
         self._known: set[int] = set()
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -249,12 +251,35 @@ class PaniniBackend(Backend):
                 else:
                     out[it.id] = _validated(it.id, res.raw, title, "llm", res.cost)
         else:
-            if self._parse_writer is None:
-                self._parse_writer = ParseWriter(self.nlp, n_process=self.spacy_processes)
-            raws = self._parse_writer.write(docs)
-            for it, (title, _), raw in zip(items, docs, raws, strict=True):
+            for it, (title, _), raw in zip(items, docs, self._parse(items, docs), strict=True):
                 out[it.id] = _validated(it.id, raw, title, "parse", {})
         return out
+
+    def _parse(self, items: Sequence[MemoryItem], docs: list[tuple[str | None, str]]
+               ) -> list[RawWorkspace]:
+        """The parse writer's raw workspaces, through the record's extraction cache (a
+        rebuild or a resumed ingest parses nothing it parsed before)."""
+        if self._parse_writer is None:
+            self._parse_writer = ParseWriter(self.nlp, n_process=self.spacy_processes)
+            key = self._parse_writer.cache_key()
+            self._parse_cache = None if key is None else \
+                ExtractionCache(self.ctx.store, "panini.parse", key)
+        cache = self._parse_cache
+        have = cache.get(it.text for it in items) if cache is not None else {}
+        raws: list[RawWorkspace | None] = [
+            RawWorkspace.model_validate(have[it.text]["raw"])
+            if it.text in have and have[it.text].get("title") == title else None
+            for it, (title, _) in zip(items, docs, strict=True)]
+        todo = [n for n, raw in enumerate(raws) if raw is None]
+        if todo:
+            fresh = self._parse_writer.write([docs[n] for n in todo])
+            for n, raw in zip(todo, fresh, strict=True):
+                raws[n] = raw
+            if cache is not None:
+                cache.put({items[n].text: {"title": docs[n][0],
+                                           "raw": raw.model_dump(mode="json")}
+                           for n, raw in zip(todo, fresh, strict=True)})
+        return [raw for raw in raws if raw is not None]
 
     def _apply(self, written: Sequence[_Written]) -> None:
         """Store the outcomes (under the backend's write lock when indexing)."""

@@ -348,6 +348,18 @@ class ParseWriter:
         self.n_process = 1 if nlp is not None else worker_count(n_process)
         self.parallel_min = parallel_min
 
+    def cache_key(self) -> str | None:
+        """What a raw workspace depends on besides the document (the spaCy and model
+        versions, this writer's code), for :mod:`memkit.ingest.extractions`; None with an
+        injected pipeline (nothing to identify it by)."""
+        if self._nlp is not None and self._nlp is not load_spacy(self.model, UNUSED_PIPES):
+            return None
+        from memkit.ingest.extractions import code_fingerprint, settings_key, spacy_versions
+        from memkit.nlp import text
+
+        return settings_key(writer=self.name, versions=spacy_versions(self.model),
+                            code=code_fingerprint(__file__, text.__file__))
+
     @property
     def nlp(self) -> Any:
         if self._nlp is None:
