@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from memkit.ingest.stages import Batch, admit_batch, commit_batch, embed_texts, fresh
+from memkit.ingest.stages import (
+    Batch,
+    admit_batch,
+    commit_batch,
+    drop_unembeddable,
+    embed_texts,
+    fresh,
+)
 from memkit.types import WriteReport
 
 if TYPE_CHECKING:
@@ -67,7 +74,7 @@ def write_many(mem: Memory, records: Iterable[Any], *, scope: Any, batch_size: i
     sync = mem.indexer.mode == "sync"
     embed_pool = ThreadPoolExecutor(1, thread_name_prefix="memkit-embed")
     index_pool = ThreadPoolExecutor(1, thread_name_prefix="memkit-index") if sync else None
-    waiting: deque[tuple[Batch, Future[list[np.ndarray | None]]]] = deque()
+    waiting: deque[tuple[Batch, Future[list[np.ndarray | str]]]] = deque()
     index_jobs: list[Future[None]] = []
     committed = 0
 
@@ -79,8 +86,9 @@ def write_many(mem: Memory, records: Iterable[Any], *, scope: Any, batch_size: i
     def commit_next() -> None:
         nonlocal committed
         batch, future = waiting.popleft()
-        vecs = future.result()
-        bars.embed.update(len(batch.items) + len(batch.rejected))
+        vecs, unembeddable = drop_unembeddable(batch, future.result())
+        report.rejected.extend(unembeddable)
+        bars.embed.update(len(batch.items) + len(batch.rejected) + len(unembeddable))
         with mem._op():
             with mem._record_lock:
                 out = commit_batch(mem.store, mem.vectors, batch.items, batch.todo, vecs)
@@ -89,7 +97,7 @@ def write_many(mem: Memory, records: Iterable[Any], *, scope: Any, batch_size: i
                 report.added.append(iid)
             else:
                 report.skipped_duplicates += 1
-        committed += len(batch.items) + len(batch.rejected)
+        committed += len(batch.items) + len(batch.rejected) + len(unembeddable)
         if index_pool is None:
             mem.indexer.changed()  # wakes the memory's background indexer
             bars.index.update(len(batch.items) + len(batch.rejected))

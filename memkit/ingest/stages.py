@@ -8,7 +8,8 @@ Ray Data stages.
   after an interruption cheap: nothing already in is embedded again);
 * :func:`embed_texts` embeds a batch's passages (no ids needed: it can run anywhere, before
   the commit, on another thread or a Ray actor); a batch the embedder fails on is retried
-  text by text;
+  text by text, and :func:`drop_unembeddable` reports (and does not write) a text it fails
+  on alone;
 * :func:`commit_batch` writes the items and their vectors in **one transaction**: a kill at
   any point leaves either both or neither, and the change feed makes every index catch up.
 """
@@ -44,6 +45,7 @@ class Batch:
     items: list[NewItem] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     todo: list[NewItem] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)  # the record number of each item
 
 
 def admit_batch(number: int, records: Sequence[tuple[int, Any]], *, default_scope: Any,
@@ -54,6 +56,7 @@ def admit_batch(number: int, records: Sequence[tuple[int, Any]], *, default_scop
         try:
             batch.items.append(admit_record(record, default_scope=default_scope,
                                             max_chars=max_chars))
+            batch.numbers.append(n)
         except InvalidInput as exc:
             batch.rejected.append((f"record {n}", str(exc)))
     return batch
@@ -82,10 +85,11 @@ def fresh(store: Store, items: Sequence[NewItem]) -> list[NewItem]:
 
 
 def embed_texts(embedder: Embedder, texts: Sequence[str], batch_size: int = 64
-                ) -> list[np.ndarray | None]:
+                ) -> list[np.ndarray | str]:
     """Passage vectors of ``texts``, row by row; when the embedder fails on a batch it is
-    retried text by text, and a text that fails alone gets None (the indexer then embeds
-    that item itself, and reports it)."""
+    retried text by text, and a text that fails alone gets the error (a str) instead of a
+    vector: the pipeline reports that record and does not write it, so no item is in the
+    record that no index can hold."""
     if not texts:
         return []
     try:
@@ -93,21 +97,38 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], batch_size: int = 64
     except Exception as exc:  # one bad text must not stop the ingest
         log.warning("embedding a batch of %d failed (%s); embedding it text by text",
                     len(texts), exc)
-    out: list[np.ndarray | None] = []
+    out: list[np.ndarray | str] = []
     for text in texts:
         try:
             out.append(embedder.embed([text])[0])
-        except Exception:
-            out.append(None)
+        except Exception as exc:
+            out.append(f"{type(exc).__name__}: {exc}"[:300])
     return out
+
+
+def drop_unembeddable(batch: Batch, vecs: Sequence[np.ndarray | str]
+                      ) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
+    """Take the items the embedder failed on out of ``batch`` (``vecs`` rows match
+    ``batch.todo``); returns the remaining vectors and a (record, reason) per dropped item."""
+    failed = {id(it): v for it, v in zip(batch.todo, vecs, strict=True) if isinstance(v, str)}
+    if not failed:
+        return [v for v in vecs if not isinstance(v, str)], []
+    rejected = [(f"record {n}", f"not written: the embedder failed on this text ({failed[id(it)]})")
+                for n, it in zip(batch.numbers, batch.items, strict=True) if id(it) in failed]
+    keep = [(n, it) for n, it in zip(batch.numbers, batch.items, strict=True)
+            if id(it) not in failed]
+    batch.numbers, batch.items = [n for n, _ in keep], [it for _, it in keep]
+    kept = [(it, v) for it, v in zip(batch.todo, vecs, strict=True) if not isinstance(v, str)]
+    batch.todo = [it for it, _ in kept]
+    return [v for _, v in kept if not isinstance(v, str)], rejected
 
 
 def commit_batch(store: Store, vectors: ItemVectors, items: Sequence[NewItem],
                  todo: Sequence[NewItem], vecs: Sequence[np.ndarray | None]
                  ) -> list[tuple[int, bool]]:
     """Write ``items`` to the record and the vectors of the newly created ones (``vecs``
-    rows match ``todo``; None: not embedded), in one transaction. Returns ``(id, created)``
-    per item."""
+    rows match ``todo``; None: not embedded here, the indexer embeds it), in one
+    transaction. Returns ``(id, created)`` per item."""
     by_text = {(scope_key(it.scope), it.text): v for it, v in zip(todo, vecs, strict=True)
                if v is not None}
     with store.transaction():

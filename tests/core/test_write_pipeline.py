@@ -109,6 +109,42 @@ def test_a_batch_the_embedder_fails_on_is_embedded_text_by_text(tmp_path: Path) 
         assert emb.texts.count(DOCS[5]) == 1
 
 
+class Refusing(Recording):
+    """Fails on any batch holding a text with ``refuse`` in it, even alone."""
+
+    def __init__(self, refuse: str) -> None:
+        super().__init__()
+        self.refuse = refuse
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        if any(self.refuse in t for t in texts):
+            raise ValueError("the tokenizer cannot handle this text")
+        return super().embed_batch(texts)
+
+
+def test_faulty_records_are_reported_and_the_batch_goes_on(tmp_path: Path) -> None:
+    """A text the embedder fails on even alone, a 10 MB passage and an empty chunk: each is
+    reported with its reason, is not in the record, and every other item is written and
+    indexed (record and dense index hold the same items, and stay so on a reopen)."""
+    huge = "word " * 2_000_000  # 10 MB
+    records = [DOCS[0], "\ufffe cannot embed", huge, "", DOCS[1], {"text": "   "}, DOCS[2]]
+    emb = Refusing("\ufffe")
+    with Memory.open(tmp_path / "m", embedder=emb) as mem:
+        report = mem.write_many(records, batch_size=3)
+        reasons = dict(report.rejected)
+        assert sorted(reasons) == ["record 1", "record 2", "record 3", "record 5"]
+        assert "embedder failed" in reasons["record 1"] and "tokenizer" in reasons["record 1"]
+        assert "max_item_chars" in reasons["record 2"]
+        assert "empty" in reasons["record 3"] and "empty" in reasons["record 5"]
+        assert len(report.added) == 3
+        in_record = [i for (i,) in mem.store.conn.execute("SELECT id FROM items")]
+        assert sorted(in_record) == sorted(report.added)  # nothing half-written
+        assert sorted(mem.backends["dense"].index.ids().tolist()) == sorted(report.added)
+        assert mem.indexer.errors() == {}  # no item left for the indexer to fail on
+    with Memory.open(tmp_path / "m", embedder=Refusing("\ufffe")) as mem:
+        assert mem.indexer.errors() == {} and mem.stats()["items"] == 3
+
+
 @pytest.mark.parametrize("index", ["sync", "async"])
 def test_one_progress_bar_per_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                     index: str) -> None:
