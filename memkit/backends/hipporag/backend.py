@@ -245,6 +245,7 @@ class HippoRAGBackend(Backend):
             with self._offered_lock:
                 for n, it in enumerate(items):
                     out[n] = self._offered.pop(it.content_hash, None)
+        made = [n for n, ex in enumerate(out) if ex is not None]  # by a Ray extract stage
         rest = [n for n, ex in enumerate(out) if ex is None]
         cache = self._extraction_cache()
         if rest and cache is not None:  # extracted before: a rebuild, a resumed ingest
@@ -262,9 +263,11 @@ class HippoRAGBackend(Backend):
                 got = [Extraction(error=f"extractor failed: {exc!r}") for _ in rest]
             for n, ex in zip(rest, got, strict=True):
                 out[n] = ex
-            if cache is not None:  # failures are not cached: they are retried
-                cache.put({items[n].text: {"entities": ex.entities, "triples": ex.triples}
-                           for n, ex in zip(rest, got, strict=True) if ex.ok})
+            made += rest
+        if cache is not None and made:  # failures are not cached: they are retried
+            done = [(items[n].text, out[n]) for n in made]
+            cache.put({text: {"entities": e.entities, "triples": e.triples}
+                       for text, e in done if e is not None and e.ok})
         return [ex if ex is not None else Extraction(error="no extraction") for ex in out]
 
     def _extraction_cache(self) -> ExtractionCache | None:
