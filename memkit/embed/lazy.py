@@ -158,14 +158,20 @@ def _dimension(path: Path) -> int | None:
         return None
 
 
-def _quiet_load(spec: str) -> Embedder:
-    """load_embedder(spec) without transformers' "Loading weights" progress bar."""
-    try:
-        from transformers.utils import logging as hf_logging
+#: embedder kinds that load without transformers
+_TORCH_FREE = frozenset({"onnx", "onnx-int8", "hash"})
 
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
+
+def _quiet_load(spec: str) -> Embedder:
+    """load_embedder(spec) without transformers' "Loading weights" progress bar (only torch
+    embedders import transformers: importing it for the ONNX one costs seconds)."""
+    if spec.split(":", 1)[0] not in _TORCH_FREE:
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
     from memkit.embed import load_embedder
 
     return load_embedder(spec)
