@@ -72,3 +72,25 @@ def test_the_hipporag_option_builds_the_same_graph_with_worker_processes(tmp_pat
 
     serial, parallel = facts(1), facts(2)
     assert parallel == serial and len(serial[0]) >= 8 and serial[1] > 10
+
+
+@pytest.mark.realmodel
+@pytest.mark.skipif(not HAS_SPACY, reason="the [nlp] extra is not installed")
+def test_prefetched_parses_give_the_same_extractions_and_are_consumed() -> None:
+    from memkit.backends.hipporag.extract_spacy import SpacyExtractor
+
+    texts = [t for t in TEXTS[:6] if t]
+    serial = SpacyExtractor().extract(texts)
+    ex = SpacyExtractor()
+    ex.prefetch(texts[:3])
+    ex.prefetch(texts[3:])
+    assert len(ex._prefetched) == 2
+    got = ex.extract(texts[3:]) + ex.extract(texts[:2])  # a subset of a prefetch also hits
+    assert len(ex._prefetched) == 0  # both prefetches were used, none parsed again here
+    assert [(e.entities, e.triples) for e in got] == \
+        [(e.entities, e.triples) for e in serial[3:] + serial[:2]]
+    ex.prefetch(texts[:1])
+    ex.prefetch(texts[1:2])
+    ex.prefetch(texts[2:3])  # only the two latest are kept
+    assert [p[0] for p in ex._prefetched] == [[t.split("\n", 1)[1] for t in texts[1:3]][0:1],
+                                              [texts[2].split("\n", 1)[1]]]

@@ -235,9 +235,28 @@ class HippoRAGBackend(Backend):
         whole = None  # an extractor with worker processes gets the whole chunk in one call
         if getattr(self.extractor, "n_process", 1) > 1 and len(todo) > self.batch_size:
             whole = self._extract(todo)
-        return [self._prepare_batch(todo[s:s + self.batch_size],
-                                    None if whole is None else whole[s:s + self.batch_size])
-                for s in range(0, len(todo), self.batch_size)]
+        chunks = [todo[s:s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
+        # otherwise a worker parses the next sub-batch while this one's phrases and facts are
+        # embedded (parsing takes one core; the embedder the others)
+        prefetch = getattr(self.extractor, "prefetch", None) if whole is None else None
+        out = []
+        for n, chunk in enumerate(chunks):
+            if callable(prefetch) and n + 1 < len(chunks):
+                prefetch(self._still_to_extract(chunks[n + 1]))
+            out.append(self._prepare_batch(
+                chunk, None if whole is None else whole[n * self.batch_size:
+                                                        (n + 1) * self.batch_size]))
+        return out
+
+    def _still_to_extract(self, items: Sequence[MemoryItem]) -> list[str]:
+        """The texts :meth:`_extract` will hand the extractor: not offered, not cached."""
+        with self._offered_lock:
+            texts = [it.text for it in items if it.content_hash not in self._offered]
+        cache = self._extraction_cache()
+        if cache is not None and texts:
+            have = cache.get(texts)
+            texts = [t for t in texts if t not in have]
+        return texts
 
     def _extract(self, items: Sequence[MemoryItem]) -> list[Extraction]:
         out: list[Extraction | None] = [None] * len(items)

@@ -20,7 +20,9 @@ Per passage (the title line is split off, :func:`memkit.nlp.split_title`, and is
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from memkit.backends.hipporag.extract_rules import _known_spans, _merge, _Span
@@ -31,7 +33,7 @@ from memkit.backends.hipporag.extraction import (
     clean_triples,
 )
 from memkit.nlp import DEFAULT_SPACY_MODEL, load_spacy, split_title
-from memkit.nlp.pool import UNUSED_PIPES, parse_pool, worker_count
+from memkit.nlp.pool import UNUSED_PIPES, docs_from_bytes, parse_pool, worker_count
 
 _SKIP_LABELS = frozenset({"CARDINAL", "ORDINAL", "PERCENT", "QUANTITY", "MONEY"})
 _SUBJ = frozenset({"nsubj", "nsubjpass"})
@@ -46,13 +48,11 @@ class SpacyExtractor:
 
     ``n_process``: worker processes for parsing (spaCy's ``nlp.pipe(n_process=...)``); None =
     one per CPU core (at most 4); default 1. Workers are a pool of *spawned* processes
-    started on the first call of at least ``parallel_min`` texts and kept until
-    :meth:`close` (each loads its own copy of the model once; spawned, not forked, so calling
-    from any thread of a multi-threaded process is safe - spaCy's own ``n_process`` forks);
-    they parse, the extraction itself runs here. Smaller calls parse in this process.
-    Measured on a shared 2-core machine (512 MuSiQue passages, spaCy's forking pipe):
-    8.4-8.9 s in process, 9.0-9.1 s with 2 workers, hence the default; with more idle cores
-    than that, more workers pay.
+    (:mod:`memkit.nlp.pool`, shared in the process; spawned, not forked, so calling from any
+    thread of a multi-threaded process is safe - spaCy's own ``n_process`` forks) started on
+    the first call of at least ``parallel_min`` texts; they parse, the extraction itself runs
+    here. Smaller calls parse in this process. With one process, :meth:`prefetch` still parses
+    ahead in one worker, which HippoRAG's prepare uses to overlap parsing with embedding.
     """
 
     name = "spacy"
@@ -69,6 +69,8 @@ class SpacyExtractor:
         self.n_process = worker_count(n_process)
         self.parallel_min = parallel_min
         self._nlp: Any = None
+        self._prefetched: list[tuple[list[str], Future[list[bytes]]]] = []
+        self._prefetch_lock = threading.Lock()
 
     def cache_key(self) -> str:
         """What the extractions depend on besides the text (:mod:`memkit.ingest.extractions`):
@@ -92,19 +94,51 @@ class SpacyExtractor:
         return self._nlp
 
     def parse(self, bodies: Sequence[str]) -> list[Any]:
+        ahead = self._take_prefetched(bodies)
+        if ahead is not None:
+            return ahead
         if self.n_process > 1 and len(bodies) >= self.parallel_min:
             return self._parse_in_workers(list(bodies))
         return list(self.nlp.pipe(bodies, batch_size=self.batch_size))
+
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Start parsing ``texts`` now in a worker process (one task): a later
+        :meth:`extract` of these texts (or some of them) finds the parses ready, so the caller
+        overlaps parsing with its other work (HippoRAG's prepare embeds one sub-batch's
+        phrases while the next one is parsed). The two most recent prefetches are kept."""
+        bodies = [split_title(t)[1] for t in texts]
+        if not bodies:
+            return
+        future = parse_pool(self.model, UNUSED_PIPES, self.n_process).submit(
+            bodies, self.batch_size)
+        with self._prefetch_lock:
+            self._prefetched = [*self._prefetched[-1:], (bodies, future)]
+
+    def _take_prefetched(self, bodies: Sequence[str]) -> list[Any] | None:
+        """The prefetched parses of ``bodies`` when every one was prefetched, else None."""
+        with self._prefetch_lock:
+            where = {b: (f, n) for bs, f in self._prefetched for n, b in enumerate(bs)}
+            if not bodies or any(b not in where for b in bodies):
+                return None
+            futures = {id(where[b][0]): where[b][0] for b in bodies}
+            self._prefetched = [p for p in self._prefetched if id(p[1]) not in futures]
+        try:
+            blobs = {fid: f.result() for fid, f in futures.items()}
+        except Exception:  # a worker died: parse here instead
+            return None
+        return docs_from_bytes([blobs[id(where[b][0])][where[b][1]] for b in bodies],
+                               self.nlp.vocab)
 
     def _parse_in_workers(self, bodies: list[str]) -> list[Any]:
         pool = parse_pool(self.model, UNUSED_PIPES, self.n_process)  # shared with Panini
         return pool.parse(bodies, self.nlp.vocab, self.batch_size)
 
     def close(self) -> None:
-        """Stop the worker processes (started again if needed; the pool is shared by every
-        extractor and parse writer of this process with the same settings)."""
-        if self.n_process > 1:
-            parse_pool(self.model, UNUSED_PIPES, self.n_process).close()
+        """Drop pending prefetches. The worker processes belong to the process-wide pool
+        shared by every extractor and parse writer with the same settings (another memory
+        may be using them): they stop at exit or with :func:`memkit.nlp.pool.close_pools`."""
+        with self._prefetch_lock:
+            self._prefetched = []
 
     def extract(self, texts: Sequence[str], known: KnownPhrases | None = None
                 ) -> list[Extraction]:
