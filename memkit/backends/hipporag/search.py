@@ -18,6 +18,7 @@ import numpy as np
 from memkit.backends.base import AllowedIds
 from memkit.backends.hipporag.graph import GraphArrays
 from memkit.backends.hipporag.lexical import PassageLexicon
+from memkit.backends.hipporag.linked import LinkedGraphs, LinkSettings
 from memkit.backends.hipporag.ppr import PPROperator
 from memkit.backends.hipporag.push import LocalPPR
 from memkit.backends.hipporag.retriever import (
@@ -48,6 +49,7 @@ class GraphSearch:
         self.cache_size = cache_size
         self._lock = threading.Lock()  # concurrent readers share the LRU
         self.lexicon = PassageLexicon()  # BM25 over the passages, built on first use
+        self.linked = LinkedGraphs()  # the graph with link edges, per generation and setting
 
     def _cached(self, key: tuple[Any, ...], build: Any) -> Any:
         with self._lock:
@@ -84,6 +86,10 @@ class GraphSearch:
         walk: seed phrases with weights, seed facts, and whether dense was fallen back on."""
         trace = {} if trace is None else trace
         trace["mode"] = "graph"
+        links = LinkSettings.of(o)
+        if links.active:
+            g = self.linked.get(be.ctx.store, g, links)
+            trace["link_edges"] = int(0 if g.link_edges is None else len(g.link_edges))
         emb = be.embedder
         qvec = emb.embed_query(query, o.passage_instruction)
         fvec = qvec if o.fact_instruction == o.passage_instruction else \
