@@ -31,6 +31,8 @@ G = "hipporag"
 #: the best combined setting of round 2, and every text link of round 3
 BEST2 = ["--read-option", "hipporag.seed_fusion=minmax",
          "--read-option", "hipporag.lexical_passage_weight=0.02"]
+SESSION2 = ["--read-option", "hipporag.session_weight=1.0",
+            "--read-option", "hipporag.session_window=2"]
 LINK_ALL = ["--read-option", "hipporag.link_mentions=true",
             "--read-option", "hipporag.link_title_weight=0.5",
             "--read-option", "hipporag.link_alias_weight=1.0"]
@@ -111,6 +113,20 @@ VARIANTS: list[tuple[str, str, list[str]]] = [
     ("hipporag, seed minmax + bm25 pw 0.02 + session whole x1", G,
      [*BEST2, "--read-option", "hipporag.session_weight=1.0",
       "--read-option", "hipporag.session_window=0"]),
+    ("hipporag + speaker x0.01", G, ["--read-option", "hipporag.speaker_weight=0.01"]),
+    ("hipporag + speaker x0.05", G, ["--read-option", "hipporag.speaker_weight=0.05"]),
+    ("hipporag, seed minmax + bm25 pw 0.02 + session window 2 x1 + speaker x0.02", G,
+     [*BEST2, *SESSION2, "--read-option", "hipporag.speaker_weight=0.02"]),
+    ("hipporag, seed minmax + bm25 pw 0.02 + session window 2 x1 + speaker x0.005", G,
+     [*BEST2, *SESSION2, "--read-option", "hipporag.speaker_weight=0.005"]),
+    ("hipporag, seed minmax + bm25 pw 0.02 + session window 2 x1 + speaker x0.01", G,
+     [*BEST2, *SESSION2, "--read-option", "hipporag.speaker_weight=0.01"]),
+    ("hipporag, seed minmax top-2 + link aliases x1", G,
+     ["--read-option", "hipporag.seed_fusion=minmax",
+      "--read-option", "hipporag.link_alias_weight=1.0"]),
+    ("hipporag, seed minmax top-2 + link titles x0.25", G,
+     ["--read-option", "hipporag.seed_fusion=minmax",
+      "--read-option", "hipporag.link_title_weight=0.25"]),
     ("hipporag, seed minmax + bm25 pw 0.02 + link mentions", G,
      [*BEST2, "--read-option", "hipporag.link_mentions=true"]),
     ("hipporag, seed minmax + bm25 pw 0.02 + all links", G, [*BEST2, *LINK_ALL]),

@@ -186,3 +186,24 @@ def test_linked_scoped_reads_ignore_other_tenants() -> None:
     assert before and [i for i, _ in after] == [i for i, _ in before]
     np.testing.assert_allclose([s for _, s in after], [s for _, s in before], rtol=1e-6,
                                atol=1e-9)
+
+
+def test_a_speaker_named_in_the_query_lifts_their_turns() -> None:
+    turns = [("Caroline", "I went hiking at Lake Tahoe last weekend."),
+             ("Melanie", "Lake Tahoe sounds lovely, I went hiking there too."),
+             ("Caroline", "Next I want to visit Yosemite.")]
+    with Memory.open(None, backends=["hipporag"], embedder=HashEmbedder(64),
+                     backend_options={"hipporag": {**BARE, "dense_seed_passages": 2}}) as mem:
+        ids = [mem.write(f"{who}: {text}", scope="c1",
+                         metadata={"speaker": who, "session": 1}) for who, text in turns]
+        q = "Where did Melanie go hiking at Lake Tahoe?"
+        plain = mem.read(q, k=3, scope="c1", backend="hipporag", trace=True)
+        lifted = mem.read(q, k=3, scope="c1", backend="hipporag", trace=True,
+                          read_options={"hipporag": {"speaker_weight": 1.0}})
+    assert lifted.traces["hipporag"]["speakers"] == ["melanie"]
+    assert "speakers" not in plain.traces["hipporag"]
+    ppr = {h.item.id: h.evidence["ppr"] for h in plain.hits}
+    ppr_l = {h.item.id: h.evidence["ppr"] for h in lifted.hits}
+    # Melanie's turn gains walk mass relative to Caroline's turns
+    assert ppr_l[ids[1]] / ppr_l[ids[0]] > ppr.get(ids[1], 0.0) / ppr[ids[0]]
+    assert lifted.hits[0].item.id == ids[1]

@@ -1,7 +1,7 @@
 """The graph with link edges (:mod:`memkit.backends.hipporag.linking`), built at read time.
 
 Linking is a retrieval setting (``link_mentions``, ``link_title_weight``,
-``link_alias_weight``, ``session_weight`` / ``session_window`` in
+``link_alias_weight``, ``session_weight`` / ``session_window``, ``speaker_weight`` in
 :class:`~memkit.backends.hipporag.retriever.RetrievalOptions`): the links are derived from
 the record (the passages' texts and metadata) and the phrase table, so one built graph can
 be read with and without them. The linked arrays are computed once per (graph generation,
@@ -21,6 +21,7 @@ from memkit.backends.hipporag.graph import GraphArrays
 from memkit.backends.hipporag.linking import LinkPassage, Links, build_links
 from memkit.backends.hipporag.retriever import RetrievalOptions
 from memkit.errors import InvalidInput
+from memkit.nlp import normalise_phrase
 from memkit.store.sqlite import Store
 
 
@@ -36,7 +37,7 @@ class LinkSettings:
     def of(cls, o: RetrievalOptions) -> LinkSettings:
         """The linking settings of a read; InvalidInput names a negative one."""
         for name in ("link_title_weight", "link_alias_weight", "session_weight",
-                     "session_window"):
+                     "session_window", "speaker_weight"):
             if getattr(o, name) < 0:
                 raise InvalidInput(f"hipporag option {name} must be >= 0, "
                                    f"got {getattr(o, name)!r}")
@@ -70,9 +71,11 @@ def read_passages(store: Store, ids: np.ndarray) -> list[LinkPassage]:
                 continue
             title = it.metadata.get("title")
             s = it.scope
+            speaker = it.metadata.get("speaker")
             out.append(LinkPassage(iid, it.text, title if isinstance(title, str) else None,
                                    (s.namespace, s.user, s.agent, s.session),
-                                   _session_of(it.metadata), float(iid)))
+                                   _session_of(it.metadata), float(iid),
+                                   speaker if isinstance(speaker, str) else None))
     return out
 
 
@@ -129,6 +132,7 @@ class LinkedGraphs:
     that differ only in weights."""
 
     def __init__(self, size: int = 4) -> None:
+        self._speakers: tuple[Any, dict[str, np.ndarray]] | None = None
         self._links: dict[tuple[Any, ...], Links] = {}
         self._graphs: dict[tuple[Any, ...], GraphArrays] = {}
         self._lock = threading.Lock()
@@ -153,6 +157,23 @@ class LinkedGraphs:
                 while len(cache) > self.size:
                     cache.pop(next(iter(cache)))
         return linked
+
+    def speakers(self, store: Store, g: GraphArrays) -> dict[str, np.ndarray]:
+        """Speaker name (normalised) -> the passage indices (into ``g.passage_ids``) of the
+        turns they spoke (``metadata["speaker"]``), per graph generation."""
+        key = (g.generation, id(g))
+        held = self._speakers
+        if held is not None and held[0] == key:
+            return held[1]
+        by: dict[str, list[int]] = {}
+        index = {int(i): n for n, i in enumerate(g.passage_ids.tolist())}
+        for p in read_passages(store, g.passage_ids):
+            name = normalise_phrase(p.speaker) if p.speaker else ""
+            if name:
+                by.setdefault(name, []).append(index[p.id])
+        out = {name: np.array(ix, dtype=np.int64) for name, ix in by.items()}
+        self._speakers = (key, out)
+        return out
 
     @staticmethod
     def _build(store: Store, g: GraphArrays, what: tuple[Any, ...]) -> Links:

@@ -180,6 +180,7 @@ class LinkPassage:
     group: Any = None  # the scope: links never join passages of different groups
     session: Any = None  # conversation session (within the group); None = not a turn
     order: float = 0.0  # position within the session (e.g. item id or time)
+    speaker: str | None = None  # who said it (a conversation turn)
 
 
 @dataclass

@@ -94,6 +94,9 @@ class RetrievalOptions:
     link_alias_weight: float = 0.0
     session_weight: float = 0.0
     session_window: int = 0
+    # a speaker node per conversation speaker (metadata["speaker"]), seeded when the query
+    # names the speaker: each of their (allowed) turns gets this much reset weight
+    speaker_weight: float = 0.0
     fusion: str = "ppr"  # "ppr" | "rrf"
     graph_rrf_weight: float = 2.0
     rrf_k: int = 60
