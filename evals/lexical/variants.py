@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 EMBEDDER = "onnx"  # the packaged MiniLM on onnxruntime (memkit's default embedder)
-# the LLM-free graph default before this work (memkit/backends/hipporag/options.py)
+# the graph backend (its LLM-free defaults: memkit/backends/hipporag/options.py)
 G = "hipporag"
 
 #: the best combined setting of round 2, and every text link of round 3
@@ -86,6 +86,8 @@ VARIANTS: list[tuple[str, str, list[str]]] = [
     ("hipporag, final rrf with bm25 x0.5", G, ["--read-option", "hipporag.lexical_rrf_weight=0.5"]),
     ("hipporag, final rrf with bm25 x1", G, ["--read-option", "hipporag.lexical_rrf_weight=1.0"]),
     # ---- round 3: LLM-free linking and conversation sessions (linking.py) ----
+    # the LLM-free default from round 3 on: seed minmax + BM25 pw 0.02 + session window 2 x1
+    ("hipporag (new default)", G, []),
     ("hipporag + link mentions", G, ["--read-option", "hipporag.link_mentions=true"]),
     ("hipporag + link titles x0.5", G, ["--read-option", "hipporag.link_title_weight=0.5"]),
     ("hipporag + link titles x1", G, ["--read-option", "hipporag.link_title_weight=1.0"]),

@@ -126,7 +126,8 @@ DOCS = [
     ("Quay Works\nNobody here mentions a zebra crossing.", "Quay Works"),
 ]
 BARE = {"extractor": "rules", "use_facts": False, "query_phrase_weight": 0.0,
-        "dense_seed_passages": 1, "fusion": "ppr"}
+        "dense_seed_passages": 1, "fusion": "ppr", "seed_fusion": "dense",
+        "lexical_passage_weight": 0.0, "session_weight": 0.0}
 
 
 def _open(**opts: object) -> tuple[Memory, list[int]]:
@@ -207,3 +208,24 @@ def test_a_speaker_named_in_the_query_lifts_their_turns() -> None:
     # Melanie's turn gains walk mass relative to Caroline's turns
     assert ppr_l[ids[1]] / ppr_l[ids[0]] > ppr.get(ids[1], 0.0) / ppr[ids[0]]
     assert lifted.hits[0].item.id == ids[1]
+
+
+def test_the_llm_free_defaults_drop_the_bm25_knobs_without_bm25s(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from memkit.backends.hipporag.options import (
+        HippoRAGOptions,
+        llm_free_defaults,
+        retrieval_options,
+    )
+
+    with_bm25 = retrieval_options(HippoRAGOptions(), has_llm=False)
+    assert (with_bm25.session_weight, with_bm25.session_window) == (1.0, 2)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "bm25s" else real(name, *a))
+    assert "seed_fusion" not in llm_free_defaults()
+    ro = retrieval_options(HippoRAGOptions(), has_llm=False)
+    assert (ro.seed_fusion, ro.lexical_passage_weight) == ("dense", 0.0)
+    assert (ro.session_weight, ro.dense_seed_passages) == (1.0, 2)  # the rest stays
