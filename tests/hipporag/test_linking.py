@@ -229,3 +229,24 @@ def test_the_llm_free_defaults_drop_the_bm25_knobs_without_bm25s(
     ro = retrieval_options(HippoRAGOptions(), has_llm=False)
     assert (ro.seed_fusion, ro.lexical_passage_weight) == ("dense", 0.0)
     assert (ro.session_weight, ro.dense_seed_passages) == (1.0, 2)  # the rest stays
+
+
+def test_session_and_title_links_on_the_test_store(tmp_path, request) -> None:  # type: ignore[no-untyped-def]
+    """The links read the record and the phrase table through the store protocol: the same
+    edges on SQLite and (MEMKIT_TEST_STORE=postgres) on Postgres."""
+    import os
+
+    kw = {}
+    if os.environ.get("MEMKIT_TEST_STORE", "sqlite") == "postgres":
+        kw["store"] = request.getfixturevalue("pg_dsn")
+    with Memory.open(tmp_path / "mem", backends=["hipporag"], embedder=HashEmbedder(64),
+                     backend_options={"hipporag": {**BARE}}, **kw) as mem:
+        for n, (text, title) in enumerate(DOCS):
+            mem.write(text, scope="c1", metadata={"title": title, "session": 1, "turn": n})
+        res = mem.read("Fjord Logistics owner", k=4, scope="c1", backend="hipporag",
+                       trace=True, read_options={"hipporag": {
+                           "link_title_weight": 1.0, "session_weight": 1.0,
+                           "session_window": 1}})
+    # one title edge (passage 0 names "Nordic Shipping Group") + 3 session neighbours
+    assert res.traces["hipporag"]["link_edges"] == 4
+    assert len(res.hits) == 4
