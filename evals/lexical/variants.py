@@ -25,8 +25,17 @@ import sys
 from pathlib import Path
 
 EMBEDDER = "onnx"  # the packaged MiniLM on onnxruntime (memkit's default embedder)
-# the LLM-free graph default before this work (memkit/backends/hipporag/options.py)
+# the graph backend (its LLM-free defaults: memkit/backends/hipporag/options.py)
 G = "hipporag"
+
+#: the best combined setting of round 2, and every text link of round 3
+BEST2 = ["--read-option", "hipporag.seed_fusion=minmax",
+         "--read-option", "hipporag.lexical_passage_weight=0.02"]
+SESSION2 = ["--read-option", "hipporag.session_weight=1.0",
+            "--read-option", "hipporag.session_window=2"]
+LINK_ALL = ["--read-option", "hipporag.link_mentions=true",
+            "--read-option", "hipporag.link_title_weight=0.5",
+            "--read-option", "hipporag.link_alias_weight=1.0"]
 
 #: (name, backend spec, extra memkit eval arguments)
 VARIANTS: list[tuple[str, str, list[str]]] = [
@@ -76,6 +85,53 @@ VARIANTS: list[tuple[str, str, list[str]]] = [
       "--read-option", "hipporag.lexical_passage_weight=0.05"]),
     ("hipporag, final rrf with bm25 x0.5", G, ["--read-option", "hipporag.lexical_rrf_weight=0.5"]),
     ("hipporag, final rrf with bm25 x1", G, ["--read-option", "hipporag.lexical_rrf_weight=1.0"]),
+    # ---- round 3: LLM-free linking and conversation sessions (linking.py) ----
+    # the LLM-free default from round 3 on: seed minmax + BM25 pw 0.02 + session window 2 x1
+    ("hipporag (new default)", G, []),
+    ("hipporag + link mentions", G, ["--read-option", "hipporag.link_mentions=true"]),
+    ("hipporag + link titles x0.5", G, ["--read-option", "hipporag.link_title_weight=0.5"]),
+    ("hipporag + link titles x1", G, ["--read-option", "hipporag.link_title_weight=1.0"]),
+    ("hipporag + link aliases x1", G, ["--read-option", "hipporag.link_alias_weight=1.0"]),
+    ("hipporag + link mentions, titles x0.5, aliases x1", G,
+     [*LINK_ALL]),
+    ("hipporag + session window 1 x0.5", G,
+     ["--read-option", "hipporag.session_weight=0.5",
+      "--read-option", "hipporag.session_window=1"]),
+    ("hipporag + session window 2 x1", G,
+     ["--read-option", "hipporag.session_weight=1.0",
+      "--read-option", "hipporag.session_window=2"]),
+    ("hipporag + session whole x1", G,
+     ["--read-option", "hipporag.session_weight=1.0",
+      "--read-option", "hipporag.session_window=0"]),
+    ("hipporag + session whole x0.25", G,
+     ["--read-option", "hipporag.session_weight=0.25",
+      "--read-option", "hipporag.session_window=0"]),
+    ("hipporag + session window 2 x3", G,
+     ["--read-option", "hipporag.session_weight=3.0",
+      "--read-option", "hipporag.session_window=2"]),
+    ("hipporag, seed minmax + bm25 pw 0.02 + session window 2 x1", G,
+     [*BEST2, "--read-option", "hipporag.session_weight=1.0",
+      "--read-option", "hipporag.session_window=2"]),
+    ("hipporag, seed minmax + bm25 pw 0.02 + session whole x1", G,
+     [*BEST2, "--read-option", "hipporag.session_weight=1.0",
+      "--read-option", "hipporag.session_window=0"]),
+    ("hipporag + speaker x0.01", G, ["--read-option", "hipporag.speaker_weight=0.01"]),
+    ("hipporag + speaker x0.05", G, ["--read-option", "hipporag.speaker_weight=0.05"]),
+    ("hipporag, seed minmax + bm25 pw 0.02 + session window 2 x1 + speaker x0.02", G,
+     [*BEST2, *SESSION2, "--read-option", "hipporag.speaker_weight=0.02"]),
+    ("hipporag, seed minmax + bm25 pw 0.02 + session window 2 x1 + speaker x0.005", G,
+     [*BEST2, *SESSION2, "--read-option", "hipporag.speaker_weight=0.005"]),
+    ("hipporag, seed minmax + bm25 pw 0.02 + session window 2 x1 + speaker x0.01", G,
+     [*BEST2, *SESSION2, "--read-option", "hipporag.speaker_weight=0.01"]),
+    ("hipporag, seed minmax top-2 + link aliases x1", G,
+     ["--read-option", "hipporag.seed_fusion=minmax",
+      "--read-option", "hipporag.link_alias_weight=1.0"]),
+    ("hipporag, seed minmax top-2 + link titles x0.25", G,
+     ["--read-option", "hipporag.seed_fusion=minmax",
+      "--read-option", "hipporag.link_title_weight=0.25"]),
+    ("hipporag, seed minmax + bm25 pw 0.02 + link mentions", G,
+     [*BEST2, "--read-option", "hipporag.link_mentions=true"]),
+    ("hipporag, seed minmax + bm25 pw 0.02 + all links", G, [*BEST2, *LINK_ALL]),
     ("hipporag+bm25 rrf", f"{G}+bm25", []),
     ("hipporag + bm25 seeds top-2, +bm25 rrf", f"{G}+bm25",
      ["--read-option", "hipporag.lexical_seed_passages=2"]),

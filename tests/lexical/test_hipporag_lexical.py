@@ -20,7 +20,8 @@ DOCS = [
 ]
 #: no seeds but the ones under test
 BARE = {"use_facts": False, "query_phrase_weight": 0.0, "dense_seed_passages": 0,
-        "fusion": "ppr"}
+        "fusion": "ppr", "seed_fusion": "dense", "lexical_passage_weight": 0.0,
+        "session_weight": 0.0}
 
 
 def open_mem(**opts: object) -> tuple[Memory, list[int]]:

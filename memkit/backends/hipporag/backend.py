@@ -10,8 +10,9 @@ Options (``backend_options={"hipporag": {...}}``):
   ``damping`` [0.5], ``fact_top_k`` [5], ``linking_top_k`` [5], ``ppr_method``
   (``"power"``/``"push"``), and the LLM-free seeding knobs of
   :class:`~memkit.backends.hipporag.retriever.RetrievalOptions` (``query_phrase_weight``,
-  ``dense_seed_passages``, ``fusion``, ``graph_rrf_weight``). With no LLM the LLM-free
-  defaults measured on MuSiQue are used (see ``evals/hipporag/``);
+  ``dense_seed_passages``, ``fusion``, ``graph_rrf_weight``, the lexical channel, linking
+  across passages, session and speaker links). With no LLM the LLM-free defaults measured on
+  MuSiQue and LoCoMo are used (see ``evals/hipporag/`` and ``evals/lexical/``);
 * ``max_attempts`` [3]: extraction retries of a failed passage; ``batch_size`` [32];
 * ``spacy_processes`` [1]: spaCy parse worker processes (``nlp.pipe(n_process=...)``; 0 =
   one per core, at most 4); with more than one, each indexing chunk is extracted in one

@@ -35,6 +35,9 @@ class GraphArrays:
     support_items: np.ndarray | None = None
     # synonymy edges in node space (a, b, sim): kept apart so a scoped read can drop them
     syn_edges: np.ndarray | None = None
+    # read-time link edges (phrase-phrase aliases, passage-passage titles and sessions) in
+    # node space (a, b, weight), kept apart like synonymy so a scoped view can filter them
+    link_edges: np.ndarray | None = None
 
     @property
     def n_phrases(self) -> int:

@@ -1,14 +1,16 @@
 """HippoRAG's typed options: indexing settings plus every retrieval knob.
 
 Retrieval knobs left unset take :class:`~memkit.backends.hipporag.retriever.RetrievalOptions`'
-defaults - or, with no LLM, the LLM-free defaults measured on MuSiQue (``LLM_FREE_DEFAULTS``,
-see ``evals/hipporag/``). The same knobs can be set for one read:
+defaults - or, with no LLM, the LLM-free defaults measured on MuSiQue and LoCoMo
+(``LLM_FREE_DEFAULTS``, see ``evals/hipporag/`` and ``evals/lexical/``). The same knobs can
+be set for one read:
 ``mem.read(q, backend="hipporag", read_options={"hipporag": {"damping": 0.7}})``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import typing
 from typing import Any, Literal
 
@@ -18,11 +20,25 @@ from pydantic import Field
 from memkit.backends.hipporag.retriever import RetrievalOptions
 from memkit.options import Options
 
-#: LLM-free retrieval defaults (chosen by the MuSiQue ablation, evals/hipporag/)
+#: LLM-free retrieval defaults: the MuSiQue ablation (evals/hipporag/), then the seed passages
+#: from dense + BM25 fused by min-max, BM25 passage weights and session links between the
+#: turns of a conversation (evals/lexical/README.md: they beat the earlier defaults on both
+#: MuSiQue-200 and LoCoMo and beat dense on both samples)
 LLM_FREE_DEFAULTS: dict[str, Any] = {
     "use_facts": False, "query_phrase_weight": 1.0, "dense_seed_passages": 2,
-    "fusion": "ppr",
+    "fusion": "ppr", "seed_fusion": "minmax", "lexical_passage_weight": 0.02,
+    "session_weight": 1.0, "session_window": 2,
 }
+#: the defaults that need BM25 (the [lexical] extra): left out when bm25s is not installed,
+#: so a base install reads with the rest of the defaults instead of failing
+LEXICAL_DEFAULTS = ("seed_fusion", "lexical_passage_weight")
+
+
+def llm_free_defaults() -> dict[str, Any]:
+    """``LLM_FREE_DEFAULTS`` less the BM25 ones when ``bm25s`` is not importable."""
+    if importlib.util.find_spec("bm25s") is not None:
+        return dict(LLM_FREE_DEFAULTS)
+    return {k: v for k, v in LLM_FREE_DEFAULTS.items() if k not in LEXICAL_DEFAULTS}
 
 _HINTS = typing.get_type_hints(RetrievalOptions)
 #: retrieval knobs settable as options (the filter is the ``filter`` option)
@@ -71,7 +87,7 @@ def retrieval_options(options: Options, has_llm: bool,
                       override: Options | None = None) -> RetrievalOptions:
     """The RetrievalOptions for a read: dataclass defaults (or the LLM-free ones), then the
     backend's options, then one read's overrides."""
-    ro: dict[str, Any] = {} if has_llm else dict(LLM_FREE_DEFAULTS)
+    ro: dict[str, Any] = {} if has_llm else llm_free_defaults()
     for source in (options, override):
         if source is None:
             continue

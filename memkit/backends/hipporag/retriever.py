@@ -84,6 +84,19 @@ class RetrievalOptions:
     # were not seeds yet - the entities the walk reached - re-seed a second walk
     bridge_passages: int = 0
     bridge_weight: float = 0.5
+    # LLM-free linking across passages (memkit.backends.hipporag.linking), built at read
+    # time from the record: context edges for names/dates a passage's text names that its
+    # extraction missed; passage-passage edges to the passages whose metadata title it names;
+    # edges between phrases naming one entity (aliases, acronyms, dates); edges between the
+    # turns of one conversation session (window 0: the whole session, else turns <= w apart)
+    link_mentions: bool = False
+    link_title_weight: float = 0.0
+    link_alias_weight: float = 0.0
+    session_weight: float = 0.0
+    session_window: int = 0
+    # a speaker node per conversation speaker (metadata["speaker"]), seeded when the query
+    # names the speaker: each of their (allowed) turns gets this much reset weight
+    speaker_weight: float = 0.0
     fusion: str = "ppr"  # "ppr" | "rrf"
     graph_rrf_weight: float = 2.0
     rrf_k: int = 60

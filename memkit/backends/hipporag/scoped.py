@@ -66,6 +66,14 @@ def scoped_view(g: GraphArrays, allowed_passages: np.ndarray) -> ScopedView:
         rows += [a[both], b[both]]
         cols += [b[both], a[both]]
         vals += [g.syn_edges[both, 2]] * 2
+    if g.link_edges is not None and len(g.link_edges):
+        ok = np.concatenate([visible, allowed])  # phrase nodes visible, passage nodes allowed
+        a = g.link_edges[:, 0].astype(np.int64)
+        b = g.link_edges[:, 1].astype(np.int64)
+        both = ok[a] & ok[b]
+        rows += [a[both], b[both]]
+        cols += [b[both], a[both]]
+        vals += [g.link_edges[both, 2]] * 2
     adj = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                         shape=(n, n))
     adj.sum_duplicates()

@@ -18,6 +18,7 @@ import numpy as np
 from memkit.backends.base import AllowedIds
 from memkit.backends.hipporag.graph import GraphArrays
 from memkit.backends.hipporag.lexical import PassageLexicon
+from memkit.backends.hipporag.linked import LinkedGraphs, LinkSettings
 from memkit.backends.hipporag.ppr import PPROperator
 from memkit.backends.hipporag.push import LocalPPR
 from memkit.backends.hipporag.retriever import (
@@ -28,6 +29,7 @@ from memkit.backends.hipporag.retriever import (
     match_facts,
     minmax,
     passage_seeds,
+    query_ngrams,
     seed_weights,
     weighted_rrf,
 )
@@ -48,6 +50,7 @@ class GraphSearch:
         self.cache_size = cache_size
         self._lock = threading.Lock()  # concurrent readers share the LRU
         self.lexicon = PassageLexicon()  # BM25 over the passages, built on first use
+        self.linked = LinkedGraphs()  # the graph with link edges, per generation and setting
 
     def _cached(self, key: tuple[Any, ...], build: Any) -> Any:
         with self._lock:
@@ -84,6 +87,10 @@ class GraphSearch:
         walk: seed phrases with weights, seed facts, and whether dense was fallen back on."""
         trace = {} if trace is None else trace
         trace["mode"] = "graph"
+        links = LinkSettings.of(o)
+        if links.active:
+            g = self.linked.get(be.ctx.store, g, links)
+            trace["link_edges"] = int(0 if g.link_edges is None else len(g.link_edges))
         emb = be.embedder
         qvec = emb.embed_query(query, o.passage_instruction)
         fvec = qvec if o.fact_instruction == o.passage_instruction else \
@@ -173,6 +180,8 @@ class GraphSearch:
         base[g.passage_nodes(gi)] += minmax(d_scores[in_graph]) * o.passage_node_weight
         if lex is not None and o.lexical_passage_weight > 0 and len(lex[0]):
             base[g.passage_nodes(lex[0])] += minmax(lex[1]) * o.lexical_passage_weight
+        if o.speaker_weight > 0:
+            self._speaker_seeds(be, g, query, base, allowed_mask, o.speaker_weight, trace)
         op = self.operator(g, None if allowed_all else allowed_mask, o.ppr_method)
         pscores = self._walk(op, g, base, seeds, allowed_mask, o)
         if o.bridge_passages > 0:
@@ -248,6 +257,20 @@ class GraphSearch:
         else:
             scores = op.run(reset, o.damping, o.tol).scores
         return np.where(allowed_mask, scores[g.n_phrases:], -1.0)
+
+    def _speaker_seeds(self, be: HippoRAGBackend, g: GraphArrays, query: str,
+                       base: np.ndarray, allowed_mask: np.ndarray, weight: float,
+                       trace: dict[str, Any]) -> None:
+        """The turns of every speaker the query names get ``weight`` on the reset vector
+        (a seeded speaker node spreading evenly to its turns)."""
+        grams = set(query_ngrams(query))
+        named = []
+        for name, idx in self.linked.speakers(be.ctx.store, g).items():
+            mine = idx[allowed_mask[idx]]
+            if name in grams and len(mine):
+                base[g.n_phrases + mine] += weight
+                named.append(name)
+        trace["speakers"] = sorted(named)
 
     def _fallback(self, dense: tuple[np.ndarray, np.ndarray], k: int, why: str,
                   trace: dict[str, Any]) -> list[Scored]:
