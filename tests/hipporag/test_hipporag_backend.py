@@ -249,3 +249,36 @@ def test_query_is_embedded_with_fact_and_passage_instructions() -> None:
     mem.read("Port Blair", backend="hipporag")
     assert seen == ["Given a question, retrieve passages",
                     "Given a question, retrieve relevant triplet facts"]
+
+
+def test_a_graph_write_computed_before_another_writer_committed_is_recomputed(
+        tmp_path: Path) -> None:
+    """Two writers on one memory (two opens, as two processes have). B commits a passage with
+    new phrases after A computed its update but before A's transaction: A's new phrase ids
+    would collide with B's and B's phrases would be inserted twice. A's write notices the
+    graph changed, reloads B's rows and recomputes."""
+    a = open_mem(tmp_path / "m")
+    b = open_mem(tmp_path / "m")
+    try:
+        a.write("Oslo\nOslo is the capital of Norway.")
+        gs = a.backends["hipporag"].gs
+        real_apply, raced = gs.apply, []
+
+        def apply_after_b(up, expect_generation=None):  # type: ignore[no-untyped-def]
+            if not raced:  # B's write lands between A's computing and A's transaction
+                raced.append(b.write("Trondheim\nTrondheim lies north of Bergen in Norway."))
+            if expect_generation is None:
+                return real_apply(up)
+            return real_apply(up, expect_generation)
+
+        gs.apply = apply_after_b  # type: ignore[method-assign]
+        a.write("Stavanger\nStavanger lies south of Bergen in Norway.")
+        assert a.indexer.errors() == {}  # the write went through, no retry left for later
+        rows = a.store.conn.execute("SELECT id, text FROM hipporag_phrases").fetchall()
+        ids, texts = [r[0] for r in rows], [r[1] for r in rows]
+        assert raced and len(ids) == len(set(ids)) and len(texts) == len(set(texts))
+        assert {"stavanger", "trondheim", "bergen", "norway", "oslo"} <= set(texts)
+        assert len(a.read("Stavanger Bergen", k=3, backend="hipporag").hits) >= 2
+    finally:
+        a.close()
+        b.close()

@@ -52,7 +52,7 @@ from memkit.backends.hipporag.retriever import (
     weighted_rrf,
 )
 from memkit.backends.hipporag.search import GraphSearch
-from memkit.backends.hipporag.store import GraphStore, PassageUpdate
+from memkit.backends.hipporag.store import GraphChanged, GraphStore, PassageUpdate
 from memkit.backends.hipporag.synonymy import synonym_edges
 from memkit.errors import StoreCorrupt
 from memkit.ingest.extractions import ExtractionCache
@@ -372,6 +372,28 @@ class HippoRAGBackend(Backend):
         return np.vstack([have[t] for t in texts])
 
     def _apply_batch(self, prep: Prepared, retry: bool = False) -> None:
+        """Apply a prepared batch; when another process wrote the graph between this
+        process's last sync and the write, reload its rows and compute the update again (the
+        ids and the phrases already known depend on them)."""
+        for attempt in range(_APPLY_ATTEMPTS):
+            self._refresh_if_foreign()
+            status = self.gs.passage_status([it.id for it in prep.items])
+            fresh = [i for i, it in enumerate(prep.items) if retry or it.id not in status]
+            if not fresh:
+                return  # the other process indexed these passages
+            if len(fresh) < len(prep.items):
+                prep = Prepared([prep.items[i] for i in fresh], prep.pvecs[fresh],
+                                [prep.extractions[i] for i in fresh], prep.phrase_vecs,
+                                prep.fact_vecs, prep.timings)
+            try:
+                self._apply_once(prep, retry)
+                return
+            except GraphChanged:
+                if attempt + 1 == _APPLY_ATTEMPTS:
+                    raise
+                self._synced_gen = -1  # reload on the next attempt
+
+    def _apply_once(self, prep: Prepared, retry: bool) -> None:
         items, pvecs, extractions = prep.items, prep.pvecs, prep.extractions
         t3 = time.perf_counter()
         up = PassageUpdate()
@@ -435,8 +457,8 @@ class HippoRAGBackend(Backend):
                               for i, n, v in zip(p_ids, p_norms, p_vecs, strict=True)]
             up.new_facts = [(int(fid), k[0], k[1], k[2], new_fact[k][1], v)
                             for fid, k, v in zip(f_ids, f_keys, f_vecs, strict=True)]
-            before = self.gs.generation()
-            self.gs.apply(up)  # one transaction: all of it or nothing
+            before = self._synced_gen
+            self.gs.apply(up, expect_generation=before)  # one transaction: all or nothing
         except BaseException:
             self.phrase_index.remove(p_ids)  # undo the staged phrases: nothing half-done
             raise
@@ -532,6 +554,9 @@ class HippoRAGBackend(Backend):
 
 __all__ = ["HippoRAGBackend", "LLM_FREE_DEFAULTS", "link_query_phrases", "minmax",
            "seed_weights", "weighted_rrf"]
+
+
+_APPLY_ATTEMPTS = 8  # writers racing on one graph: each retry reloads the other's rows
 
 
 def _extraction_from_json(value: dict[str, Any]) -> Extraction:

@@ -50,6 +50,10 @@ def blob(v: np.ndarray) -> bytes:
     return np.ascontiguousarray(v, dtype=np.float32).tobytes()
 
 
+class GraphChanged(Exception):
+    """Another process wrote the graph tables after an update was computed (retry it)."""
+
+
 @dataclass
 class PassageUpdate:
     """Everything one indexing batch writes, computed before the transaction opens."""
@@ -135,9 +139,15 @@ class GraphStore:
         return ids, np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
 
     # ---- writes ---------------------------------------------------------------------------
-    def apply(self, up: PassageUpdate) -> None:
-        """Write one batch in one transaction (replacing earlier rows of re-indexed passages)."""
+    def apply(self, up: PassageUpdate, expect_generation: int | None = None) -> None:
+        """Write one batch in one transaction (replacing earlier rows of re-indexed passages).
+        With ``expect_generation``: raise :class:`GraphChanged`, writing nothing, when another
+        writer changed the tables since (the ids and phrases of ``up`` were computed from
+        that generation: a stale update would reuse ids or duplicate phrases)."""
         with self.store.transaction() as conn:
+            if expect_generation is not None and self.generation() != expect_generation:
+                raise GraphChanged(f"graph generation {self.generation()}, the update was "
+                                   f"computed from {expect_generation}")
             ids = [(p[0],) for p in up.passages]
             conn.executemany("DELETE FROM hipporag_mentions WHERE item_id = ?", ids)
             conn.executemany("DELETE FROM hipporag_support WHERE item_id = ?", ids)
