@@ -1,4 +1,4 @@
-"""Okapi BM25 over memory items, on the maintained ``bm25s`` library (extra ``[lexical]``).
+"""Okapi BM25 over memory items, on the maintained ``bm25s`` library (a core dependency).
 
 :class:`BM25Index` keeps each item's tokens (``bm25s.tokenize``: lower case, English
 stopwords, optionally the Snowball stemmer of PyStemmer) and builds a ``bm25s.BM25`` over them

@@ -1,4 +1,4 @@
-"""Lexical retrieval: Okapi BM25 over the items' words (``bm25s``; extra ``[lexical]``).
+"""Lexical retrieval: Okapi BM25 over the items' words (``bm25s``, a core dependency).
 
 The channel dense retrieval misses: rare names, numbers, exact titles. Registered as
 ``"bm25"``; fuse it with dense per read: ``mem.read(q, backend="dense,bm25",
