@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from memkit.store.sqlite import Store
-from memkit.vectors.strings import text_hash
+from memkit.vectors.strings import delete_by_text_hash, text_hash
 
 TABLE = "extractions"
 MIGRATIONS = [
@@ -129,12 +129,4 @@ def purge_extractions(store: Store, texts: Sequence[str]) -> int:
     """Drop every cached extraction (any kind) of these texts; returns how many rows."""
     if not texts or TABLE not in store.table_names():
         return 0
-    hashes = list(dict.fromkeys(text_hash(t) for t in texts))
-    removed = 0
-    with store.transaction() as conn:
-        for start in range(0, len(hashes), _CHUNK):
-            chunk = hashes[start:start + _CHUNK]
-            cur = conn.execute(f"DELETE FROM {TABLE} WHERE hash IN "
-                               f"({','.join('?' * len(chunk))})", chunk)
-            removed += max(cur.rowcount, 0)
-    return removed
+    return delete_by_text_hash(store, TABLE, texts)

@@ -43,6 +43,20 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def delete_by_text_hash(store: Store, table: str, texts: Sequence[str]) -> int:
+    """Delete the rows of ``table`` whose ``hash`` column is one of these texts' hashes, in
+    one transaction; returns how many rows."""
+    hashes = list(dict.fromkeys(text_hash(t) for t in texts))
+    removed = 0
+    with store.transaction() as conn:
+        for start in range(0, len(hashes), _CHUNK):
+            chunk = hashes[start:start + _CHUNK]
+            cur = conn.execute(f"DELETE FROM {table} WHERE hash IN "
+                               f"({','.join('?' * len(chunk))})", chunk)
+            removed += max(cur.rowcount, 0)
+    return removed
+
+
 def embedder_key(embedder: Embedder) -> str:
     """An embedder's identity in the cache: its name and dimension."""
     return f"{embedder.name}/{embedder.dim}"
@@ -122,15 +136,7 @@ class StringVectors:
     def purge(self, texts: Sequence[str]) -> int:
         """Drop the cached vectors of these strings (of every model); returns how many rows.
         Used when items are erased, so no vector of a deleted item's phrase outlives it."""
-        hashes = list(dict.fromkeys(text_hash(t) for t in texts))
-        removed = 0
-        with self.store.transaction() as conn:
-            for start in range(0, len(hashes), _CHUNK):
-                chunk = hashes[start:start + _CHUNK]
-                cur = conn.execute(f"DELETE FROM string_vectors WHERE hash IN "
-                                   f"({','.join('?' * len(chunk))})", chunk)
-                removed += max(cur.rowcount, 0)
-        return removed
+        return delete_by_text_hash(self.store, "string_vectors", texts)
 
     def count(self) -> int:
         """Strings cached for this memory's embedder."""
