@@ -241,8 +241,8 @@ class Consolidator:
             yield s.model, s.tokenizer
 
     # ------------------------------------------------------------ consolidation
-    def consolidate(self, items: Iterable[ItemLike], since: float | None = None
-                    ) -> ConsolidationManifest:
+    def consolidate(self, items: Iterable[ItemLike], since: float | None = None,
+                    on_step: Callable[[int], None] | None = None) -> ConsolidationManifest:
         """Train one round on the items not yet covered (and created at/after ``since``).
 
         Returns the new round's manifest; with nothing new, the latest manifest unchanged.
@@ -263,7 +263,7 @@ class Consolidator:
         try:
             stats = train_round(s.model, s.tokenizer, s.method, examples, self.train,
                                 seed=self.seed * 100_003 + rnd, progress=self.progress,
-                                desc=f"consolidate r{rnd} {s.method.name}")
+                                desc=f"consolidate r{rnd} {s.method.name}", on_step=on_step)
             qa = [(ex.prompt, ex.target) for ex in examples if ex.prompt]
             with self.inference(allow_stale=True) as (model, tok):
                 hits = answer_matches(model, tok, qa, max_len=self.train.max_len) if qa else []
