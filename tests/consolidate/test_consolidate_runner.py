@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def test_runner_continual_evaluation_curve(tmp_path: Path) -> None:
     assert [p["step"] for p in run.curve if p["round"] == 1] == [2, 4, 6, 8]
     assert all(len(p["acc"]) == p["round"] + 1 for p in run.curve)
     steps2 = [p["step"] for p in run.curve if p["round"] == 2]
-    assert steps2 and steps2[0] == 10 and all(b - a == 2 for a, b in zip(steps2, steps2[1:]))
+    assert steps2 and steps2[0] == 10 and all(b - a == 2 for a, b in pairwise(steps2))
     m = run.metrics()
     assert 0.0 <= m["min_acc"] <= 1.0 and m["stability_gap"] == m["stability_gap"]
     assert m["ku_new"] == run.r[-1][-1]
