@@ -272,19 +272,21 @@ def plot_continual(runs: Sequence[MethodRun], path: Path, seed: int | None = Non
         return
     fig, ax = plt.subplots(figsize=(10, 4))
     bounds: set[int] = set()
-    for run in picked:
+    colors = plt.get_cmap("tab20").colors
+    for k, run in enumerate(picked):
         xs, ys = [], []
         for p in run.curve:
             i = p["round"]
             if i >= 2:
                 xs.append(p["step"])
                 ys.append(statistics.fmean(p["acc"][1:i]))
-        ax.plot(xs, ys, label=run.method, linewidth=1.2)
+        ax.plot(xs, ys, label=run.method, linewidth=1.3, color=colors[(2 * k) % 20 + k // 10],
+                linestyle=("-", "--", ":")[k % 3])
         rounds: dict[int, int] = {}
         for p in run.curve:
             rounds.setdefault(p["round"], p["step"])
         bounds.update(v for k, v in rounds.items() if k >= 2)
-    for b in sorted(bounds)[: len(bounds)]:
+    for b in sorted(bounds):
         ax.axvline(b, color="grey", alpha=0.15, linewidth=0.8)
     ax.set_xlabel("optimiser step (all rounds)")
     ax.set_ylabel("mean accuracy on old tasks 1..i-1")
