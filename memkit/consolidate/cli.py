@@ -30,12 +30,17 @@ def _base_path(spec: str) -> str:
 @click.option("--base-model", required=True, help="Local model dir or .gguf ('gemma3-270m').")
 @click.option("--method", default=None, help="Method name (default: the stored rounds').")
 @click.option("--retrain-stale", is_flag=True, help="Rebuild adapters that went stale.")
-@click.option("--epochs", default=3, show_default=True, type=click.IntRange(min=1))
-@click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(min=0.0))
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
-@click.option("--max-len", default=128, show_default=True, type=click.IntRange(min=4))
-@click.option("--lora-r", default=8, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Epochs per round.")
+@click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(min=0.0),
+              help="LoRA learning rate.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Examples per optimiser step.")
+@click.option("--max-len", default=128, show_default=True, type=click.IntRange(min=4),
+              help="Tokens per example (truncated).")
+@click.option("--lora-r", default=8, show_default=True, type=click.IntRange(min=1),
+              help="LoRA rank (alpha = 2r).")
+@click.option("--seed", default=0, show_default=True, type=int, help="LoRA init / order seed.")
 @json_option
 def consolidate_cmd(memory_dir: str, base_model: str, method: str | None, retrain_stale: bool,
                     epochs: int, lr: float, batch_size: int, max_len: int, lora_r: int,
