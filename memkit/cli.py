@@ -50,6 +50,7 @@ _LAZY: dict[str, tuple[str, str, str | None]] = {
     "import": ("memkit.cli_portable", "import_cmd", None),
     "remember": ("memkit.conversation.cli", "remember_cmd", None),
     "revert": ("memkit.conversation.cli", "revert_cmd", None),
+    "consolidate": ("memkit.consolidate.cli", "consolidate_cmd", "train"),
 }
 _LAZY_HELP = {
     "export": "Write every item and version as JSON Lines (to stdout or --out).",
@@ -59,6 +60,7 @@ _LAZY_HELP = {
     "keys": "Create, list and revoke API keys for `memkit serve`.",
     "remember": "Remember a conversation (JSON Lines of {role, content, name?, at?}).",
     "revert": "Undo the latest change (update, invalidation) of an item.",
+    "consolidate": "Fold memories into a LoRA adapter; --retrain-stale after deletes.",
 }
 
 
@@ -386,6 +388,14 @@ def stats(memory_dir: str, as_json: bool) -> None:
                 rows.append([f"  {name} vectors", ", ".join(
                     f"{k} {v}" for k, v in vec.items() if k != "why") + f" ({vec['why']})"
                     if "why" in vec else ", ".join(f"{k} {v}" for k, v in vec.items())])
+        ad = data.get("adapters")
+        if ad:
+            stale = ad["stale_rounds"]
+            rows.append(["adapters", f"{ad['rounds']} rounds ({ad['method']}), latest "
+                         f"{ad['latest_round']}, {ad['lineage_items']} item versions; "
+                         + (f"STALE rounds {stale} ({len(ad['stale_items'])} deleted/updated "
+                            "items): memkit consolidate --retrain-stale" if stale
+                            else "none stale")])
         print_table(rows)
 
     emit(data, as_json, text)

@@ -563,7 +563,7 @@ class Memory:
         result = self.read(question, k=k, scope=scope, **read_options)
         return answer_from_hits(self.llm, question, result)
 
-    def consolidate(self, base_model: Any, method: str = "replay", *,
+    def consolidate(self, base_model: Any, method: str | None = None, *,
                     since: float | None = None,
                     scope: Scope | dict[str, Any] | str | None = None,
                     **options: Any) -> Any:
@@ -571,21 +571,29 @@ class Memory:
         ``since``, within ``scope``) into a LoRA adapter stored in this memory's directory.
 
         ``base_model`` is a local model path or a factory returning (model, tokenizer);
-        ``options`` go to :class:`memkit.consolidate.Consolidator` (method_options, lora,
-        train, seed, ...). Items carrying ``metadata={"question", "answer"}`` train as QA
-        pairs, others as next-token text. Needs the [train] extra. Returns the round's
-        manifest; a crash mid-training leaves the previous adapter intact."""
-        if self.directory is None:
-            raise ConfigError("consolidation stores adapters in the memory directory: open "
-                              "the memory with a path, not in memory")
-        from memkit.consolidate import Consolidator
+        ``method`` defaults to the stored rounds' method (``replay`` at first); ``options``
+        go to :class:`memkit.consolidate.Consolidator` (method_options, lora, train, seed,
+        ...). Items carrying ``metadata={"question", "answer"}`` train as QA pairs, others as
+        next-token text. Each round's lineage (item ids and versions) is kept in the record
+        (:mod:`memkit.lineage`). Needs the [train] extra. Returns the round's manifest; a
+        crash mid-training leaves the previous adapter intact."""
+        from memkit.consolidate.facade import consolidate
 
-        options.setdefault("progress", self.progress)
-        consolidator = Consolidator(self.directory, base_model, method, **options)
-        with self._op():
-            items = list(self.store.iter_items(
-                scope=Scope.coerce(scope) if scope is not None else None))
-        return consolidator.consolidate(items, since=since)
+        return consolidate(self, base_model, method, since=since, scope=scope, **options)
+
+    def consolidator(self, base_model: Any, method: str | None = None, **options: Any) -> Any:
+        """The :class:`memkit.consolidate.Consolidator` of this memory (record-bound: its
+        ``load_latest``/``inference`` refuse a stale adapter unless ``allow_stale=True``)."""
+        from memkit.consolidate.facade import memory_consolidator
+
+        return memory_consolidator(self, base_model, method, **options)
+
+    def retrain_stale(self, base_model: Any, method: str | None = None, **options: Any) -> Any:
+        """Rebuild stale adapters from the record, without deleted or replaced item versions
+        (None when nothing was stale)."""
+        from memkit.consolidate.facade import retrain_stale
+
+        return retrain_stale(self, base_model, method, **options)
 
     def stats(self, *, scope: Scope | dict[str, Any] | str | None = None) -> dict[str, Any]:
         """Counts, sizes and per-backend figures; with ``scope``, only that scope's counts."""
@@ -595,6 +603,8 @@ class Memory:
                 return {"items": self.store.count(scope_obj),
                         "versions": self.store.count(scope_obj, current_only=False),
                         "scope": scope_obj.as_dict()}
+        from memkit.lineage import adapter_stats
+
         conn = self.store.conn
         return {
             "items": self.store.count(),
@@ -611,4 +621,5 @@ class Memory:
                          for n, b in self.backends.items()},
             "indexing": {"mode": self.indexer.mode, "lag": self.indexer.lag(),
                          "errors": self.indexer.errors()},
+            "adapters": adapter_stats(self.store, self.directory),
         }

@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from memkit import lineage
 from memkit.consolidate.examples import ItemLike, items_to_examples
 from memkit.consolidate.methods import Method, make_method
 from memkit.consolidate.model import (
@@ -78,6 +79,8 @@ class ConsolidationManifest:
     n_examples: int
     stats: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    #: lineage: [item id, version, content hash] of every item this round trained on
+    item_versions: list[list[Any]] = field(default_factory=list)
     path: Path | None = None
 
     def to_json(self) -> str:
@@ -122,8 +125,11 @@ class Consolidator:
         seed: int = 0,
         progress: bool = True,
         base_model_name: str | None = None,
+        record: Any = None,
     ) -> None:
-        self.root = Path(directory) / SUBDIR
+        self.directory = Path(directory)
+        self.root = self.directory / SUBDIR
+        self.record = record  # a memkit Store: lineage recorded there, stale adapters refused
         self.base_model = base_model
         self.method = make_method(method, **(method_options or {}))
         self._pristine_method = copy.deepcopy(self.method)
@@ -160,12 +166,29 @@ class Consolidator:
         rounds = self.rounds()
         return ConsolidationManifest.read(rounds[-1]) if rounds else None
 
-    def load_latest(self, model: Any) -> Any:
-        """Attach the newest adapter to ``model`` (a fresh base model) and return it."""
+    def load_latest(self, model: Any, *, allow_stale: bool = False) -> Any:
+        """Attach the newest adapter to ``model`` (a fresh base model) and return it.
+
+        With a ``record``, an adapter trained on a since deleted or updated item version
+        raises :class:`memkit.lineage.StaleAdapter` unless ``allow_stale``.
+        """
         latest = self.latest_manifest()
         if latest is None or latest.path is None:
             raise NotFound(f"no consolidated adapter under {self.root}")
+        if not allow_stale:
+            self.check_fresh(latest.round)
         return load_adapter(model, latest.path / "adapter")
+
+    def check_fresh(self, round_no: int | None = None) -> None:
+        """Raise ``StaleAdapter`` if round ``round_no`` (default: the latest) is stale."""
+        if self.record is None:
+            return
+        if round_no is None:
+            latest = self.latest_manifest()
+            if latest is None:
+                return
+            round_no = latest.round
+        lineage.check_fresh(self.record, self.directory, round_no)
 
     # ------------------------------------------------------------ live session
     def _load_base(self) -> tuple[Any, TokenizerLike]:
@@ -204,8 +227,11 @@ class Consolidator:
         return self._session
 
     @contextmanager
-    def inference(self) -> Iterator[tuple[Any, TokenizerLike]]:
-        """The live model with the serving weights in place, and its tokenizer."""
+    def inference(self, *, allow_stale: bool = False) -> Iterator[tuple[Any, TokenizerLike]]:
+        """The live model with the serving weights in place, and its tokenizer (a stale
+        adapter is refused as in :meth:`load_latest`)."""
+        if not allow_stale:
+            self.check_fresh()
         s = self._session_or_restore()
         serving = s.method.serving_weights()
         if serving is None:
@@ -215,8 +241,8 @@ class Consolidator:
             yield s.model, s.tokenizer
 
     # ------------------------------------------------------------ consolidation
-    def consolidate(self, items: Iterable[ItemLike], since: float | None = None
-                    ) -> ConsolidationManifest:
+    def consolidate(self, items: Iterable[ItemLike], since: float | None = None,
+                    on_step: Callable[[int], None] | None = None) -> ConsolidationManifest:
         """Train one round on the items not yet covered (and created at/after ``since``).
 
         Returns the new round's manifest; with nothing new, the latest manifest unchanged.
@@ -237,9 +263,9 @@ class Consolidator:
         try:
             stats = train_round(s.model, s.tokenizer, s.method, examples, self.train,
                                 seed=self.seed * 100_003 + rnd, progress=self.progress,
-                                desc=f"consolidate r{rnd} {s.method.name}")
+                                desc=f"consolidate r{rnd} {s.method.name}", on_step=on_step)
             qa = [(ex.prompt, ex.target) for ex in examples if ex.prompt]
-            with self.inference() as (model, tok):
+            with self.inference(allow_stale=True) as (model, tok):
                 hits = answer_matches(model, tok, qa, max_len=self.train.max_len) if qa else []
             manifest = ConsolidationManifest(
                 round=rnd, method=s.method.name, method_options=s.method.options(),
@@ -250,6 +276,7 @@ class Consolidator:
                 n_items_covered=len(s.covered) + len(fresh), n_examples=len(examples),
                 stats=stats.as_dict(),
                 metrics={"new_item_accuracy": sum(hits) / len(hits)} if hits else {},
+                item_versions=[list(lineage.item_version(it)) for it in fresh],
             )
             covered = s.covered | {int(it.id) for it in fresh}
             manifest.path = self._write_round(s, manifest, covered)
@@ -258,6 +285,40 @@ class Consolidator:
             raise
         s.covered = covered
         s.round = rnd
+        if self.record is not None:
+            lineage.record_round(self.record, rnd, s.method.name, self.base_model_name,
+                                 manifest.created_at, manifest.path.name,
+                                 manifest.item_versions)
+        return manifest
+
+    def retrain_stale(self, items: Iterable[ItemLike]) -> ConsolidationManifest | None:
+        """Rebuild the adapter without deleted or replaced item versions.
+
+        Rounds from the earliest stale one on are retired; one round then trains, from the
+        last fresh round's state (or from scratch), on the current ``items`` those rounds do
+        not cover. Returns the new manifest, or None when nothing was stale. Needs ``record``.
+        """
+        if self.record is None:
+            raise ConfigError("retrain_stale needs the record (Consolidator(..., record=store))")
+        first = lineage.earliest_stale_round(self.record, self.directory)
+        if first is None:
+            return None
+        self._clean_tmp()
+        retired = []
+        for path in self.rounds():
+            m = _ROUND.match(path.name)
+            if m and int(m.group(1)) >= first:
+                target = self.root / f".retired-{uuid.uuid4().hex}-{path.name}"
+                os.rename(path, target)
+                retired.append(target)
+        lineage.forget_rounds(self.record, first)
+        self._session = None
+        try:
+            manifest = self.consolidate(items)
+        except InvalidInput:  # everything was deleted: no adapter at all now
+            manifest = None
+        for path in retired:
+            shutil.rmtree(path, ignore_errors=True)
         return manifest
 
     def _write_round(self, s: _Session, manifest: ConsolidationManifest,
@@ -269,7 +330,7 @@ class Consolidator:
         try:
             state = tmp / "state"
             state.mkdir(parents=True)
-            with self.inference() as (model, _tok):
+            with self.inference(allow_stale=True) as (model, _tok):
                 save_adapter(model, tmp / "adapter")
             lora = {n: t.contiguous() for n, t in snapshot(lora_params(s.model)).items()}
             safetensors.save_file(lora, str(state / "lora.safetensors"))
@@ -287,8 +348,9 @@ class Consolidator:
 
     def _clean_tmp(self) -> None:
         if self.root.is_dir():
-            for p in self.root.glob(".tmp-*"):
-                shutil.rmtree(p, ignore_errors=True)
+            for pattern in (".tmp-*", ".retired-*"):
+                for p in self.root.glob(pattern):
+                    shutil.rmtree(p, ignore_errors=True)
 
 
 def _safetensors() -> Any:

@@ -174,3 +174,120 @@ def new_task_accuracy(r: Sequence[Sequence[float]], first: int = 1) -> float:
     """Plasticity: mean of the diagonal ``R[i][i]`` for rounds ``i >= first``."""
     diag = [r[i][i] for i in range(first, len(r))]
     return float(sum(diag) / len(diag)) if diag else 0.0
+
+
+# ---------------------------------------------------------------- MER / gradient alignment
+def reptile_interpolate(start: torch.Tensor, end: torch.Tensor, beta: float) -> torch.Tensor:
+    """MER's (Reptile) meta-update ``theta <- theta_0 + beta * (theta_k - theta_0)`` after ``k``
+    inner steps on batches mixing new and replayed examples. To first order it adds a term
+    that maximises the dot product of the gradients of those batches (gradient alignment).
+
+    >>> reptile_interpolate(torch.tensor([1.0]), torch.tensor([5.0]), 0.5).item()
+    3.0
+    """
+    return start + beta * (end - start)
+
+
+# ---------------------------------------------------------------- subspace-constrained LoRA
+def top_singular_bases(weight: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(U_k, V_k)``: the left and right singular vectors of the ``k = round(fraction *
+    min(m, n))`` largest singular values of ``weight`` (m x n)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"subspace fraction must be in [0, 1], got {fraction}")
+    u, _s, vh = torch.linalg.svd(weight.detach().float(), full_matrices=False)
+    k = int(round(fraction * min(weight.shape)))
+    return u[:, :k].contiguous(), vh[:k, :].T.contiguous()
+
+
+def project_out_left(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``(I - U U^T) x``: ``x`` with its component in the span of ``U``'s columns removed."""
+    return x - u @ (u.T @ x)
+
+
+def project_out_right(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``x (I - V V^T)``: ``x``'s rows with their component in the span of ``V`` removed."""
+    return x - (x @ v) @ v.T
+
+
+def constrain_lora_update(b0: torch.Tensor, a0: torch.Tensor, b: torch.Tensor, a: torch.Tensor,
+                          u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sculpting-subspaces constraint on a LoRA update since the round started.
+
+    ``B = B0 + (I - UU^T)(B - B0)``, ``A = A0 + (A - A0)(I - VV^T)``; then the change of
+    ``Delta W = B A`` satisfies ``U^T (B A - B0 A0) V = 0``: the update has no component on
+    the pairs of dominant singular directions of the earlier weight.
+    """
+    return b0 + project_out_left(b - b0, u), a0 + project_out_right(a - a0, v)
+
+
+# ---------------------------------------------------------------- spaced review
+def next_review(round_index: int, interval: int, factor: float = 2.0) -> tuple[int, int]:
+    """After reviewing an example at ``round_index`` with rest ``interval`` (rounds): the next
+    review is due at ``round_index + interval`` and the rest grows to ``ceil(interval *
+    factor)`` (expanding intervals).
+
+    >>> next_review(3, 1), next_review(4, 2), next_review(6, 4)
+    ((4, 2), (6, 4), (10, 8))
+    """
+    if interval < 1 or factor < 1.0:
+        raise ValueError("interval must be >= 1 and factor >= 1")
+    return round_index + interval, int(math.ceil(interval * factor))
+
+
+# ---------------------------------------------------------------- low-rank Fisher
+def lowrank_fisher_factor(grads: torch.Tensor, rank: int) -> torch.Tensor:
+    """``M`` (k x P) with ``M^T M`` the best rank-``k`` approximation of the empirical Fisher
+    ``F = G^T G / N`` of the per-sample gradients ``G`` (N x P): ``M = S_k V_k^T / sqrt(N)``.
+    ``grads`` may also be a stack of earlier factors and new rows (they combine the same way:
+    ``F_old + F_new = [M_old; M_new]^T [M_old; M_new]``) -- pass ``n=1`` then via
+    :func:`lowrank_refactor`."""
+    n = grads.shape[0]
+    return lowrank_refactor(grads / math.sqrt(max(1, n)), rank)
+
+
+def lowrank_refactor(rows: torch.Tensor, rank: int) -> torch.Tensor:
+    """The rank-``k`` factor ``S_k V_k^T`` of ``rows^T rows`` (no rescaling)."""
+    if rank < 1:
+        raise ValueError(f"Fisher rank must be >= 1, got {rank}")
+    _u, s, vh = torch.linalg.svd(rows.float(), full_matrices=False)
+    k = min(rank, s.shape[0])
+    return s[:k, None] * vh[:k, :]
+
+
+def lowrank_ewc_penalty(delta: torch.Tensor, factor: torch.Tensor, lam: float) -> torch.Tensor:
+    """``lam / 2 * delta^T M^T M delta = lam / 2 * ||M delta||^2`` (delta: the flattened
+    parameter change from the anchor)."""
+    return 0.5 * lam * ((factor @ delta) ** 2).sum()
+
+
+# ---------------------------------------------------------------- GRPO
+def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO advantages: each reward minus its group's mean over the group's std (rows =
+    groups of completions sampled for one prompt). A group with equal rewards gets zeros.
+
+    >>> [round(x, 3) for x in group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0]]))[0].tolist()]
+    [0.866, -0.866, -0.866, 0.866]
+    """
+    mean = rewards.mean(dim=1, keepdim=True)
+    std = rewards.std(dim=1, keepdim=True) if rewards.shape[1] > 1 else torch.zeros_like(mean)
+    return (rewards - mean) / (std + eps)
+
+
+def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
+              advantages: torch.Tensor, mask: torch.Tensor, clip: float = 0.2,
+              beta: float = 0.0) -> torch.Tensor:
+    """The GRPO objective (to minimise) over sampled completions (rows) and their tokens.
+
+    Per token ``-min(rho * A, clip(rho, 1 - clip, 1 + clip) * A) + beta * KL`` with ``rho =
+    exp(logp - old_logp)`` and the k3 estimator ``KL = exp(ref - logp) - (ref - logp) - 1``;
+    averaged over each completion's tokens, then over completions.
+    """
+    ratio = torch.exp(logp - old_logp)
+    adv = advantages.unsqueeze(-1)
+    per_token = -torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv)
+    if beta and ref_logp is not None:
+        d = ref_logp - logp
+        per_token = per_token + beta * (torch.exp(d) - d - 1)
+    m = mask.to(per_token.dtype)
+    per_row = (per_token * m).sum(-1) / m.sum(-1).clamp_min(1)
+    return per_row.mean()

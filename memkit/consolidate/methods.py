@@ -14,6 +14,9 @@ the spec's defaults; ``options()`` returns them for the manifest.
     hft         HFT             p 0.5
     gere        GeRe            ~1K general texts, margin weight 1.0 (or 'dynamic')
     rewarm      RewarmReplay    warmup 0.1, min_factor 0.1, replay ratio 0.25
+
+More (MER, subspace-constrained LoRA, spaced review, low-rank EWC, GRPO) live in
+:mod:`memkit.consolidate.methods_extra`, registered here by name.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class Method:
 
     name: ClassVar[str] = "sequential"
     needs_hidden_states: ClassVar[bool] = False
+    #: weight of the SFT (next-token) loss; 0 = the method's own loss only (GRPO)
+    sft_weight: float = 1.0
 
     def options(self) -> dict[str, Any]:
         return {}
@@ -364,8 +369,12 @@ METHODS: dict[str, type[Method]] = {
 }
 #: consolidation methods by name: memkit's own (above) and plugins' (``memkit.consolidation_
 #: methods`` entry points), the same registry style as backends and rerankers
+#: methods of memkit.consolidate.methods_extra (imported on first use)
+EXTRA_METHODS = {"mer": "MER", "subspace": "SubspaceLoRA", "spaced": "SpacedReplay",
+                 "ewc-lowrank": "LowRankEWC", "grpo": "GRPO"}
 CONSOLIDATION_METHODS = registry("consolidation_methods", {
-    name: f"memkit.consolidate.methods:{cls.__name__}" for name, cls in METHODS.items()})
+    **{name: f"memkit.consolidate.methods:{cls.__name__}" for name, cls in METHODS.items()},
+    **{name: f"memkit.consolidate.methods_extra:{cls}" for name, cls in EXTRA_METHODS.items()}})
 
 
 def make_method(spec: str | Method, **options: Any) -> Method:
@@ -376,7 +385,8 @@ def make_method(spec: str | Method, **options: Any) -> Method:
         return spec
     cls = CONSOLIDATION_METHODS.resolve(spec) if isinstance(spec, str) else None
     if cls is None:
-        raise ConfigError(f"unknown consolidation method {spec!r}; known: {sorted(METHODS)}")
+        raise ConfigError(f"unknown consolidation method {spec!r}; "
+                          f"known: {CONSOLIDATION_METHODS.names()}")
     try:
         return cls(**options)
     except TypeError as exc:

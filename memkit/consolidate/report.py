@@ -134,12 +134,50 @@ def markdown(runs: Sequence[MethodRun], config: dict[str, Any], command: str) ->
                      f"{_f(s['update_stale'], 2)} |")
     lines += [
         "",
+        "## Knowledge-update protocol",
+        "",
+        "After the last round, scored separately (\"Towards Continual Knowledge Learning\"): "
+        "**retained** = accuracy on facts consolidated in rounds 1..T−1 and never replaced "
+        "(mean_{1≤j<T} R[T][j]); **updated** = share of updated facts answered with the new "
+        "value (**stale**: with the replaced one); **new** = accuracy on round T's new facts "
+        "R[T][T]; **FUAR** = forgotten / gained = max(0, −BWT) / mean(updated, new) (lower is "
+        "better; 0 = nothing forgotten).",
+        "",
+        "| method | retained | updated | stale | new | FUAR |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, s in summary.items():
+        lines.append(f"| {name} | {_f(s['ku_retained'], 2)} | {_f(s['ku_updated'], 2)} | "
+                     f"{_f(s['ku_stale'], 2)} | {_f(s['ku_new'], 2)} | {_f(s['ku_fuar'], 2)} |")
+    if any(r.curve for r in runs):
+        lines += [
+            "",
+            "## Continual evaluation",
+            "",
+            f"Accuracy on every seen task every {config.get('eval_every')} optimiser steps "
+            "during training (De Lange et al., \"Continual evaluation for lifelong learning\"); "
+            "rounds ≥ 2, task 0 (base knowledge) excluded. **min-ACC** = mean over tasks j of the "
+            "lowest accuracy on j at any point after round j (worst case on old rounds); "
+            "**stability gap** = accuracy on old tasks at the end of round i−1 minus its lowest "
+            "value during round i (the dip after a round starts), mean over rounds; **WC-ACC** "
+            "= R[T][T]/T + (1 − 1/T)·min-ACC; **final old acc** = retained above, for contrast.",
+            "",
+            "| method | min-ACC | stability gap | WC-ACC | final old acc |",
+            "|---|---|---|---|---|",
+        ]
+        for name, s in summary.items():
+            lines.append(f"| {name} | {_f(s['min_acc'], 2)} | {_f(s['stability_gap'], 2)} | "
+                         f"{_f(s['wc_acc'], 2)} | {_f(s['ku_retained'], 2)} |")
+    lines += [
+        "",
         "## Figures",
         "",
         "![R heat maps](heatmaps.png)",
         "",
         "![accuracy on seen tasks per round](curves.png)",
         "",
+        *(["![continual evaluation: accuracy on old tasks during training](continual.png)", ""]
+          if any(r.curve for r in runs) else []),
         "## Configuration",
         "",
         "```json",
@@ -217,6 +255,45 @@ def plot_curves(runs: Sequence[MethodRun], path: Path) -> None:
     ax2.set_yscale("log")
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def plot_continual(runs: Sequence[MethodRun], path: Path, seed: int | None = None) -> None:
+    """Accuracy on the old consolidated tasks (1..i-1) during each round i, per method (one
+    seed: the first), with round boundaries: the stability gap is the dip after each line."""
+    plt = _pyplot()
+    picked = [r for r in runs if r.curve and (seed is None or r.seed == seed)]
+    if seed is None and picked:
+        first = picked[0].seed
+        picked = [r for r in picked if r.seed == first]
+    if not picked:
+        return
+    fig, ax = plt.subplots(figsize=(10, 4))
+    bounds: set[int] = set()
+    colors = plt.get_cmap("tab20").colors
+    for k, run in enumerate(picked):
+        xs, ys = [], []
+        for p in run.curve:
+            i = p["round"]
+            if i >= 2:
+                xs.append(p["step"])
+                ys.append(statistics.fmean(p["acc"][1:i]))
+        ax.plot(xs, ys, label=run.method, linewidth=1.3, color=colors[(2 * k) % 20 + k // 10],
+                linestyle=("-", "--", ":")[k % 3])
+        rounds: dict[int, int] = {}
+        for p in run.curve:
+            rounds.setdefault(p["round"], p["step"])
+        bounds.update(v for k, v in rounds.items() if k >= 2)
+    for b in sorted(bounds):
+        ax.axvline(b, color="grey", alpha=0.15, linewidth=0.8)
+    ax.set_xlabel("optimiser step (all rounds)")
+    ax.set_ylabel("mean accuracy on old tasks 1..i-1")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=3, loc="lower left")
+    ax.set_title(f"continual evaluation (seed {picked[0].seed})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)

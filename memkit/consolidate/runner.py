@@ -29,13 +29,16 @@ from memkit.consolidate.synthetic import FactStream, make_fact_stream
 from memkit.consolidate.tokenizer import TokenizerLike, WordTokenizer
 from memkit.consolidate.trainer import TrainConfig, answer_matches, perplexity, train_round
 
+EVAL_BATCH = 16  # a real LM's logits over a 262K vocabulary: keep evaluation batches small
+
 
 @dataclass
 class RunnerConfig:
     """Everything a comparison depends on; saved next to the results."""
 
     methods: list[str] = field(default_factory=lambda: [
-        "sequential", "replay", "ewc", "ilora", "hft", "gere", "rewarm"])
+        "sequential", "replay", "ewc", "ilora", "hft", "gere", "rewarm", "mer", "subspace",
+        "spaced", "ewc-lowrank", "grpo"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     n_rounds: int = 5
     facts_per_round: int = 40
@@ -51,6 +54,11 @@ class RunnerConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     fact_repeats_in_pretrain: int = 10
+    #: continual evaluation: accuracy on every seen task every this many optimiser steps
+    #: during a round (0 = only at round ends)
+    eval_every: int = 0
+    #: a fixed general text sample for perplexity (None: the stream's held-out grammar text)
+    heldout_texts: list[str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -70,10 +78,24 @@ class MethodRun:
     updates_final: dict[str, float]  # after the last round, over every update
     train_seconds: list[float]
     options: dict[str, Any]
+    #: continual evaluation points: {"step", "round", "acc": [accuracy on tasks 0..round]}
+    curve: list[dict[str, Any]] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
         r = self.r
+        t = len(r) - 1
+        retained = _mean([r[t][j] for j in range(1, t)])  # memories of earlier rounds
+        newly = r[t][t] if t >= 1 else float("nan")
+        upd = self.updates_final.get("new", float("nan"))
+        forgotten = max(0.0, -F.backward_transfer(r))
+        gained = _mean([x for x in (upd, newly) if x == x])
         return {
+            **continual_metrics(self.curve, r),
+            "ku_retained": retained,
+            "ku_updated": upd,
+            "ku_stale": self.updates_final.get("stale", float("nan")),
+            "ku_new": newly,
+            "ku_fuar": forgotten / gained if gained and gained == gained else float("nan"),
             "avg_acc": F.average_accuracy(r),
             "bwt": F.backward_transfer(r),
             "fwt": F.forward_transfer(r, r[0], first=2),
@@ -103,6 +125,37 @@ def _mean(xs: list[float]) -> float:
     return float(sum(xs) / len(xs)) if xs else float("nan")
 
 
+def continual_metrics(curve: list[dict[str, Any]], r: list[list[float]]) -> dict[str, float]:
+    """Continual-evaluation figures (De Lange et al., "Continual evaluation for lifelong
+    learning: identifying the stability gap"), over rounds ``i >= 2`` (rounds with an earlier
+    consolidated task; task 0 is the base knowledge):
+
+    * ``min_acc``: mean over tasks ``1 <= j < T`` of the lowest accuracy on ``j`` at any
+      evaluation point after round ``j`` ended (worst case on old rounds);
+    * ``stability_gap``: mean over rounds of (accuracy on old tasks ``1..i-1`` at the end of
+      round ``i - 1``) minus (its lowest value during round ``i``) -- the dip after a round
+      starts, recovered or not;
+    * ``wc_acc``: ``1/T * R[T][T] + (1 - 1/T) * min_acc`` (worst-case accuracy).
+    """
+    nan = float("nan")
+    t = len(r) - 1
+    if not curve or t < 2:
+        return {"min_acc": nan, "stability_gap": nan, "wc_acc": nan}
+    mins = []
+    for j in range(1, t):
+        seen = [p["acc"][j] for p in curve if p["round"] > j] + [r[i][j] for i in range(j, t + 1)]
+        mins.append(min(seen))
+    gaps = []
+    for i in range(2, t + 1):
+        before = _mean([r[i - 1][j] for j in range(1, i)])
+        during = [_mean(p["acc"][1:i]) for p in curve if p["round"] == i]
+        if during:
+            gaps.append(before - min(during))
+    min_acc = _mean(mins)
+    return {"min_acc": min_acc, "stability_gap": _mean(gaps),
+            "wc_acc": r[t][t] / t + (1 - 1 / t) * min_acc}
+
+
 BaseFactory = Callable[[], tuple[Any, TokenizerLike]]
 
 
@@ -127,15 +180,19 @@ def pretrained_base(stream: FactStream, cfg: RunnerConfig, seed: int,
     return model, tok
 
 
+def _task_acc(model: Any, tok: TokenizerLike, stream: FactStream, j: int, max_len: int
+              ) -> float:
+    pairs = stream.task(j)
+    hits = answer_matches(model, tok, pairs, batch_size=EVAL_BATCH, max_len=max_len)
+    return sum(hits) / len(hits) if hits else 0.0
+
+
 def evaluate_round(model: Any, tok: TokenizerLike, stream: FactStream, max_len: int
                    ) -> tuple[list[float], float]:
     """Accuracy on every task and held-out perplexity."""
-    row = []
-    for j in range(len(stream.rounds)):
-        pairs = stream.task(j)
-        hits = answer_matches(model, tok, pairs, max_len=max_len)
-        row.append(sum(hits) / len(hits) if hits else 0.0)
-    return row, perplexity(model, tok, stream.general_heldout, max_len=max_len)
+    row = [_task_acc(model, tok, stream, j, max_len) for j in range(len(stream.rounds))]
+    return row, perplexity(model, tok, stream.general_heldout, batch_size=EVAL_BATCH,
+                           max_len=max_len)
 
 
 def update_shares(model: Any, tok: TokenizerLike, facts: list[Any], max_len: int
@@ -179,6 +236,8 @@ def run_method(
     max_len = cfg.train.max_len
     row0, ppl0 = evaluate_round(model0, tok, stream, max_len)
     r, ppl, updates, seconds = [row0], [ppl0], [], []
+    curve: list[dict[str, Any]] = []
+    steps_before = [0]
     final: dict[str, float] = {}
     all_updates = [f for j in range(len(stream.rounds)) for f in stream.updates(j)]
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
@@ -189,8 +248,20 @@ def run_method(
             random.seed(seed)
             for i in range(1, len(stream.rounds)):
                 started = time.perf_counter()
-                cons.consolidate(stream.items(i))
-                seconds.append(time.perf_counter() - started)
+                paused = [0.0]
+
+                def on_step(step: int, i: int = i, paused: list[float] = paused) -> None:
+                    if not cfg.eval_every or step % cfg.eval_every:
+                        return
+                    t0 = time.perf_counter()
+                    with cons.inference(allow_stale=True) as (live, _t):
+                        acc = [_task_acc(live, tok, stream, j, max_len) for j in range(i + 1)]
+                    curve.append({"step": steps_before[0] + step, "round": i, "acc": acc})
+                    paused[0] += time.perf_counter() - t0
+
+                manifest = cons.consolidate(stream.items(i), on_step=on_step)
+                steps_before[0] += int(manifest.stats.get("steps", 0))
+                seconds.append(time.perf_counter() - started - paused[0])
                 with cons.inference() as (model, _tok):
                     row, p = evaluate_round(model, tok, stream, max_len)
                     if stream.updates(i):
@@ -199,7 +270,7 @@ def run_method(
                         final = update_shares(model, tok, all_updates, max_len)
                 r.append(row)
                 ppl.append(p)
-    return MethodRun(name, seed, r, ppl, updates, final, seconds, method.options())
+    return MethodRun(name, seed, r, ppl, updates, final, seconds, method.options(), curve)
 
 
 def run_comparison(cfg: RunnerConfig, cache: Path | None = None, progress: bool = True,
@@ -215,6 +286,8 @@ def run_comparison(cfg: RunnerConfig, cache: Path | None = None, progress: bool 
     for seed in cfg.seeds:
         stream = make_fact_stream(cfg.n_rounds, cfg.facts_per_round, cfg.updates_per_round,
                                   cfg.n_general, cfg.heldout_general, seed=seed)
+        if cfg.heldout_texts is not None:
+            stream.general_heldout = list(cfg.heldout_texts)
         base: tuple[Any, TokenizerLike] | None = None
         for name in cfg.methods:
             path = cache / f"{name}-seed{seed}.json" if cache is not None else None

@@ -129,17 +129,23 @@ def train_round(
             batch = collate(order[start:start + config.batch_size], tokenizer, config.max_len)
             for group in opt.param_groups:
                 group["lr"] = config.lr * method.lr_factor(step, total)
-            outputs = forward(model, batch, hidden=method.needs_hidden_states)
-            task_loss = causal_lm_loss(outputs.logits, batch.labels)
+            if method.sft_weight or method.needs_hidden_states:
+                outputs = forward(model, batch, hidden=method.needs_hidden_states)
+                task_loss = causal_lm_loss(outputs.logits, batch.labels)
+            else:  # the method's own loss only (GRPO): no SFT forward pass
+                outputs, task_loss = None, torch.zeros((), device=model_device(model))
             ctx = StepContext(model, tokenizer, batch, outputs, task_loss, step, total, rng,
                               config.max_len)
             extra = method.extra_loss(ctx)
-            loss = task_loss if extra is None else task_loss + extra
+            loss = task_loss if method.sft_weight == 1.0 else method.sft_weight * task_loss
+            if extra is not None:
+                loss = loss + extra
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            opt.step()
+            if loss.requires_grad:
+                loss.backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                opt.step()
             method.after_step(model)
             value = float(loss.detach())
             if step == 0:

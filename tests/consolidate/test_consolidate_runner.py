@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,47 @@ def test_runner_tiny_configuration(tmp_path: Path) -> None:
     assert MethodRun.from_dict(saved).r == runs[1].r
     again = run_comparison(cfg, cache=tmp_path, progress=False)  # resumes from the cache
     assert [r.r for r in again] == [r.r for r in runs]
+
+
+def test_continual_metrics_hand_values() -> None:
+    from memkit.consolidate.runner import continual_metrics
+
+    # rounds 0..3; tasks 1, 2 are old at the end
+    r = [[1.0, 0.0, 0.0, 0.0],
+         [1.0, 0.9, 0.0, 0.0],
+         [1.0, 0.7, 0.8, 0.0],
+         [1.0, 0.6, 0.5, 1.0]]
+    curve = [{"step": 1, "round": 1, "acc": [1.0, 0.3]},
+             {"step": 2, "round": 2, "acc": [1.0, 0.2, 0.1]},  # dip on task 1 during round 2
+             {"step": 3, "round": 3, "acc": [1.0, 0.4, 0.5, 0.2]},
+             {"step": 4, "round": 3, "acc": [1.0, 0.6, 0.3, 0.9]}]
+    m = continual_metrics(curve, r)
+    # min-ACC: task 1 min over points after round 1 and R[1..3][1] = min(.2,.4,.6,.9,.7,.6)
+    # = .2; task 2: min(.5, .3, .8, .5) = .3  ->  (.2 + .3) / 2
+    assert m["min_acc"] == pytest.approx(0.25)
+    # round 2: before = R[1][1] = .9, lowest during = .2 -> .7; round 3: before =
+    # mean(R[2][1:3]) = .75, lowest mean(acc[1:3]) = min(.45, .45) -> .3; mean .5
+    assert m["stability_gap"] == pytest.approx(0.5)
+    assert m["wc_acc"] == pytest.approx(1.0 / 3 + 2 / 3 * 0.25)
+    assert math.isnan(continual_metrics([], r)["min_acc"])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning:tqdm")
+def test_runner_continual_evaluation_curve(tmp_path: Path) -> None:
+    cfg = RunnerConfig(
+        methods=["replay"], seeds=[0], n_rounds=2, facts_per_round=6,
+        updates_per_round=2, n_general=40, heldout_general=10, tiny=TINY,
+        pretrain=TrainConfig(epochs=1, batch_size=16, lr=3e-3, max_len=32),
+        train=TrainConfig(epochs=4, batch_size=4, lr=5e-3, max_len=32),
+        fact_repeats_in_pretrain=1, eval_every=2, heldout_texts=["a farmer reads a book ."],
+    )
+    (run,) = run_comparison(cfg, cache=None, progress=False)
+    # round 1: 6 facts -> 2 steps/epoch x 4 = 8 steps; round 2: 6 + 2 updates + replay
+    assert [p["step"] for p in run.curve if p["round"] == 1] == [2, 4, 6, 8]
+    assert all(len(p["acc"]) == p["round"] + 1 for p in run.curve)
+    steps2 = [p["step"] for p in run.curve if p["round"] == 2]
+    assert steps2 and steps2[0] == 10 and all(b - a == 2 for a, b in pairwise(steps2))
+    m = run.metrics()
+    assert 0.0 <= m["min_acc"] <= 1.0 and m["stability_gap"] == m["stability_gap"]
+    assert m["ku_new"] == run.r[-1][-1]
+    assert MethodRun.from_dict(json.loads(json.dumps(run.as_dict()))).curve == run.curve
