@@ -332,7 +332,7 @@ class HippoRAGBackend(Backend):
                          "embed_nodes_s": t3 - t2})
 
     def add(self, items: Sequence[MemoryItem], prepared: Any = None) -> None:
-        self._refresh_if_foreign()
+        self._refresh_if_foreign()  # what is known shapes extraction of the unprepared items
         self._retry_failed()  # failures of earlier passes first, then the new items
         status = self.gs.passage_status([it.id for it in items])
         batches: list[Prepared] = list(prepared or [])
@@ -340,12 +340,7 @@ class HippoRAGBackend(Backend):
         todo = [it for it in items if it.id not in status and it.id not in covered]
         batches += [self._prepare_batch(todo[s:s + self.batch_size])
                     for s in range(0, len(todo), self.batch_size)]
-        for batch in batches:
-            fresh = [i for i, it in enumerate(batch.items) if it.id not in status]
-            if len(fresh) < len(batch.items):  # indexed meanwhile (another process)
-                batch = Prepared([batch.items[i] for i in fresh], batch.pvecs[fresh],
-                                 [batch.extractions[i] for i in fresh], batch.phrase_vecs,
-                                 batch.fact_vecs, batch.timings)
+        for batch in batches:  # each drops what another process indexed meanwhile
             if batch.items:
                 self._apply_batch(batch)
 
