@@ -106,6 +106,8 @@ def test_parse_workers_write_the_workspaces_one_process_writes() -> None:
     parallel = ParseWriter(n_process=2, parallel_min=2, batch_size=2)
     assert parallel.n_process == 2
     assert ParseWriter(nlp=spacy.blank("en"), n_process=4).n_process == 1  # injected: here
+    assert ParseWriter(nlp=spacy.blank("en")).cache_key() is None  # nothing identifies it
+    assert ParseWriter().cache_key() == ParseWriter().cache_key() is not None
     got = parallel.write(docs)
     assert [r.model_dump() for r in got] == [r.model_dump() for r in serial]
     ws, _ = normalize(got[0], "Port Blair")

@@ -343,6 +343,7 @@ class ParseWriter:
     def __init__(self, nlp: Any = None, batch_size: int = 64, *, n_process: int | None = 1,
                  parallel_min: int = 64, model: str = DEFAULT_SPACY_MODEL) -> None:
         self._nlp = nlp
+        self._injected = nlp is not None
         self.batch_size = batch_size
         self.model = model
         self.n_process = 1 if nlp is not None else worker_count(n_process)
@@ -352,7 +353,7 @@ class ParseWriter:
         """What a raw workspace depends on besides the document (the spaCy and model
         versions, this writer's code), for :mod:`memkit.ingest.extractions`; None with an
         injected pipeline (nothing to identify it by)."""
-        if self._nlp is not None and self._nlp is not load_spacy(self.model, UNUSED_PIPES):
+        if self._injected:
             return None
         from memkit.ingest.extractions import code_fingerprint, settings_key, spacy_versions
         from memkit.nlp import text
