@@ -267,7 +267,8 @@ class GRPO(Method):
 
     def options(self) -> dict[str, Any]:
         return {"group": self.group, "sft_weight": self.sft_weight, "clip": self.clip,
-                "beta": self.beta, "temperature": self.temperature}
+                "beta": self.beta, "temperature": self.temperature,
+                "extra_tokens": self.extra_tokens}
 
     def begin_round(self, model: Any, tok: TokenizerLike, new: list[TrainExample],
                     rng: random.Random) -> None:
