@@ -7,6 +7,9 @@ project); the import name stays ``memkit``. Every install hint is built here.
 from __future__ import annotations
 
 import importlib
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 from memkit.errors import MissingDependency
@@ -40,3 +43,13 @@ def require(module: str, extra: str, feature: str | None = None) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependency(feature or module, extra, module) from exc
+
+
+@contextmanager
+def quiet_peft() -> Iterator[None]:
+    """Silence the FutureWarning transformers 5 raises when peft reads a deprecated attribute
+    (not ours to fix, and an error under ``-W error``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
+                                category=FutureWarning)
+        yield

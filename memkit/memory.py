@@ -464,7 +464,7 @@ class Memory:
     def read(self, query: str, k: int = 5, scope: Scope | dict[str, Any] | str | None = None,
              *, backend: str | Sequence[str] | None = None, as_of: float | None = None,
              budget_tokens: int | None = None, rerank: str | None = None,
-             rerank_options: dict[str, Any] | None = None,
+             rerank_options: dict[str, Any] | None = None, rerank_model: str | None = None,
              read_options: dict[str, dict[str, Any]] | None = None,
              weights: dict[str, float] | None = None,
              fusion: str | dict[str, Any] | None = None,
@@ -487,13 +487,19 @@ class Memory:
         ("last week", "in May 2023") moves hits of that time up; the resolved window is in
         ``traces["time"]``. ``budget_tokens``: drop trailing hits
         that would exceed this context size. ``rerank``: a reranker name (e.g. ``"sifter"``)
-        applied to the hits. ``read_options``: per-backend options for this read only
-        (``{"panini": {"decomposition": [...]}}``; each backend documents its own and rejects
-        unknown ones). ``consistency``: ``"strong"`` (default) waits until each asked backend
-        reflects every write committed before the read; ``"eventual"`` reads each backend as
-        of what it has indexed (``ReadResult.positions`` says where). ``trace``: put each
-        backend's trace (seed phrases and facts, QA chains, ...) in ``ReadResult.traces``.
+        applied to the hits; ``rerank_model``: a trained proxy directory for ``"sifter"``
+        (:mod:`memkit.backends.sifter.trained`). ``read_options``: per-backend options for
+        this read only (``{"panini": {"decomposition": [...]}}``; each backend documents its
+        own and rejects unknown ones). ``consistency``: ``"strong"`` (default) waits until
+        each asked backend reflects every write committed before the read; ``"eventual"``
+        reads each backend as of what it has indexed (``ReadResult.positions`` says where).
+        ``trace``: put each backend's trace (seed phrases and facts, QA chains, ...) in
+        ``ReadResult.traces``.
         The result's ``cost`` counts exactly this read's LLM and embedding calls."""
+        if rerank_model is not None:
+            if rerank is None:
+                raise InvalidInput("rerank_model needs rerank='sifter'")
+            rerank_options = {**(rerank_options or {}), "model": str(rerank_model)}
         check_read(query, k, backend=backend, as_of=as_of, budget_tokens=budget_tokens,
                    rerank=rerank, rerank_options=rerank_options)
         if consistency not in _CONSISTENCY:

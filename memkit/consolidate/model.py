@@ -5,7 +5,6 @@ Nothing here downloads: real models load from a local directory or a local GGUF 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -14,7 +13,7 @@ from typing import Any
 
 import torch
 
-from memkit._deps import require
+from memkit._deps import quiet_peft, require
 from memkit.consolidate.tokenizer import TOKENIZER_FILE, HFTokenizer, TokenizerLike, WordTokenizer
 from memkit.errors import NotFound
 
@@ -105,14 +104,7 @@ def load_base(path: str | Path) -> tuple[Any, TokenizerLike]:
     return model, HFTokenizer(hf_tok)
 
 
-@contextmanager
-def _quiet_peft() -> Iterator[None]:
-    # transformers 5 deprecates an attribute peft still reads; not ours to fix, and it would
-    # turn into an error under ``-W error``.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
-                                category=FutureWarning)
-        yield
+_quiet_peft = quiet_peft
 
 
 def attach_lora(model: Any, settings: LoraSettings, seed: int = 0) -> Any:

@@ -3,13 +3,15 @@
 Each hit is one unit (its creation time is the ``<date>``). The hits are cut to a token budget
 (best backend score first), put back in chronological order, ranked by the proxy LLM, and the
 top ``k`` returned in the proxy's order. The proxy is ``memory.llm`` unless ``llm=`` is given
-(an LLM or a spec string).
+(an LLM or a spec string) or ``model=`` names a trained proxy directory
+(:mod:`memkit.backends.sifter.trained`; ``Memory.read(..., rerank_model=PATH)``), whose
+prompt settings (``top_n``, wording, unit length) then apply unless given here.
 
     mem.read("Where did Ann move?", k=5, rerank="sifter",
              rerank_options={"candidates": 30, "budget_tokens": 6000})
 
-Options: ``llm``, ``candidates`` (hits fetched before reranking; read by ``Memory.read``),
-``budget_tokens`` (default 8192), ``top_n`` (ids the proxy is asked for; default
+Options: ``llm``, ``model``, ``candidates`` (hits fetched before reranking; read by
+``Memory.read``), ``budget_tokens`` (default 8192), ``top_n`` (ids the proxy is asked for; default
 ``max(k, 10)``), ``max_tokens`` (proxy reply budget, default 1024), ``temperature``,
 ``unit_max_chars``, ``date_format`` (strftime, UTC).
 """
@@ -39,6 +41,7 @@ class SifterReranker:
         memory: Any,
         *,
         llm: Any = None,
+        model: str | None = None,
         candidates: int | None = None,
         budget_tokens: int | None = 8192,
         top_n: int | None = None,
@@ -47,6 +50,16 @@ class SifterReranker:
         unit_max_chars: int | None = None,
         date_format: str = "%d %B %Y %H:%M",
     ) -> None:
+        self.config: PromptConfig | None = None
+        if model is not None and llm is not None:
+            raise ConfigError("rerank_options: give llm= or model= (a trained proxy), not both")
+        if model is not None:
+            from memkit.backends.sifter.trained import load_proxy
+
+            proxy = load_proxy(model)
+            llm, self.config = proxy.llm, proxy.config
+            unit_max_chars = unit_max_chars if unit_max_chars is not None else \
+                proxy.unit_max_chars
         llm = llm if llm is not None else getattr(memory, "llm", None)
         if llm is None:
             raise ConfigError(
@@ -80,10 +93,11 @@ class SifterReranker:
             kept = [0]
         kept.sort(key=lambda i: (hits[i].item.created_at, hits[i].item.id))
         units = [self._unit(hits[i]) for i in kept]
-        top_n = self.top_n if self.top_n is not None else max(k, 10)
+        base = self.config or PromptConfig(top_n=max(k, 10))
+        top_n = self.top_n if self.top_n is not None else base.top_n
         ranker = ProxyRanker(
             self.llm,
-            config=PromptConfig(top_n=top_n, unit_max_chars=self.unit_max_chars),
+            config=PromptConfig(base.system, base.task, top_n, self.unit_max_chars),
             max_tokens=self.max_tokens,
             temperature=self.temperature,
         )
