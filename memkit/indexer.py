@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from memkit._locks import RWLock
 from memkit.backends.base import AllowedIds, Backend, BackendContext, Retrieval
-from memkit.store.sqlite import Store
+from memkit.store.sqlite import EVENT_OPS, Store
 from memkit.types import MemoryItem
 
 log = logging.getLogger("memkit.indexer")
@@ -152,7 +152,8 @@ class Indexer:
             changes = self.store.changes_since(slot.position)
             if not changes:
                 return 0
-            touched = list(dict.fromkeys(c.item_id for c in changes))
+            # event rows (e.g. "adapter_stale") note something about an item, change nothing
+            touched = list(dict.fromkeys(c.item_id for c in changes if c.op not in EVENT_OPS))
             removed = {c.item_id for c in changes if c.op in REMOVING_OPS}
             backend = slot.backend
             bar = tqdm(total=len(touched), desc=f"indexing ({name})", unit="item",

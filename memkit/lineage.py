@@ -154,7 +154,10 @@ def stale_items(store: Any) -> list[dict[str, Any]]:
 
 
 def refresh(store: Any, directory: Path | None) -> dict[int, str]:
-    """Stale rounds -> reason; stamps ``stale_at`` the first time a round is seen stale."""
+    """Stale rounds -> reason. The first time a round is seen stale it is stamped
+    (``stale_at``) and the audit log gets an ``adapter_stale`` event per item that made it
+    stale (a round after a stale one is stale too: it was trained from that round's
+    weights; its event names the first stale round's items)."""
     if directory is not None:
         sync(store, directory)
     bad = stale_items(store)
@@ -165,12 +168,41 @@ def refresh(store: Any, directory: Path | None) -> dict[int, str]:
     if len(bad) > 5:
         reason += f" (+{len(bad) - 5} more)"
     with store.transaction() as conn:
-        conn.execute("UPDATE consolidation_rounds SET stale_at = ?, stale_reason = ? "
-                     "WHERE adapter_round >= ? AND stale_at IS NULL", (time.time(), reason, first))
+        newly = [int(r[0]) for r in conn.execute(
+            "SELECT adapter_round FROM consolidation_rounds WHERE adapter_round >= ? "
+            "AND stale_at IS NULL ORDER BY adapter_round", (first,)).fetchall()]
+        if newly:
+            conn.execute("UPDATE consolidation_rounds SET stale_at = ?, stale_reason = ? "
+                         "WHERE adapter_round >= ? AND stale_at IS NULL",
+                         (time.time(), reason, first))
+            store.record_events(_stale_events(bad, newly))
     rows = store.conn.execute(
         "SELECT adapter_round FROM consolidation_rounds WHERE adapter_round >= ? "
         "ORDER BY adapter_round", (first,)).fetchall()
     return {int(r[0]): reason for r in rows}
+
+
+def _stale_events(bad: list[dict[str, Any]], rounds: list[int]
+                  ) -> list[tuple[str, int, str | None, dict[str, Any] | None]]:
+    first = min(b["round"] for b in bad)
+    events: list[tuple[str, int, str | None, dict[str, Any] | None]] = []
+    for rnd in rounds:
+        own = [b for b in bad if b["round"] == rnd] or [b for b in bad if b["round"] == first]
+        for b in own:
+            via = "" if b["round"] == rnd else f" (builds on round {first})"
+            events.append(("adapter_stale", b["item_id"],
+                           f"adapter round {rnd} was trained on v{b['version']}, now "
+                           f"{b['why']}{via}",
+                           {"round": rnd, "version": b["version"], "why": b["why"],
+                            "trained_in_round": b["round"]}))
+    return events
+
+
+def note_record_change(store: Any) -> None:
+    """After a delete or update: mark the adapters it made stale (and audit it) now, not at
+    the next read of them. A no-op for a memory never consolidated."""
+    if has_tables(store):
+        refresh(store, None)
 
 
 def earliest_stale_round(store: Any, directory: Path | None) -> int | None:

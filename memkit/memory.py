@@ -37,6 +37,7 @@ from memkit.errors import ConfigError, InvalidInput, MemkitError, NotFound
 from memkit.fusion import fusion_options
 from memkit.indexer import Indexer
 from memkit.ingest.extractions import purge_extractions
+from memkit.lineage import note_record_change
 from memkit.opening import (
     bind_directory,
     cached_llm,
@@ -340,6 +341,7 @@ class Memory:
                     (old.event_from, old.event_until)
                 new_id = self.store.supersede(old.id, new, reason=reason)
             self.indexer.changed()
+            note_record_change(self.store)
         return new_id
 
     def remember(self, messages: Sequence[dict[str, Any]],
@@ -401,6 +403,7 @@ class Memory:
                 terms = self._erasure_terms(chain_items(self.store, id_list))
                 deleted = self.store.delete(id_list, reason=reason)
             self._erase(deleted, terms)
+            note_record_change(self.store)
         return deleted
 
     def _erasure_terms(self, items: dict[int, str]) -> list[str]:

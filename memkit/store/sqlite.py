@@ -38,6 +38,10 @@ _ITEM_COLS = (
     "event_until"
 )
 
+#: audit ops that record an event about an item without changing it: the change feed's
+#: consumers (the indexer) skip them
+EVENT_OPS = frozenset({"adapter_stale"})
+
 
 def content_hash(text: str) -> str:
     """SHA-256 of the NFC-normalised text with collapsed whitespace (so trivial reflows dedup)."""
@@ -317,6 +321,19 @@ class Store:
         return not (row and row[0])
 
     # ---- writing ------------------------------------------------------------------------
+    def record_events(self, events: Sequence[tuple[str, int, str | None,
+                                                   dict[str, Any] | None]]) -> None:
+        """Audit rows ``(op, item_id, reason, detail)`` that note something about an item
+        without changing it (``op`` in :data:`EVENT_OPS`; the indexer skips them), in one
+        transaction (or the caller's)."""
+        bad = sorted({op for op, *_ in events if op not in EVENT_OPS})
+        if bad:
+            raise InvalidInput(f"not an event op: {bad} (events: {sorted(EVENT_OPS)})")
+        now = time.time()
+        with self.transaction():
+            for op, item_id, reason, detail in events:
+                self._audit(op, int(item_id), now, reason, detail)
+
     def _audit(self, op: str, item_id: int, at: float, reason: str | None = None,
                detail: dict[str, Any] | None = None) -> None:
         self.conn.execute(

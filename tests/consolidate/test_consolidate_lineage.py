@@ -58,6 +58,12 @@ def test_delete_marks_adapter_stale_and_retrain_forgets(mem: Memory, base_dir: P
     assert ad["rounds"] == 1 and ad["lineage_items"] == 4 and ad["stale_rounds"] == []
 
     mem.delete([ids[0]], reason="user asked")
+    # the delete itself audits the staleness (before any stats/read looks at the adapters)
+    events = [r for r in mem.audit(limit=50) if r["op"] == "adapter_stale"]
+    assert [(e["item_id"], e["reason"]) for e in events] == [
+        (ids[0], "adapter round 1 was trained on v1, now deleted")]
+    assert events[0]["detail"] == {"round": 1, "version": 1, "why": "deleted",
+                                   "trained_in_round": 1}
     ad = mem.stats()["adapters"]
     assert ad["stale_rounds"] == [1] and ad["latest_stale"]
     assert ad["stale_items"] == [{"round": 1, "item_id": ids[0], "version": 1,
@@ -71,6 +77,7 @@ def test_delete_marks_adapter_stale_and_retrain_forgets(mem: Memory, base_dir: P
         pass
     cons.load_latest(load_base(base_dir)[0], allow_stale=True)  # told to: it loads
 
+    assert len([r for r in mem.audit(limit=50) if r["op"] == "adapter_stale"]) == 1  # once
     m2 = mem.retrain_stale(base_dir, **OPTS)
     assert m2 is not None and m2.round == 1 and sorted(m2.item_ids) == sorted(ids[1:])
     ad = mem.stats()["adapters"]
@@ -92,6 +99,11 @@ def test_update_marks_later_rounds_stale_and_retrain_learns_new_value(
     # round 1 trained on the old version; round 2 started from round 1's weights
     assert ad["stale_rounds"] == [1, 2]
     assert [(s["item_id"], s["why"]) for s in ad["stale_items"]] == [(ids[1], "updated")]
+    events = [(r["item_id"], r["reason"]) for r in mem.audit(limit=50)
+              if r["op"] == "adapter_stale"]
+    assert sorted(events) == [
+        (ids[1], "adapter round 1 was trained on v1, now updated"),
+        (ids[1], "adapter round 2 was trained on v1, now updated (builds on round 1)")]
     m = mem.retrain_stale(base_dir, **OPTS)
     assert m is not None and m.round == 1 and new_id in m.item_ids and ids[1] not in m.item_ids
     assert _produces(mem, base_dir, [(q, "lyon"), (q, FACTS[1][1])]) == [True, False]

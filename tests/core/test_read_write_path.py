@@ -238,3 +238,27 @@ def test_read_cost_counts_query_embeddings() -> None:
         res = mem.read("hello", k=1)
         assert res.cost.embed_calls == 1 and res.cost.embedded_texts == 1
         assert np.isfinite(res.cost.ms)
+
+
+def test_event_rows_in_the_change_feed_are_not_indexed(tmp_path):
+    """An ``adapter_stale`` audit row names an item without changing it: the indexer moves
+    past it without re-indexing the item; a non-event op is refused."""
+    import pytest
+
+    from memkit import Memory
+    from memkit.errors import InvalidInput
+
+    with Memory.open(tmp_path / "m", embedder="hash") as mem:
+        iid = mem.write("the heron nests by the lake")
+        dense = mem.backends["dense"]
+        added = []
+        real_add = dense.add
+        dense.add = lambda items, prepared=None: (added.extend(i.id for i in items),
+                                                  real_add(items, prepared))[1]
+        mem.store.record_events([("adapter_stale", iid, "adapter round 1 ...", {"round": 1})])
+        mem.indexer.catch_up()
+        assert added == [] and mem.indexer.position("dense") == mem.store.last_seq()
+        assert mem.read("heron", k=1).hits[0].id == iid
+        with pytest.raises(InvalidInput, match="not an event op"):
+            mem.store.record_events([("delete", iid, None, None)])
+        assert [r["op"] for r in mem.audit(iid)] == ["adapter_stale", "write"]
