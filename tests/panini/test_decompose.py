@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from memkit.backends.panini.decompose import (
+from memkit.decomposition import (
     decompose_llm,
     from_musique,
     musique_subquestion,

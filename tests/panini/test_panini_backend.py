@@ -13,7 +13,7 @@ import pytest
 
 from memkit import Memory
 from memkit.backends.panini import PaniniBackend
-from memkit.backends.panini.decompose import Decomposition
+from memkit.decomposition import Decomposition
 from memkit.embed import HashEmbedder
 from memkit.llm.fake import ScriptedLLM
 

@@ -103,6 +103,10 @@ class RetrievalOptions:
     dense_candidates: int = 20_000
     ppr_method: str = "power"  # "power" | "push"
     push_eps: float = 1e-6
+    # LLM query decomposition (memkit.backends.hipporag.decomposed): the sub-questions seed
+    # the walk, a later hop's seeds get the entities of its earlier hop's top passages
+    decompose: bool = False
+    decompose_bridge_passages: int = 2
     # query instructions for embedders that support them (query-to-fact, query-to-passage)
     fact_instruction: str | None = None
     passage_instruction: str | None = None

@@ -37,12 +37,6 @@ from pydantic import Field
 
 from memkit.backends.base import AllowedIds, Backend, BackendContext, Retrieval
 from memkit.backends.panini.chains import BeamParams, Chain, SearchResult, beam_search
-from memkit.backends.panini.decompose import (
-    Decomposition,
-    decompose_llm,
-    single_hop,
-    validate,
-)
 from memkit.backends.panini.extract_llm import LLMWriter
 from memkit.backends.panini.extract_parse import ParseWriter, split_title
 from memkit.backends.panini.gsw import (
@@ -60,6 +54,12 @@ from memkit.backends.panini.retrieval import (
     qa_text,
 )
 from memkit.backends.panini.store import EntityRow, QARow, WorkspaceStore
+from memkit.decomposition import (
+    Decomposition,
+    decompose_llm,
+    single_hop,
+    validate,
+)
 from memkit.errors import ConfigError
 from memkit.fusion import approx_tokens
 from memkit.ingest.extractions import ExtractionCache
@@ -406,7 +406,7 @@ class PaniniBackend(Backend):
             self, query: str, decomposition: Decomposition | Sequence[Any], k: int, *,
             allowed: AllowedIds, beam: BeamParams | None = None) -> Retrieval:
         """Read with a given decomposition: a :class:`Decomposition` (e.g. an *oracle* one
-        from :func:`~memkit.backends.panini.decompose.from_musique`) or a list of
+        from :func:`~memkit.decomposition.from_musique`) or a list of
         sub-question strings / ``(text, requires_retrieval)`` pairs with ``<ENTITY_Qn>``."""
         if not isinstance(decomposition, Decomposition):
             decomposition = validate(list(decomposition), query)
