@@ -7,9 +7,10 @@ with panini. Per retrieval sub-question *i*, in order:
 1. its seeds are computed as a plain read's (:meth:`GraphSearch.seed`: facts after the
    optional filter, query phrases, seed passages; the passage weights of the reset vector);
 2. *bridge* (a sub-question that refers to ``<ENTITY_Qj>``): hop *j* is walked on its own,
-   and the phrases of its ``decompose_bridge_passages`` best passages that were not hop *j*'s
-   seeds - the entities hop *j* found, the LLM-free two-hop bridge of
-   :meth:`GraphSearch.bridge` - are added to hop *i*'s seeds (``bridge_weight`` x
+   and the phrases of its ``decompose_bridge_passages`` best passages that hop *j*'s text
+   does not name - the entities hop *j* found (its seeds from facts included: the answer
+   of "Who directed Casablanca?" is the object of the fact it matched), the LLM-free
+   two-hop bridge of :meth:`GraphSearch.bridge` - are added to hop *i*'s seeds (``bridge_weight`` x
    max(minmax(PPR), 0.1) / #passages). The placeholder in hop *i*'s text is replaced by the
    heaviest of them before step 1, so that its dense, fact and phrase channels see a name;
    with none, it is dropped.
@@ -70,8 +71,9 @@ def run_hops(search: GraphSearch, be: HippoRAGBackend, g: GraphArrays, query: st
     hops: list[Seeding | None] = []
     walks: dict[int, np.ndarray] = {}
     found: dict[int, list[str]] = {}  # hop -> its bridge phrases, heaviest first
+    named: dict[int, list[int]] = {}  # hop -> the phrase nodes its text names
     hop_traces: list[dict[str, Any]] = []
-    for sq in d.questions:
+    for i, sq in enumerate(d.questions):
         ht: dict[str, Any] = {"question": sq.text}
         hop_traces.append(ht)
         if not sq.requires_retrieval:
@@ -84,14 +86,17 @@ def run_hops(search: GraphSearch, be: HippoRAGBackend, g: GraphArrays, query: st
                 continue
             if j not in walks:
                 walks[j] = search._walk(op, g, prev.base, prev.seeds, vis.allowed_mask, o)
+            # what hop j found: its best passages' phrases, less those its question names
+            # (its own seeds from facts, e.g. the answer's node, are what a later hop needs)
             got = search.bridge(g, vis, walks[j], prev, o.decompose_bridge_passages,
-                                o.bridge_weight)
+                                o.bridge_weight, skip=set(named[j]))
             found[j] = [_text(be, g, n) for n, _ in
                         sorted(got.items(), key=lambda nw: (-nw[1], nw[0]))]
             for node, w in got.items():
                 bridge[node] = bridge.get(node, 0.0) + w
         text = _fill(sq.text, found)
         ht["text"] = text
+        named[i] = search.named(be, g, vis, text)
         sd = search.seed(be, g, vis, text, allowed, o, ht)
         if sd is None:
             return []

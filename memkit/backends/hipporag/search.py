@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +174,7 @@ class GraphSearch:
         if len(d_ids) == 0:
             return None
         in_graph = np.isin(d_ids, g.passage_ids)
-        per_phrase, visible = vis.per_phrase, vis.visible
+        per_phrase = vis.per_phrase
         sd = Seeding(dense=(d_ids, d_scores), base=np.zeros(g.n_nodes))
         seeds: dict[int, float] = {}
         if o.use_facts and be.fact_index.ntotal:
@@ -192,11 +193,9 @@ class GraphSearch:
                 return sd
         extra: dict[int, float] = {}
         if o.query_phrase_weight > 0:
-            for pid in link_query_phrases(query, be.lookup_phrase):
-                node = int(g.phrase_nodes(np.array([pid]))[0])
-                if node < g.n_phrases and g.phrase_ids[node] == pid and visible[node]:
-                    extra[node] = extra.get(node, 0.0) + o.query_phrase_weight / max(
-                        1, int(per_phrase[node]))
+            for node in self.named(be, g, vis, query):
+                extra[node] = extra.get(node, 0.0) + o.query_phrase_weight / max(
+                    1, int(per_phrase[node]))
         fused_seeds = o.seed_fusion != "dense" and o.dense_seed_passages > 0
         lex: tuple[np.ndarray, np.ndarray] | None = None
         deep_lex = o.lexical_passage_weight > 0 or fused_seeds or o.lexical_rrf_weight > 0
@@ -251,6 +250,16 @@ class GraphSearch:
         return sd
 
     @staticmethod
+    def named(be: HippoRAGBackend, g: GraphArrays, vis: Visible, text: str) -> list[int]:
+        """The visible phrase nodes ``text`` names (n-gram match, longest first)."""
+        out = []
+        for pid in link_query_phrases(text, be.lookup_phrase):
+            node = int(g.phrase_nodes(np.array([pid]))[0])
+            if node < g.n_phrases and g.phrase_ids[node] == pid and vis.visible[node]:
+                out.append(node)
+        return out
+
+    @staticmethod
     def dense(be: HippoRAGBackend, qvec: np.ndarray, allowed: AllowedIds,
               o: RetrievalOptions) -> tuple[np.ndarray, np.ndarray]:
         """The allowed passages by dense score against the query vector ``qvec``."""
@@ -264,16 +273,19 @@ class GraphSearch:
                 or o.lexical_seed_passages > 0)
 
     def bridge(self, g: GraphArrays, vis: Visible, pscores: np.ndarray, sd: Seeding,
-               n: int, weight: float) -> dict[int, float]:
-        """Two-hop bridge seeds: the phrases (not seeds yet, visible) of the ``n`` best
-        passages of a walk (``pscores``) beyond the passages whose phrases seeded it."""
+               n: int, weight: float, skip: Container[int] | None = None
+               ) -> dict[int, float]:
+        """Two-hop bridge seeds: the visible phrases of the ``n`` best passages of a walk
+        (``pscores``) beyond the passages whose phrases seeded it, less ``skip`` (default:
+        the walk's seeds)."""
         seeded = sd.seed_passages
+        skip = sd.seeds if skip is None else skip
         first = np.argsort(-pscores, kind="stable")[:n + len(seeded)]
         first = first[(pscores[first] > 0) & ~np.isin(g.passage_ids[first], list(seeded))]
         first = first[:n]
         return passage_seeds(
             [int(g.passage_ids[i]) for i in first], pscores[first], g.passage_phrases,
-            vis.per_phrase, weight, skip=lambda node: node in sd.seeds or not vis.visible[node])
+            vis.per_phrase, weight, skip=lambda node: node in skip or not vis.visible[node])
 
     def rank(self, be: HippoRAGBackend, g: GraphArrays, pscores: np.ndarray,
              seeds: dict[int, float], sd: Seeding, k: int, allowed: AllowedIds,
