@@ -95,6 +95,9 @@ def test_decomposition_seeds_each_hop_and_bridges_to_the_second() -> None:
     assert ranked[:2] == [ids[0], ids[1]]  # the answer passage second, before distractors
     assert res.hits[1].score > plain.hits[1].score  # more mass reaches the 2-hop answer
     assert res.cost.llm_calls == 1 and plain.cost.llm_calls == 0
+    again, ta = read(mem, decompose=True)  # the memory's LLM cache answers the same prompt
+    assert (again.cost.llm_calls, again.cost.cached_llm_calls) == (0, 1)
+    assert ta["llm"][0]["cached_llm_calls"] == 1 and ta["seed_phrases"] == tr["seed_phrases"]
 
 
 def test_decomposition_as_a_backend_option_and_per_read_off() -> None:

@@ -422,12 +422,13 @@ class PaniniBackend(Backend):
         scored = self._hits(result, rendered, decomposition, k, allowed)
         if self.fill != "none" and len(scored) < k:
             scored += self._fill(query, k - len(scored), allowed, {s.id for s in scored})
-        spent = decomposition.cost
-        cost = Cost(llm_calls=int(spent.get("llm_calls", 0)),
-                    prompt_tokens=int(spent.get("prompt_tokens", 0)),
-                    completion_tokens=int(spent.get("completion_tokens", 0)))
+        spent = {key: int(decomposition.cost.get(key, 0)) for key in
+                 ("llm_calls", "cached_llm_calls", "prompt_tokens", "completion_tokens")}
+        cost = Cost(**spent)
+        calls = [{"feature": "decompose", "query": query, **spent}] if any(spent.values()) \
+            else []
         return Retrieval(scored, cost, {
-            "decomposition": decomposition.as_dict(), "rendered": rendered,
+            "decomposition": decomposition.as_dict(), "llm": calls, "rendered": rendered,
             "context_tokens": 0 if not result.chains else approx_tokens(rendered),
             "chains": [c.as_dict() for c in result.chains], "hop_beams": result.hop_beams,
             "retrievals": result.retrievals, "abstained": not result.chains,
