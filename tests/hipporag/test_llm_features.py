@@ -286,3 +286,22 @@ def test_the_flags_parse_from_the_eval_command_line() -> None:
     assert got == {"hipporag": {"decompose": True, "filter": False}}
     opts = HippoRAGReadOptions(**got["hipporag"])
     assert (opts.decompose, opts.filter) == (True, False)  # type: ignore[attr-defined]
+
+
+def test_a_scoped_decomposed_read_sees_only_its_scope() -> None:
+    llm = scripted()
+    mem = Memory.open(None, backends=["hipporag"], embedder=HashEmbedder(64), llm=llm,
+                      backend_options={"hipporag": {"extractor": "llm", "filter": False,
+                                                    **PHRASE_SEEDS}})
+    mem.write(PASSAGES[0][0], scope="studio")  # the only passage naming Casablanca
+    rest = [mem.write(text, scope="press") for text, _, _ in PASSAGES[1:]]
+    res = mem.read(QUESTION, k=4, backend="hipporag", scope="press", trace=True,
+                   read_options={"hipporag": {"decompose": True}})
+    tr = res.traces["hipporag"]
+    # hop 1 names no phrase the scope sees, so it finds nothing to bridge to hop 2
+    hop1, hop2 = tr["hops"]
+    assert hop1["seed_phrases"] == [] and "bridge_phrases" not in hop2
+    assert hop2["text"] == "Who was the spouse of ?"
+    assert hop2["seed_phrases"] == [] and tr["mode"] == "dense"  # nothing seeds: dense
+    assert tr["fallback"] == "hop 1: no seed phrase; hop 2: no seed phrase"
+    assert {h.item.id for h in res.hits} <= set(rest)

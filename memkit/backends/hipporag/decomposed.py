@@ -85,7 +85,7 @@ def run_hops(search: GraphSearch, be: HippoRAGBackend, g: GraphArrays, query: st
             if prev is None or not prev.seeds:
                 continue
             if j not in walks:
-                walks[j] = search._walk(op, g, prev.base, prev.seeds, vis.allowed_mask, o)
+                walks[j] = search.walk(op, g, prev.base, prev.seeds, vis.allowed_mask, o)
             # what hop j found: its best passages' phrases, less those its question names
             # (its own seeds from facts, e.g. the answer's node, are what a later hop needs)
             got = search.bridge(g, vis, walks[j], prev, o.decompose_bridge_passages,
@@ -120,8 +120,8 @@ def run_hops(search: GraphSearch, be: HippoRAGBackend, g: GraphArrays, query: st
     if not seeds:
         reason = "; ".join(f"hop {n + 1}: {h.no_seed_reason()}"
                            for n, h in enumerate(hops) if h is not None)
-        return search._fallback(dense, k, reason, trace)
-    pscores = search._walk(op, g, reset, {}, vis.allowed_mask, o)
+        return search.fallback(dense, k, reason, trace)
+    pscores = search.walk(op, g, reset, {}, vis.allowed_mask, o)
     return search.rank(be, g, pscores, seeds, merged, k, allowed, o, trace)
 
 

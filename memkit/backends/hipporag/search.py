@@ -124,9 +124,9 @@ class GraphSearch:
         if sd is None:
             return []
         if not sd.seeds:
-            return self._fallback(sd.dense, k, sd.no_seed_reason(), trace)
+            return self.fallback(sd.dense, k, sd.no_seed_reason(), trace)
         op = self.operator(g, None if vis.allowed_all else vis.allowed_mask, o.ppr_method)
-        pscores = self._walk(op, g, sd.base, sd.seeds, vis.allowed_mask, o)
+        pscores = self.walk(op, g, sd.base, sd.seeds, vis.allowed_mask, o)
         seeds = sd.seeds
         if o.bridge_passages > 0:
             bridge = self.bridge(g, vis, pscores, sd, o.bridge_passages, o.bridge_weight)
@@ -136,7 +136,7 @@ class GraphSearch:
                 seeds = {**seeds}
                 for node, w in bridge.items():
                     seeds[node] = seeds.get(node, 0.0) + w
-                pscores = self._walk(op, g, sd.base, seeds, vis.allowed_mask, o)
+                pscores = self.walk(op, g, sd.base, seeds, vis.allowed_mask, o)
         return self.rank(be, g, pscores, seeds, sd, k, allowed, o, trace)
 
     def prepare(self, be: HippoRAGBackend, g: GraphArrays, allowed: AllowedIds,
@@ -333,7 +333,7 @@ class GraphSearch:
         return out
 
     @staticmethod
-    def _walk(op: Any, g: GraphArrays, base: np.ndarray, seeds: dict[int, float],
+    def walk(op: Any, g: GraphArrays, base: np.ndarray, seeds: dict[int, float],
               allowed_mask: np.ndarray, o: RetrievalOptions) -> np.ndarray:
         """PPR from ``base`` (passage weights) + ``seeds`` (phrase nodes): the allowed
         passages' mass (-1 for passages outside the scope)."""
@@ -362,7 +362,7 @@ class GraphSearch:
                 named.append(name)
         trace["speakers"] = sorted(named)
 
-    def _fallback(self, dense: tuple[np.ndarray, np.ndarray], k: int, why: str,
+    def fallback(self, dense: tuple[np.ndarray, np.ndarray], k: int, why: str,
                   trace: dict[str, Any]) -> list[Scored]:
         trace.update(mode="dense", fallback=why)
         ids, scores = dense
