@@ -23,6 +23,9 @@ instead would let the hop with the most matched phrases drown the others (a brid
 typically has fewer). Rank fusion (RRF) of per-hop rankings would discard the mass that
 reaches a passage from two hops at once, which is what a multi-hop answer passage gets.
 The final ranking's dense fill-up (and fusion) is the original question's dense ranking.
+The single-query bridge (``bridge_passages``) is not run in a decomposed read: the hops'
+bridge takes its place. Each hop's LLM calls (the filter, when on: one per retrieval hop)
+are listed in ``trace["llm"]`` after the decomposition's.
 
 A decomposition that cannot be used (unparseable output, bad placeholders, one hop) runs the
 plain read, with the reason in ``trace["decomposition"]["fallback"]``.

@@ -5,7 +5,8 @@ defaults in brackets):
 
 1. score every fact against the query, min-max normalise, keep the top ``fact_top_k`` [5];
 2. optionally let the LLM keep the facts that help answer the query (at most 4), mapped back
-   to stored facts by exact, then fuzzy match; none left -> dense fallback;
+   to stored facts by exact, then fuzzy match; none left -> dense fallback when facts are
+   the only seeds (the paper's pipeline), else the other channels below seed alone;
 3. seeds: each kept fact with normalised score s adds s / (#passages mentioning p) to both of
    its phrases p; the top ``linking_top_k`` [5] phrases are kept. LLM-free extras (off by
    default): phrases named in the query (n-gram match against phrase nodes), the phrases
