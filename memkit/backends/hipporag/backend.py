@@ -136,6 +136,7 @@ class HippoRAGBackend(Backend):
         self._synced_gen = -1
         self.index_timings: dict[str, float] = {}
         self.extraction_cost = Cost()  # what this process's extraction spent (LLM OpenIE)
+        self._cost_lock = threading.Lock()  # batches are prepared concurrently
         self._offered: dict[str, Extraction] = {}
         self._offered_lock = threading.Lock()
         self._extractions: ExtractionCache | Literal[False] | None = None  # False: none
@@ -309,7 +310,7 @@ class HippoRAGBackend(Backend):
                                                  known=lambda p: p in known)
                 except Exception as exc:  # an extractor bug must not lose the passages
                     got = [Extraction(error=f"extractor failed: {exc!r}") for _ in rest]
-            with self._offered_lock:
+            with self._cost_lock:
                 self.extraction_cost.add(spent)
             for n, ex in zip(rest, got, strict=True):
                 out[n] = ex
