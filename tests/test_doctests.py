@@ -15,6 +15,8 @@ MODULES = [
     "memkit.llm.fake",
     "memkit.llm.jsonrepair",
     "memkit.llm.openai_compat",
+    "memkit.decomposition",
+    "memkit.backends.hipporag.decomposed",
     "memkit.temporal.times",
     "memkit.temporal.truth",
     "memkit.conversation.turns",

@@ -104,8 +104,9 @@ def _nested(base: dict[str, dict[str, Any]], pairs: tuple[str, ...]
               help="Backend option, e.g. --backend-option dense.ef_search=256. Repeatable.")
 @click.option("--read-option", "read_options", multiple=True, metavar="NAME.KEY=VALUE",
               help="Per-read option (Memory.read read_options), e.g. --read-option "
-                   "hipporag.damping=0.7: a retrieval variant of the same built memory. "
-                   "Repeatable.")
+                   "hipporag.damping=0.7: a retrieval variant of the same built memory; "
+                   "hipporag.decompose=true / hipporag.filter=false switch hipporag's LLM "
+                   "query decomposition and recognition filter. Repeatable.")
 @click.option("--fusion", default=None, type=click.Choice(["rrf", "minmax"]),
               help="How an 'a+b' backend fuses: reciprocal rank or min-max scores. "
                    "[default: rrf]")

@@ -18,9 +18,9 @@ from memkit.backends.panini.chains import (
     normalised,
     substitute,
 )
-from memkit.backends.panini.decompose import validate
 from memkit.backends.panini.render import NO_EVIDENCE, render_evidence
 from memkit.backends.panini.retrieval import AnswerRef, QACandidate
+from memkit.decomposition import validate
 
 
 def cand(qa_id: int, item_id: int, question: str, answer: str, score: float) -> QACandidate:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
-from memkit.backends.panini.decompose import (
+from memkit.decomposition import (
     decompose_llm,
     from_musique,
     musique_subquestion,
     single_hop,
 )
+from memkit.llm.base import estimate_prompt_tokens, estimate_tokens
 from memkit.llm.fake import ScriptedLLM
 
 GOOD = json.dumps({"questions": [
@@ -24,6 +25,8 @@ def test_llm_decomposition_is_validated_into_a_dag() -> None:
     assert [s.deps for s in d.questions] == [(), (0,)]
     assert d.questions[0].requires_retrieval is True
     assert d.cost["llm_calls"] == 1
+    assert d.cost["prompt_tokens"] == estimate_prompt_tokens(llm.calls[0].messages)
+    assert d.cost["completion_tokens"] == estimate_tokens(GOOD)
 
 
 def test_missing_placeholder_falls_back_to_single_hop() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from memkit import Memory
 from memkit.backends.panini import PaniniBackend
-from memkit.backends.panini.decompose import Decomposition
+from memkit.decomposition import Decomposition
 from memkit.embed import HashEmbedder
 from memkit.llm.fake import ScriptedLLM
 
@@ -94,6 +94,10 @@ def test_three_hop_read_returns_the_chain_items_and_compact_evidence(llm_mem) ->
         "Q: Where was Bess Meredyth born? A: Buffalo, New York {city}"]
     assert ev["context_tokens"] < 120
     assert res.cost.llm_calls == 1  # the decomposition (write calls are not read cost)
+    again = m.read(QUESTION, k=5, backend="panini", trace=True)
+    [call] = again.traces["panini"]["llm"]  # the same question again: a cached call
+    assert (call["feature"], call["llm_calls"], call["cached_llm_calls"]) == ("decompose", 0, 1)
+    assert (again.cost.llm_calls, again.cost.cached_llm_calls) == (0, 1)
 
 
 def test_rejected_workspace_is_recorded_and_item_stays_in_dense(llm_mem) -> None:

@@ -3,9 +3,31 @@
 Options (``backend_options={"hipporag": {...}}``):
 
 * ``extractor``: ``"auto"`` (default: the LLM OpenIE when the memory has an LLM, else spaCy
-  when the ``[nlp]`` extra is installed, else the rule extractor), ``"llm"``, ``"spacy"``,
-  ``"rules"``;
-* ``filter``: use the LLM recognition filter at query time (default: when an LLM is present);
+  when the ``[nlp]`` extra is installed, else the rule extractor), ``"llm"`` (LLM OpenIE:
+  two calls per passage, NER then triples, cached as LLM responses; the calls and tokens this
+  process spent extracting add up in ``backend.extraction_cost``), ``"spacy"``, ``"rules"``;
+* ``defaults``: ``"auto"`` (the paper's retrieval defaults with an LLM, ``LLM_FREE_DEFAULTS``
+  without), ``"paper"``, ``"llm_free"`` (e.g. an LLM memory reading with the LLM-free seeds,
+  plus the filter and/or decomposition);
+
+LLM features at read time, one flag each, settable here or for one read
+(``read_options={"hipporag": {"filter": False, "decompose": True}}``, or ``memkit eval ...
+--read-option hipporag.decompose=true`` / ``--backend-option hipporag.filter=false``):
+
+* ``filter``: the LLM recognition filter over the top facts (default: with an LLM and the
+  paper defaults). On the LLM-free defaults it turns the fact channel on and the kept facts
+  seed beside the other channels;
+* ``decompose`` [off]: LLM query decomposition (one call; the prompt and parser are
+  :mod:`memkit.decomposition`, shared with panini); each sub-question seeds the walk and a
+  hop that refers to an earlier one gets the entities of that hop's
+  ``decompose_bridge_passages`` [2] best passages (:mod:`.decomposed` says why one walk
+  from the hops' normalised union).
+
+Each LLM call of a read is listed in its trace (``trace["llm"]``: feature, query, calls,
+tokens) and summed into the read's ``cost``.
+
+Other settings:
+
 * ``synonymy_threshold`` [0.8], ``synonymy_max`` [100], ``passage_node_weight`` [0.05],
   ``damping`` [0.5], ``fact_top_k`` [5], ``linking_top_k`` [5], ``ppr_method``
   (``"power"``/``"push"``), and the LLM-free seeding knobs of
@@ -35,6 +57,7 @@ from typing import Any, Literal
 import numpy as np
 
 from memkit.backends.base import AllowedIds, Backend, BackendContext, Retrieval
+from memkit.backends.hipporag.decomposed import decomposed_read
 from memkit.backends.hipporag.extract_rules import _FUNCTION
 from memkit.backends.hipporag.extraction import Extraction, Extractor
 from memkit.backends.hipporag.extractors import make_extractor
@@ -51,14 +74,15 @@ from memkit.backends.hipporag.retriever import (
     seed_weights,
     weighted_rrf,
 )
-from memkit.backends.hipporag.search import GraphSearch
+from memkit.backends.hipporag.search import GraphSearch, llm_cost
 from memkit.backends.hipporag.store import GraphChanged, GraphStore, PassageUpdate
 from memkit.backends.hipporag.synonymy import synonym_edges
-from memkit.errors import StoreCorrupt
+from memkit.errors import ConfigError, InvalidInput, StoreCorrupt
 from memkit.ingest.extractions import ExtractionCache
+from memkit.metering import metered
 from memkit.nlp import alnum_count, normalise_phrase
 from memkit.options import Options
-from memkit.types import MemoryItem
+from memkit.types import Cost, MemoryItem
 from memkit.vectors import FaissIndex
 
 
@@ -92,6 +116,8 @@ class HippoRAGBackend(Backend):
         self.extractor: Extractor = custom if custom is not None else \
             self._make_extractor(o.extractor)
         self.ropts = retrieval_options(o, self.llm is not None)
+        if self.ropts.decompose and self.llm is None:
+            raise ConfigError("hipporag decompose=True needs an LLM")
         self.syn_threshold = float(o.synonymy_threshold)
         self.syn_max = int(o.synonymy_max)
         self.max_attempts = int(o.max_attempts)
@@ -109,6 +135,8 @@ class HippoRAGBackend(Backend):
         # the tables' generation this process's in-memory state matches (-1: unknown)
         self._synced_gen = -1
         self.index_timings: dict[str, float] = {}
+        self.extraction_cost = Cost()  # what this process's extraction spent (LLM OpenIE)
+        self._cost_lock = threading.Lock()  # batches are prepared concurrently
         self._offered: dict[str, Extraction] = {}
         self._offered_lock = threading.Lock()
         self._extractions: ExtractionCache | Literal[False] | None = None  # False: none
@@ -276,11 +304,14 @@ class HippoRAGBackend(Backend):
             rest = [n for n in rest if out[n] is None]
         if rest:
             known = dict(self.phrase_by_text)  # a snapshot: the apply step re-checks
-            try:
-                got = self.extractor.extract([items[n].text for n in rest],
-                                             known=lambda p: p in known)
-            except Exception as exc:  # an extractor bug must not lose the passages
-                got = [Extraction(error=f"extractor failed: {exc!r}") for _ in rest]
+            with metered() as spent:  # the LLM OpenIE's calls and tokens (0 for the others)
+                try:
+                    got = self.extractor.extract([items[n].text for n in rest],
+                                                 known=lambda p: p in known)
+                except Exception as exc:  # an extractor bug must not lose the passages
+                    got = [Extraction(error=f"extractor failed: {exc!r}") for _ in rest]
+            with self._cost_lock:
+                self.extraction_cost.add(spent)
             for n, ex in zip(rest, got, strict=True):
                 out[n] = ex
             made += rest
@@ -498,15 +529,22 @@ class HippoRAGBackend(Backend):
     # ---- reading --------------------------------------------------------------------------
     def retrieve(self, query: str, k: int, *, allowed: AllowedIds,
                  options: Options | None = None) -> Retrieval:
-        """Graph retrieval; the trace names the seed phrases and facts and how the walk went
-        (LLM calls of the recognition filter are metered by the caller)."""
+        """Graph retrieval; the trace names the seed phrases and facts and how the walk went,
+        and ``trace["llm"]`` each LLM call site (feature ``decompose`` or ``filter``) with
+        its calls and tokens, summed into the result's cost."""
         if len(allowed) == 0 or self.passage_index.ntotal == 0:
             return Retrieval([], trace={"mode": "empty"})
         ropts = self.ropts if options is None else \
             retrieval_options(self.opts, self.llm is not None, options)
+        if ropts.decompose and self.llm is None:
+            raise InvalidInput("hipporag decompose needs an LLM (Memory.open(..., llm=...))")
         trace: dict[str, Any] = {}
-        hits = self.search.run(self, self._graph(), query, k, allowed, ropts, trace=trace)
-        return Retrieval(hits, trace=trace)
+        if ropts.decompose:
+            hits = decomposed_read(self.search, self, self._graph(), query, k, allowed, ropts,
+                                   trace)
+        else:
+            hits = self.search.run(self, self._graph(), query, k, allowed, ropts, trace=trace)
+        return Retrieval(hits, cost=llm_cost(trace), trace=trace)
 
     def lookup_phrase(self, norm: str) -> int | None:
         """A phrase id by normalised text (single function words never match)."""
@@ -544,7 +582,8 @@ class HippoRAGBackend(Backend):
                           "(query-to-fact matching), passages (dense seeds)"}
         return {**g.stats(), "vectors": vectors, "synonymy_edges": int(syn),
                 "failed_extractions": int(failed),
-                "extractor": self.extractor.name, "filter": self.ropts.use_filter}
+                "extractor": self.extractor.name, "filter": self.ropts.use_filter,
+                "decompose": self.ropts.decompose}
 
 
 __all__ = ["HippoRAGBackend", "LLM_FREE_DEFAULTS", "link_query_phrases", "minmax",

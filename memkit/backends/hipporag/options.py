@@ -5,6 +5,13 @@ defaults - or, with no LLM, the LLM-free defaults measured on MuSiQue and LoCoMo
 (``LLM_FREE_DEFAULTS``, see ``evals/hipporag/`` and ``evals/lexical/``). The same knobs can
 be set for one read:
 ``mem.read(q, backend="hipporag", read_options={"hipporag": {"damping": 0.7}})``.
+
+The LLM features are flags of the same kind, each settable for the backend or for one read:
+``filter`` (the recognition filter; default on with an LLM and the paper defaults) and
+``decompose`` (LLM query decomposition, default off). ``defaults`` picks the base the knobs
+start from: ``"paper"`` (HippoRAG 2's), ``"llm_free"`` (``LLM_FREE_DEFAULTS``) or ``"auto"``
+(paper with an LLM, LLM-free without). The filter on the LLM-free defaults adds the fact
+channel (``use_facts``, unless set) to their seeds.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ def _optional_fields() -> dict[str, Any]:
 #: per-read overrides of the retrieval knobs (all optional)
 HippoRAGReadOptions: type[Options] = pydantic.create_model(  # type: ignore[call-overload]
     "HippoRAGReadOptions", __base__=Options, __doc__="Retrieval knobs for one read.",
+    filter=(bool | None, Field(None, description="the LLM recognition filter for this read "
+                                                   "(default: the backend's setting)")),
     **_optional_fields())
 
 
@@ -63,7 +72,10 @@ class _Indexing(Options):
     extractor: Literal["auto", "llm", "spacy", "rules"] = Field(
         "auto", description="auto: LLM OpenIE with an LLM, else spaCy if installed, else rules")
     filter: bool | None = Field(None, description="LLM recognition filter at query time "
-                                                  "(default: when an LLM is present)")
+                                                  "(default: with an LLM and the paper defaults)")
+    defaults: Literal["auto", "paper", "llm_free"] = Field(
+        "auto", description="retrieval defaults: HippoRAG 2's (paper), LLM_FREE_DEFAULTS "
+                            "(llm_free), or auto: paper with an LLM, else llm_free")
     synonymy_threshold: float = Field(0.8, ge=-1.0, le=1.0)
     synonymy_max: int = Field(100, ge=0)
     max_attempts: int = Field(3, ge=1, description="extraction retries of a failed passage")
@@ -86,13 +98,24 @@ HippoRAGOptions: type[_Indexing] = pydantic.create_model(  # type: ignore[call-o
 def retrieval_options(options: Options, has_llm: bool,
                       override: Options | None = None) -> RetrievalOptions:
     """The RetrievalOptions for a read: dataclass defaults (or the LLM-free ones), then the
-    backend's options, then one read's overrides."""
-    ro: dict[str, Any] = {} if has_llm else llm_free_defaults()
+    backend's options, then one read's overrides. The filter: the read's flag, else the
+    backend's, else on with the paper defaults; never without an LLM. A filter on the
+    LLM-free defaults (which seed without facts) turns the fact channel on unless
+    ``use_facts`` was set."""
+    kind = getattr(options, "defaults", "auto")
+    paper = has_llm if kind == "auto" else kind == "paper"
+    ro: dict[str, Any] = {} if paper else llm_free_defaults()
+    explicit: dict[str, Any] = {}
     for source in (options, override):
         if source is None:
             continue
-        ro.update({k: v for k, v in source.model_dump().items()
-                   if k in RETRIEVAL_KEYS and v is not None})
-    use_filter = getattr(options, "filter", None)
-    ro["use_filter"] = (has_llm if use_filter is None else bool(use_filter)) and has_llm
+        explicit.update({k: v for k, v in source.model_dump().items()
+                         if k in RETRIEVAL_KEYS and v is not None})
+    ro.update(explicit)
+    flags = [getattr(s, "filter", None) for s in (override, options) if s is not None]
+    chosen = next((f for f in flags if f is not None), None)
+    use_filter = (paper if chosen is None else bool(chosen)) and has_llm
+    if use_filter and "use_facts" not in explicit:
+        ro["use_facts"] = True
+    ro["use_filter"] = use_filter
     return RetrievalOptions(**ro)

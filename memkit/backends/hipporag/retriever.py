@@ -5,7 +5,8 @@ defaults in brackets):
 
 1. score every fact against the query, min-max normalise, keep the top ``fact_top_k`` [5];
 2. optionally let the LLM keep the facts that help answer the query (at most 4), mapped back
-   to stored facts by exact, then fuzzy match; none left -> dense fallback;
+   to stored facts by exact, then fuzzy match; none left -> dense fallback when facts are
+   the only seeds (the paper's pipeline), else the other channels below seed alone;
 3. seeds: each kept fact with normalised score s adds s / (#passages mentioning p) to both of
    its phrases p; the top ``linking_top_k`` [5] phrases are kept. LLM-free extras (off by
    default): phrases named in the query (n-gram match against phrase nodes), the phrases
@@ -103,6 +104,10 @@ class RetrievalOptions:
     dense_candidates: int = 20_000
     ppr_method: str = "power"  # "power" | "push"
     push_eps: float = 1e-6
+    # LLM query decomposition (memkit.backends.hipporag.decomposed): the sub-questions seed
+    # the walk, a later hop's seeds get the entities of its earlier hop's top passages
+    decompose: bool = False
+    decompose_bridge_passages: int = 2
     # query instructions for embedders that support them (query-to-fact, query-to-passage)
     fact_instruction: str | None = None
     passage_instruction: str | None = None

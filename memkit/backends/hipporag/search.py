@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Container
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,10 +38,41 @@ from memkit.backends.hipporag.retriever import (
 from memkit.backends.hipporag.scoped import ScopedView, scoped_view
 from memkit.errors import LLMError
 from memkit.fusion import fuse
-from memkit.types import Scored
+from memkit.metering import metered
+from memkit.types import Cost, Scored
 
 if TYPE_CHECKING:
     from memkit.backends.hipporag.backend import HippoRAGBackend
+
+
+@dataclass
+class Visible:
+    """What one read's scope sees of the graph: the allowed passages (mask over the graph's
+    passages), the phrases' passage counts in the scope, and which phrases are visible."""
+
+    allowed_mask: np.ndarray
+    allowed_all: bool
+    per_phrase: np.ndarray
+    visible: np.ndarray
+
+
+@dataclass
+class Seeding:
+    """What one query text seeds a walk with: phrase-node seeds, the passage part of the
+    reset vector (``base``), the passages whose phrases seeded it, the seed facts' ends, and
+    the dense (and BM25) rankings of the text."""
+
+    dense: tuple[np.ndarray, np.ndarray]
+    base: np.ndarray
+    seeds: dict[int, float] = field(default_factory=dict)
+    seed_passages: set[int] = field(default_factory=set)
+    fact_ends: list[tuple[str, tuple[int, int]]] = field(default_factory=list)
+    lex: tuple[np.ndarray, np.ndarray] | None = None
+    filter_emptied: bool = False
+
+    def no_seed_reason(self) -> str:
+        return ("no fact survived the recognition filter" if self.filter_emptied
+                else "no seed phrase")
 
 
 class GraphSearch:
@@ -86,52 +119,83 @@ class GraphSearch:
         """Rank the allowed passages; ``trace`` (if given) is filled with what seeded the
         walk: seed phrases with weights, seed facts, and whether dense was fallen back on."""
         trace = {} if trace is None else trace
+        g, vis = self.prepare(be, g, allowed, o, trace)
+        sd = self.seed(be, g, vis, query, allowed, o, trace)
+        if sd is None:
+            return []
+        if not sd.seeds:
+            return self.fallback(sd.dense, k, sd.no_seed_reason(), trace)
+        op = self.operator(g, None if vis.allowed_all else vis.allowed_mask, o.ppr_method)
+        pscores = self.walk(op, g, sd.base, sd.seeds, vis.allowed_mask, o)
+        seeds = sd.seeds
+        if o.bridge_passages > 0:
+            bridge = self.bridge(g, vis, pscores, sd, o.bridge_passages, o.bridge_weight)
+            if bridge:
+                trace["bridge_phrases"] = sorted(
+                    be.phrase_text.get(int(g.phrase_ids[n]), "") for n in bridge)[:50]
+                seeds = {**seeds}
+                for node, w in bridge.items():
+                    seeds[node] = seeds.get(node, 0.0) + w
+                pscores = self.walk(op, g, sd.base, seeds, vis.allowed_mask, o)
+        return self.rank(be, g, pscores, seeds, sd, k, allowed, o, trace)
+
+    def prepare(self, be: HippoRAGBackend, g: GraphArrays, allowed: AllowedIds,
+                o: RetrievalOptions, trace: dict[str, Any]) -> tuple[GraphArrays, Visible]:
+        """The graph a read walks (with link edges when the read asks for them) and what
+        the read's scope sees of it."""
         trace["mode"] = "graph"
         links = LinkSettings.of(o)
         if links.active:
             g = self.linked.get(be.ctx.store, g, links)
             trace["link_edges"] = int(0 if g.link_edges is None else len(g.link_edges))
-        emb = be.embedder
-        qvec = emb.embed_query(query, o.passage_instruction)
-        fvec = qvec if o.fact_instruction == o.passage_instruction else \
-            emb.embed_query(query, o.fact_instruction)
-        # dense passage scores over the allowed passages (the fallback and the passage seeds)
-        n_dense = min(len(allowed), o.dense_candidates, be.passage_index.ntotal)
-        d_ids, d_scores = be.passage_index.search(qvec, n_dense, allowed.ids)
-        dense = (d_ids, d_scores)
-        if len(d_ids) == 0:
-            return []
-        in_graph = np.isin(d_ids, g.passage_ids)
+        return g, self.visible(g, allowed)
+
+    def visible(self, g: GraphArrays, allowed: AllowedIds) -> Visible:
         allowed_mask = allowed.mask(g.passage_ids)
         allowed_all = bool(allowed_mask.all())
         # a scoped read sees only its scope's part of the graph (no cross-scope signal)
         if allowed_all:
-            per_phrase, visible = g.phrase_passages, np.ones(g.n_phrases, dtype=bool)
-        else:
-            view = self.view(g, allowed_mask)
-            per_phrase, visible = view.phrase_passages, view.visible
+            return Visible(allowed_mask, True, g.phrase_passages,
+                           np.ones(g.n_phrases, dtype=bool))
+        view = self.view(g, allowed_mask)
+        return Visible(allowed_mask, False, view.phrase_passages, view.visible)
+
+    def seed(self, be: HippoRAGBackend, g: GraphArrays, vis: Visible, query: str,
+             allowed: AllowedIds, o: RetrievalOptions, trace: dict[str, Any]
+             ) -> Seeding | None:
+        """What ``query`` seeds the walk with (steps 1-4): phrase seeds from facts (after the
+        filter), query phrases and seed passages, and the passage part of the reset vector.
+        None when no allowed passage has a vector."""
+        qvec = be.embedder.embed_query(query, o.passage_instruction)
+        fvec = qvec if o.fact_instruction == o.passage_instruction else \
+            be.embedder.embed_query(query, o.fact_instruction)
+        # dense passage scores over the allowed passages (the fallback and the passage seeds)
+        d_ids, d_scores = self.dense(be, qvec, allowed, o)
+        if len(d_ids) == 0:
+            return None
+        in_graph = np.isin(d_ids, g.passage_ids)
+        per_phrase = vis.per_phrase
+        sd = Seeding(dense=(d_ids, d_scores), base=np.zeros(g.n_nodes))
         seeds: dict[int, float] = {}
-        seed_facts: list[tuple[int, str, float]] = []
-        fact_ends: list[tuple[str, tuple[int, int]]] = []
         if o.use_facts and be.fact_index.ntotal:
-            seed_facts = self._fact_seeds(be, g, query, fvec, o, allowed, allowed_all)
+            seed_facts = self._fact_seeds(be, g, query, fvec, o, allowed, vis.allowed_all,
+                                          trace)
             trace["facts"] = [t for _, t, _ in seed_facts]
-            if o.use_filter and not seed_facts:
-                return self._fallback(dense, k, "no fact survived the recognition filter",
-                                      trace)
+            sd.filter_emptied = o.use_filter and not seed_facts
             rows = np.searchsorted(g.fact_ids, [f for f, _, _ in seed_facts])
             triples = [(int(g.fact_nodes[r, 0]), int(g.fact_nodes[r, 1]), s)
                        for r, (_, _, s) in zip(rows, seed_facts, strict=True)]
             seeds = seed_weights(triples, per_phrase, o.linking_top_k)
-            fact_ends = [(t, (s, ob)) for (_, t, _), (s, ob, _) in
-                         zip(seed_facts, triples, strict=True)]
+            sd.fact_ends = [(t, (s, ob)) for (_, t, _), (s, ob, _) in
+                            zip(seed_facts, triples, strict=True)]
+            if sd.filter_emptied and not self._other_channels(o):
+                # the paper pipeline: facts are its only seeds, and none is left
+                return sd
         extra: dict[int, float] = {}
         if o.query_phrase_weight > 0:
-            for pid in link_query_phrases(query, be.lookup_phrase):
-                node = int(g.phrase_nodes(np.array([pid]))[0])
-                if node < g.n_phrases and g.phrase_ids[node] == pid and visible[node]:
-                    extra[node] = extra.get(node, 0.0) + o.query_phrase_weight / max(
-                        1, int(per_phrase[node]))
+            for node in self.named(be, g, vis, query):
+                extra[node] = extra.get(node, 0.0) + o.query_phrase_weight / max(
+                    1, int(per_phrase[node]))
         fused_seeds = o.seed_fusion != "dense" and o.dense_seed_passages > 0
         lex: tuple[np.ndarray, np.ndarray] | None = None
         deep_lex = o.lexical_passage_weight > 0 or fused_seeds or o.lexical_rrf_weight > 0
@@ -140,6 +204,7 @@ class GraphSearch:
             lex = self.lexicon.top(be.ctx.store, (g.generation, id(g)), g.passage_ids, query,
                                    n_lex, allowed)
             trace["lexical_top"] = lex[0][:o.lexical_seed_passages].tolist()
+        sd.lex = lex
         seed_passages: list[int] = []
         if fused_seeds and lex is not None:
             # the seed passages from dense and BM25 fused (memkit.fusion), not dense alone
@@ -163,46 +228,71 @@ class GraphSearch:
                 for node in g.passage_phrases(int(iid)).tolist():
                     extra[node] = extra.get(node, 0.0) + o.dense_seed_weight * max(
                         float(s), 0.1) / max(1, int(per_phrase[node]))
-        if lex is not None:
-            if o.lexical_seed_passages > 0:
-                top_lex = lex[0][:o.lexical_seed_passages]
-                for node, w in passage_seeds(
-                        top_lex.tolist(), lex[1][:len(top_lex)], g.passage_phrases,
-                        per_phrase, o.lexical_seed_weight).items():
-                    extra[node] = extra.get(node, 0.0) + w
+        sd.seed_passages = set(seed_passages)
+        if lex is not None and o.lexical_seed_passages > 0:
+            top_lex = lex[0][:o.lexical_seed_passages]
+            sd.seed_passages.update(top_lex.tolist())
+            for node, w in passage_seeds(
+                    top_lex.tolist(), lex[1][:len(top_lex)], g.passage_phrases,
+                    per_phrase, o.lexical_seed_weight).items():
+                extra[node] = extra.get(node, 0.0) + w
         for node, w in extra.items():
             seeds[node] = seeds.get(node, 0.0) + w
-        if not seeds:
-            return self._fallback(dense, k, "no seed phrase", trace)
+        sd.seeds = seeds
         # reset vector: phrase seeds + dense (and BM25) passage weights
-        base = np.zeros(g.n_nodes)
         gi = d_ids[in_graph]
-        base[g.passage_nodes(gi)] += minmax(d_scores[in_graph]) * o.passage_node_weight
+        sd.base[g.passage_nodes(gi)] += minmax(d_scores[in_graph]) * o.passage_node_weight
         if lex is not None and o.lexical_passage_weight > 0 and len(lex[0]):
-            base[g.passage_nodes(lex[0])] += minmax(lex[1]) * o.lexical_passage_weight
+            sd.base[g.passage_nodes(lex[0])] += minmax(lex[1]) * o.lexical_passage_weight
         if o.speaker_weight > 0:
-            self._speaker_seeds(be, g, query, base, allowed_mask, o.speaker_weight, trace)
-        op = self.operator(g, None if allowed_all else allowed_mask, o.ppr_method)
-        pscores = self._walk(op, g, base, seeds, allowed_mask, o)
-        if o.bridge_passages > 0:
-            # the first walk's best passages beyond those whose phrases already seeded it
-            seeded = set(seed_passages)
-            if lex is not None:
-                seeded.update(lex[0][:o.lexical_seed_passages].tolist())
-            first = np.argsort(-pscores, kind="stable")[:o.bridge_passages + len(seeded)]
-            first = first[(pscores[first] > 0) & ~np.isin(g.passage_ids[first], list(seeded))]
-            first = first[:o.bridge_passages]
-            bridge = passage_seeds(
-                [int(g.passage_ids[i]) for i in first], pscores[first], g.passage_phrases,
-                per_phrase, o.bridge_weight,
-                skip=lambda node: node in seeds or not visible[node])
-            if bridge:
-                trace["bridge_phrases"] = sorted(
-                    be.phrase_text.get(int(g.phrase_ids[n]), "") for n in bridge)[:50]
-                seeds = {**seeds}
-                for node, w in bridge.items():
-                    seeds[node] = seeds.get(node, 0.0) + w
-                pscores = self._walk(op, g, base, seeds, allowed_mask, o)
+            self._speaker_seeds(be, g, query, sd.base, vis.allowed_mask, o.speaker_weight,
+                                trace)
+        return sd
+
+    @staticmethod
+    def named(be: HippoRAGBackend, g: GraphArrays, vis: Visible, text: str) -> list[int]:
+        """The visible phrase nodes ``text`` names (n-gram match, longest first)."""
+        out = []
+        for pid in link_query_phrases(text, be.lookup_phrase):
+            node = int(g.phrase_nodes(np.array([pid]))[0])
+            if node < g.n_phrases and g.phrase_ids[node] == pid and vis.visible[node]:
+                out.append(node)
+        return out
+
+    @staticmethod
+    def dense(be: HippoRAGBackend, qvec: np.ndarray, allowed: AllowedIds,
+              o: RetrievalOptions) -> tuple[np.ndarray, np.ndarray]:
+        """The allowed passages by dense score against the query vector ``qvec``."""
+        n_dense = min(len(allowed), o.dense_candidates, be.passage_index.ntotal)
+        return be.passage_index.search(qvec, n_dense, allowed.ids)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _other_channels(o: RetrievalOptions) -> bool:
+        """Whether seeds come from more than the facts (the LLM-free channels)."""
+        return (o.query_phrase_weight > 0 or o.dense_seed_passages > 0
+                or o.lexical_seed_passages > 0)
+
+    def bridge(self, g: GraphArrays, vis: Visible, pscores: np.ndarray, sd: Seeding,
+               n: int, weight: float, skip: Container[int] | None = None
+               ) -> dict[int, float]:
+        """Two-hop bridge seeds: the visible phrases of the ``n`` best passages of a walk
+        (``pscores``) beyond the passages whose phrases seeded it, less ``skip`` (default:
+        the walk's seeds)."""
+        seeded = sd.seed_passages
+        skip = sd.seeds if skip is None else skip
+        first = np.argsort(-pscores, kind="stable")[:n + len(seeded)]
+        first = first[(pscores[first] > 0) & ~np.isin(g.passage_ids[first], list(seeded))]
+        first = first[:n]
+        return passage_seeds(
+            [int(g.passage_ids[i]) for i in first], pscores[first], g.passage_phrases,
+            vis.per_phrase, weight, skip=lambda node: node in skip or not vis.visible[node])
+
+    def rank(self, be: HippoRAGBackend, g: GraphArrays, pscores: np.ndarray,
+             seeds: dict[int, float], sd: Seeding, k: int, allowed: AllowedIds,
+             o: RetrievalOptions, trace: dict[str, Any]) -> list[Scored]:
+        """Step 5: the passages by PPR mass (or fused), with their evidence."""
+        d_ids, d_scores = sd.dense
+        lex = sd.lex
         order = np.argsort(-pscores, kind="stable")
         order = order[pscores[order] > 0]
         graph_rank = [int(g.passage_ids[i]) for i in order[:max(k, 100)]]
@@ -238,12 +328,12 @@ class GraphSearch:
             out.append(Scored(iid, float(score), {
                 "mode": "graph", "ppr": ppr_of.get(iid, 0.0), "dense": dense_of.get(iid),
                 "seed_phrases": sorted(seed_text[n] for n in seeds if n in mentioned),
-                "facts": [t for t, (a, b) in fact_ends if a in mentioned or b in mentioned],
+                "facts": [t for t, (a, b) in sd.fact_ends if a in mentioned or b in mentioned],
             }))
         return out
 
     @staticmethod
-    def _walk(op: Any, g: GraphArrays, base: np.ndarray, seeds: dict[int, float],
+    def walk(op: Any, g: GraphArrays, base: np.ndarray, seeds: dict[int, float],
               allowed_mask: np.ndarray, o: RetrievalOptions) -> np.ndarray:
         """PPR from ``base`` (passage weights) + ``seeds`` (phrase nodes): the allowed
         passages' mass (-1 for passages outside the scope)."""
@@ -272,7 +362,7 @@ class GraphSearch:
                 named.append(name)
         trace["speakers"] = sorted(named)
 
-    def _fallback(self, dense: tuple[np.ndarray, np.ndarray], k: int, why: str,
+    def fallback(self, dense: tuple[np.ndarray, np.ndarray], k: int, why: str,
                   trace: dict[str, Any]) -> list[Scored]:
         trace.update(mode="dense", fallback=why)
         ids, scores = dense
@@ -280,8 +370,8 @@ class GraphSearch:
                 for i, s in zip(ids[:k], scores[:k], strict=True)]
 
     def _fact_seeds(self, be: HippoRAGBackend, g: GraphArrays, query: str, qvec: np.ndarray,
-                    o: RetrievalOptions, allowed: AllowedIds, allowed_all: bool
-                    ) -> list[tuple[int, str, float]]:
+                    o: RetrievalOptions, allowed: AllowedIds, allowed_all: bool,
+                    trace: dict[str, Any]) -> list[tuple[int, str, float]]:
         """Top facts (id, text, normalised score), after the LLM filter when enabled."""
         n = min(be.fact_index.ntotal, o.fact_candidates)
         f_ids, f_scores = be.fact_index.search(qvec, n)
@@ -303,10 +393,34 @@ class GraphSearch:
         top = [(f, s) for f, s in top if f in triple and f in set(g.fact_ids.tolist())]
         if o.use_filter and be.llm is not None and top:
             cands = [triple[f] for f, _ in top]
-            try:
-                res = be.llm.complete_json(filter_prompt(query, cands), FilterResult)
+            with metered() as spent:
+                try:
+                    res = be.llm.complete_json(filter_prompt(query, cands), FilterResult)
+                except LLMError as exc:  # filter unavailable: keep the unfiltered top facts
+                    res = None
+                    trace["filter_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+            charge(trace, "filter", spent, query)
+            if res is not None:
                 keep = match_facts(res.fact, cands)
                 top = [top[i] for i in keep]
-            except LLMError:
-                pass  # filter unavailable: keep the unfiltered top facts
+                trace["filter_kept"] = len(top)
         return [(f, " ".join(triple[f]), s) for f, s in top]
+
+
+def charge(trace: dict[str, Any], feature: str, spent: Cost, query: str) -> None:
+    """Record one LLM feature's spending in the read's trace (``trace["llm"]``: one entry
+    per call site, which the backend sums into the read's cost)."""
+    trace.setdefault("llm", []).append({
+        "feature": feature, "query": query, "llm_calls": spent.llm_calls,
+        "cached_llm_calls": spent.cached_llm_calls, "prompt_tokens": spent.prompt_tokens,
+        "completion_tokens": spent.completion_tokens})
+
+
+def llm_cost(trace: dict[str, Any]) -> Cost:
+    """The read's LLM cost: the sum of its features' entries in ``trace["llm"]``."""
+    total = Cost()
+    for e in trace.get("llm", []):
+        total.add(Cost(llm_calls=e["llm_calls"], cached_llm_calls=e["cached_llm_calls"],
+                       prompt_tokens=e["prompt_tokens"],
+                       completion_tokens=e["completion_tokens"]))
+    return total

@@ -2,6 +2,6 @@
 chains (arXiv 2602.15156). See :mod:`memkit.backends.panini.backend`."""
 
 from memkit.backends.panini.backend import PaniniBackend
-from memkit.backends.panini.decompose import Decomposition, from_musique, single_hop, validate
+from memkit.decomposition import Decomposition, from_musique, single_hop, validate
 
 __all__ = ["Decomposition", "PaniniBackend", "from_musique", "single_hop", "validate"]

@@ -37,12 +37,6 @@ from pydantic import Field
 
 from memkit.backends.base import AllowedIds, Backend, BackendContext, Retrieval
 from memkit.backends.panini.chains import BeamParams, Chain, SearchResult, beam_search
-from memkit.backends.panini.decompose import (
-    Decomposition,
-    decompose_llm,
-    single_hop,
-    validate,
-)
 from memkit.backends.panini.extract_llm import LLMWriter
 from memkit.backends.panini.extract_parse import ParseWriter, split_title
 from memkit.backends.panini.gsw import (
@@ -60,6 +54,12 @@ from memkit.backends.panini.retrieval import (
     qa_text,
 )
 from memkit.backends.panini.store import EntityRow, QARow, WorkspaceStore
+from memkit.decomposition import (
+    Decomposition,
+    decompose_llm,
+    single_hop,
+    validate,
+)
 from memkit.errors import ConfigError
 from memkit.fusion import approx_tokens
 from memkit.ingest.extractions import ExtractionCache
@@ -406,7 +406,7 @@ class PaniniBackend(Backend):
             self, query: str, decomposition: Decomposition | Sequence[Any], k: int, *,
             allowed: AllowedIds, beam: BeamParams | None = None) -> Retrieval:
         """Read with a given decomposition: a :class:`Decomposition` (e.g. an *oracle* one
-        from :func:`~memkit.backends.panini.decompose.from_musique`) or a list of
+        from :func:`~memkit.decomposition.from_musique`) or a list of
         sub-question strings / ``(text, requires_retrieval)`` pairs with ``<ENTITY_Qn>``."""
         if not isinstance(decomposition, Decomposition):
             decomposition = validate(list(decomposition), query)
@@ -422,12 +422,13 @@ class PaniniBackend(Backend):
         scored = self._hits(result, rendered, decomposition, k, allowed)
         if self.fill != "none" and len(scored) < k:
             scored += self._fill(query, k - len(scored), allowed, {s.id for s in scored})
-        spent = decomposition.cost
-        cost = Cost(llm_calls=int(spent.get("llm_calls", 0)),
-                    prompt_tokens=int(spent.get("prompt_tokens", 0)),
-                    completion_tokens=int(spent.get("completion_tokens", 0)))
+        spent = {key: int(decomposition.cost.get(key, 0)) for key in
+                 ("llm_calls", "cached_llm_calls", "prompt_tokens", "completion_tokens")}
+        cost = Cost(**spent)
+        calls = [{"feature": "decompose", "query": query, **spent}] if any(spent.values()) \
+            else []
         return Retrieval(scored, cost, {
-            "decomposition": decomposition.as_dict(), "rendered": rendered,
+            "decomposition": decomposition.as_dict(), "llm": calls, "rendered": rendered,
             "context_tokens": 0 if not result.chains else approx_tokens(rendered),
             "chains": [c.as_dict() for c in result.chains], "hop_beams": result.hop_beams,
             "retrievals": result.retrievals, "abstained": not result.chains,

@@ -31,8 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from memkit.backends.panini.decompose import PLACEHOLDER, Decomposition, SubQuestion
 from memkit.backends.panini.retrieval import QACandidate
+from memkit.decomposition import PLACEHOLDER, Decomposition, SubQuestion
 
 EPS = 1e-6
 
