@@ -132,6 +132,8 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=2)
     ap.add_argument("--turn-chars", type=int, default=200)
     ap.add_argument("--top-n", type=int, default=5)
+    ap.add_argument("--order", choices=["chronological", "score"], default="chronological",
+                    help="candidates in the prompt: by date (the paper) or best score first")
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--grad-accum", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-4)
@@ -164,7 +166,7 @@ def main() -> None:
                       key=lambda e: e.qid)
     eval_ex = sorted(rng.sample(eval_ex, min(args.n_eval, len(eval_ex))), key=lambda e: e.qid)
     by_qid = {e.qid: e for e in train_ex + eval_ex}
-    snip = SnippetSettings(args.candidates, args.turns, args.turn_chars, args.top_n)
+    snip = SnippetSettings(args.candidates, args.turns, args.turn_chars, args.top_n, args.order)
     config = PromptConfig(top_n=args.top_n)
     embedder = load_embedder(None)
     cache = Path(tempfile.gettempdir()) / "memkit-sifter-sft-cache"

@@ -6,7 +6,10 @@ gold sessions fell outside a 2,000-token budget (``evals/sifter/locomo_gemma270m
 session is shown to the proxy as a *snippet*: its ``turns`` turns most similar to the
 question (MiniLM cosine), in conversation order, each cut to ``turn_chars`` characters; the
 candidates are the ``candidates`` sessions of highest embedding score (max over their
-turns), in chronological order as in the paper's layout. A prompt is then ≈ 800 tokens.
+turns), in chronological order as in the paper's layout (``order="chronological"``) or best
+score first (``order="score"``: the prompt then carries the prefilter's ranking, so ranking
+``0,1,2,…`` reproduces it and the proxy only has to learn where to depart from it). A prompt
+is then ≈ 800 tokens.
 
 - :func:`snippet_rows`: rows in :func:`memkit.sifterlab.data.build_rows`' format (so the GRPO
   trainer and the reward take them unchanged), plus what a session-level evaluation over
@@ -49,13 +52,17 @@ class SnippetSettings:
     turns: int = 2
     turn_chars: int = 200
     top_n: int = 5
+    order: str = "chronological"
 
     def __post_init__(self) -> None:
         for name in ("candidates", "turns", "turn_chars", "top_n"):
             if int(getattr(self, name)) < 1:
                 raise InvalidInput(f"SnippetSettings.{name} must be >= 1")
+        if self.order not in ("chronological", "score"):
+            raise InvalidInput(f"SnippetSettings.order must be 'chronological' or 'score', "
+                               f"not {self.order!r}")
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -123,7 +130,10 @@ def snippet_rows(examples: Sequence[SifterExample], embedder: Embedder,
             keep = settings.candidates - min(len(missing), settings.candidates)
             kept = [c for c in chosen if c in ex.gold] + [c for c in chosen if c not in ex.gold]
             chosen = kept[:keep] + missing[: settings.candidates]
-        chosen = sorted(chosen, key=lambda i: (ex.units[i].order, i))  # chronological
+        if settings.order == "score":
+            chosen = sorted(chosen, key=lambda i: (-session_scores[i], i))
+        else:
+            chosen = sorted(chosen, key=lambda i: (ex.units[i].order, i))
         units = [Unit(uid=ex.units[i].uid, date=ex.units[i].date, order=ex.units[i].order,
                       text=_snippet(sessions[i], turn_scores[i], settings)) for i in chosen]
         gold = [j for j, i in enumerate(chosen) if i in ex.gold]

@@ -83,6 +83,19 @@ def test_snippet_rows_keep_gold_only_for_training():
     assert held["all_gold"] == train["all_gold"] == [3]
 
 
+def test_snippet_rows_in_score_order_put_the_prefilter_ranking_in_the_prompt():
+    emb = WordEmbedder(VOCAB)
+    chrono = SnippetSettings(candidates=3, turns=1, top_n=3)
+    by_score = SnippetSettings(candidates=3, turns=1, top_n=3, order="score")
+    [a] = snippet_rows([_example(0, [2])], emb, chrono)
+    [b] = snippet_rows([_example(0, [2])], emb, by_score)
+    assert b["candidate_sessions"] == a["all_ranking"][:3] == b["all_ranking"][:3]
+    assert b["prefilter_ranking"] == [0, 1, 2] and b["gold"] == [0]
+    assert sorted(a["candidate_sessions"]) == sorted(b["candidate_sessions"])
+    with pytest.raises(InvalidInput, match="order"):
+        SnippetSettings(order="random")
+
+
 def test_split_by_conversation_is_disjoint():
     exs = [_example(s, [2], f"q{i}") for s in (0, 1, 2) for i in range(2)]
     train, test = split_by_conversation(exs, [1])
@@ -242,6 +255,19 @@ def test_trained_proxy_directory_serves_memory_reads(tmp_path, mem):
     assert trace["parsed"] == [int(t) for t in mem_row["target"].split(">")[3].split("<")[0]
                                .split(",")]
     assert res.hits[0].id == oslo and res.hits[0].evidence["sifter_rank"] == 1
+    # a proxy trained on candidates best-first is served them best-first
+    import shutil
+
+    scored = tmp_path / "proxy-score"
+    shutil.copytree(proxy_dir, scored)
+    manifest = json.loads((scored / "proxy.json").read_text())
+    (scored / "proxy.json").write_text(json.dumps({**manifest, "snippets": {"order": "score"}}))
+    load_proxy(scored).llm._complete = spy
+    plain = [h.text for h in mem.read("where ann moved", k=3).hits]
+    mem.read("where ann moved", k=2, rerank="sifter", rerank_model=str(scored))
+    shown = [line for line in prompts[-1].splitlines() if line.startswith(("Ann:", "Bob:"))]
+    assert shown == plain and plain != ["Ann: I like tea", "Ann: I moved to Oslo",
+                                        "Bob: coffee for me"]  # not the chronological order
     with pytest.raises(InvalidInput, match="rerank_model needs"):
         mem.read("x", rerank_model=str(proxy_dir))
     with pytest.raises(NotFound, match="not a trained proxy"):

@@ -1,11 +1,12 @@
 """``Memory.read(query, rerank="sifter")``: the MemSifter proxy as a reranker over any hits.
 
 Each hit is one unit (its creation time is the ``<date>``). The hits are cut to a token budget
-(best backend score first), put back in chronological order, ranked by the proxy LLM, and the
-top ``k`` returned in the proxy's order. The proxy is ``memory.llm`` unless ``llm=`` is given
-(an LLM or a spec string) or ``model=`` names a trained proxy directory
-(:mod:`memkit.backends.sifter.trained`; ``Memory.read(..., rerank_model=PATH)``), whose
-prompt settings (``top_n``, wording, unit length) then apply unless given here.
+(best backend score first), put back in chronological order (or kept best first for a trained
+proxy that saw its candidates that way), ranked by the proxy LLM, and the top ``k`` returned in
+the proxy's order. The proxy is ``memory.llm`` unless ``llm=`` is given (an LLM or a spec
+string) or ``model=`` names a trained proxy directory (:mod:`memkit.backends.sifter.trained`;
+``Memory.read(..., rerank_model=PATH)``), whose prompt settings (``top_n``, wording, unit
+length) then apply unless given here.
 
     mem.read("Where did Ann move?", k=5, rerank="sifter",
              rerank_options={"candidates": 30, "budget_tokens": 6000})
@@ -51,6 +52,7 @@ class SifterReranker:
         date_format: str = "%d %B %Y %H:%M",
     ) -> None:
         self.config: PromptConfig | None = None
+        self.score_order = False  # units best hit first instead of chronological
         if model is not None and llm is not None:
             raise ConfigError("rerank_options: give llm= or model= (a trained proxy), not both")
         if model is not None:
@@ -58,6 +60,7 @@ class SifterReranker:
 
             proxy = load_proxy(model)
             llm, self.config = proxy.llm, proxy.config
+            self.score_order = proxy.order == "score"
             unit_max_chars = unit_max_chars if unit_max_chars is not None else \
                 proxy.unit_max_chars
         llm = llm if llm is not None else getattr(memory, "llm", None)
@@ -91,7 +94,10 @@ class SifterReranker:
         kept = select_units([-i for i in range(len(hits))], counts, self.budget_tokens)
         if not kept:
             kept = [0]
-        kept.sort(key=lambda i: (hits[i].item.created_at, hits[i].item.id))
+        if self.score_order:
+            kept.sort()  # hit rank = the backend's score order
+        else:
+            kept.sort(key=lambda i: (hits[i].item.created_at, hits[i].item.id))
         units = [self._unit(hits[i]) for i in kept]
         base = self.config or PromptConfig(top_n=max(k, 10))
         top_n = self.top_n if self.top_n is not None else base.top_n

@@ -40,6 +40,8 @@ class TrainedProxy:
     config: PromptConfig
     manifest: dict[str, Any]
     unit_max_chars: int | None
+    #: how it saw its candidates: "chronological" (the paper) or "score" (best first)
+    order: str = "chronological"
 
 
 def _base_path(spec: str) -> Path:
@@ -127,4 +129,9 @@ def _load(path: str, stamp: int) -> TrainedProxy:
     unit_max = manifest.get("unit_max_chars")
     config = PromptConfig(system=manifest.get("system", SYSTEM), task=manifest.get("task", TASK),
                           top_n=int(manifest.get("top_n", 10)), unit_max_chars=unit_max)
-    return TrainedProxy(llm=llm, config=config, manifest=manifest, unit_max_chars=unit_max)
+    order = str((manifest.get("snippets") or {}).get("order", "chronological"))
+    if order not in ("chronological", "score"):
+        raise InvalidInput(f"{p / PROXY_FILE}: snippets.order {order!r} is not "
+                           "'chronological' or 'score'")
+    return TrainedProxy(llm=llm, config=config, manifest=manifest, unit_max_chars=unit_max,
+                        order=order)
