@@ -55,6 +55,8 @@ def file_records(entry: Path | Unreadable, *, max_tokens: int = 200, overlap: in
     for doc in docs:
         if isinstance(doc, Unreadable):
             yield doc
+        elif not doc.text.strip():  # reported, as write_many reports an empty record
+            yield Unreadable(doc.source, "text is empty or whitespace only")
         else:
             yield from doc_records(doc, max_tokens, overlap, count)
 

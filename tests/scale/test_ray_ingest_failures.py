@@ -15,7 +15,7 @@ import pytest
 
 from memkit import Memory
 from memkit.embed import HashEmbedder
-from memkit.ingest import ingest_paths
+from memkit.ingest import file_records, ingest_paths
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.filterwarnings("ignore::DeprecationWarning:ray"),
@@ -91,11 +91,20 @@ def local(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
         return docs, report, snapshot(mem)
 
 
-def test_the_local_pipeline_reports_the_poisoned_record(local) -> None:  # type: ignore[no-untyped-def]
+POISONED = ("not written: the embedder failed on this text "
+            "(ValueError: cannot embed 'Lake X\\nLake POISON d')")
+EMPTY = "text is empty or whitespace only"
+
+
+def test_the_local_pipeline_reports_the_poisoned_and_the_empty_record(local) -> None:  # type: ignore[no-untyped-def]
     docs, report, (texts, facts, vectors) = local
-    assert len(report.rejected) == 1
-    assert report.rejected[0][1] == ("not written: the embedder failed on this text "
-                                     "(ValueError: cannot embed 'Lake X\\nLake POISON d')")
+    # write_many numbers the records it is given: every chunk of the five .md files, then
+    # the two lakes before the poisoned one
+    before = sum(1 for f in sorted(docs.glob("*.md")) for _ in file_records(
+        f, max_tokens=40, overlap=8, count=getattr(poisoned(), "count_tokens", None))) + 2
+    assert before > 7
+    assert report.rejected == [(f"{docs / 'lakes.jsonl'}:4", EMPTY),
+                               (f"record {before}", POISONED)]
     assert not any("POISON" in t for t in texts) and vectors == len(texts) == len(report.added)
 
 
@@ -108,8 +117,10 @@ def test_ray_reports_the_record_it_cannot_embed_and_commits_the_rest(
     with open_mem(tmp_path / "r") as mem:
         report = ingest_ray(mem, [docs], max_tokens=40, overlap=8, batch_size=4, workers=2,
                             extract=extract, progress=False, embedder_factory=poisoned)
-        # per record, by its source, with the local pipeline's reason
-        assert report.rejected == [(f"{docs / 'lakes.jsonl'}:3", want.rejected[0][1])]
+        # per record, by its source, with the local pipeline's reasons
+        assert sorted(report.rejected) == [(f"{docs / 'lakes.jsonl'}:3", POISONED),
+                                           (f"{docs / 'lakes.jsonl'}:4", EMPTY)]
+        assert sorted(r for _, r in report.rejected) == sorted(r for _, r in want.rejected)
         assert len(report.added) == len(texts)
         got_texts, got_facts, got_vectors = snapshot(mem)
         assert got_texts == texts  # the rest of every batch is in, the poisoned one is not
