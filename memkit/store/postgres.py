@@ -283,6 +283,24 @@ class PostgresStore(Store):
     def close(self) -> None:
         self._pool.close()
 
+    def copy_insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                    *, conflict: Sequence[str]) -> None:
+        """Bulk ``INSERT ... ON CONFLICT (conflict) DO NOTHING`` (see :mod:`memkit.store.bulk`):
+        ``COPY`` into a temporary table of the target's column types, then one
+        ``INSERT ... SELECT``, in the caller's write transaction (or its own); the temporary
+        table goes with the transaction, committed or rolled back. Rows must not share a key."""
+        cols = ", ".join(columns)
+        temp = f"memkit_load_{table}"
+        with self.transaction(), self._connection() as conn, self._errors("COPY"):
+            conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DROP AS "
+                         f"SELECT {cols} FROM {table} WITH NO DATA")
+            with conn.cursor().copy(f"COPY {temp} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(_args(row))
+            conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
+                         f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING")
+            conn.execute(f"DROP TABLE {temp}")
+
     # ---- what differs from SQLite -------------------------------------------------------
     @property
     def location(self) -> str:
