@@ -2,10 +2,9 @@
 stores (item vectors, string vectors, pgvector) write a batch with.
 
 On SQLite an ``executemany``; on Postgres a batch of at least :data:`COPY_MIN` rows is loaded
-with ``COPY`` into a temporary table and moved with one ``INSERT ... SELECT ... ON CONFLICT DO
-NOTHING`` (:meth:`~memkit.store.postgres.PostgresStore.copy_insert`), so a large batch costs
-one round trip instead of one statement per row. Either way it runs in the caller's write
-transaction (or its own): a failure anywhere leaves none of the rows.
+with ``COPY`` straight into the table, the rows whose key is there already left out first
+(:meth:`~memkit.store.postgres.PostgresStore.copy_insert`). Either way it runs in the
+caller's write transaction (or its own): a failure anywhere leaves none of the rows.
 
 >>> from memkit.store.sqlite import Store
 >>> store = Store.open(":memory:")
@@ -24,15 +23,16 @@ COPY_MIN = 64  # rows: below this, COPY's extra statements cost more than they s
 
 
 def insert_rows(store: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                *, conflict: Sequence[str], casts: Mapping[str, str] | None = None) -> None:
+                *, conflict: Sequence[str], casts: Mapping[str, str] | None = None,
+                copy: bool = True) -> None:
     """``INSERT INTO table (columns) ... ON CONFLICT (conflict) DO NOTHING`` for each row; of
     rows sharing a key (within the batch, or with a row already there) the first is kept.
     ``casts``: SQL types to cast parameters to in the row-by-row statement (``{"emb":
-    "vector"}``: pgvector's text form)."""
+    "vector"}``: pgvector's text form); ``copy=False``: row by row however large the batch."""
     rows = list(rows)
     if not rows:
         return
-    if store.kind == "postgres" and len(rows) >= COPY_MIN:
+    if copy and store.kind == "postgres" and len(rows) >= COPY_MIN:
         store.copy_insert(table, columns, first_per_key(rows, columns, conflict),
                           conflict=conflict)
         return

@@ -1,4 +1,5 @@
-"""Batch vector writes on Postgres go through COPY (memkit.store.bulk): a loaded batch reads
+"""Batch vector writes on Postgres go through COPY (memkit.store.bulk; binary for the
+item- and string-vector tables, text for pgvector's): a loaded batch reads
 back bit for bit, the first of rows sharing a key is kept (as row-by-row ON CONFLICT DO
 NOTHING keeps it), and a failure anywhere in the batch's transaction leaves none of it."""
 
@@ -68,11 +69,15 @@ def test_item_vectors_loaded_by_copy_read_back_identical(store) -> None:  # type
 
 
 def test_pgvector_rows_loaded_by_copy_read_back_identical(store) -> None:  # type: ignore[no-untyped-def]
-    from memkit.vectors.pgvector_index import TABLE, PgVectorIndex
+    """COPY in text format (pgvector's literals), as insert_rows loads a table of a type
+    psycopg has no binary form for (PgVectorIndex.add itself writes row by row)."""
+    from memkit.store.bulk import insert_rows
+    from memkit.vectors.pgvector_index import TABLE, PgVectorIndex, vector_literal
 
     index = PgVectorIndex(store, DIM)
     vecs = known_vectors(N)
-    index.add(np.arange(1, N + 1), vecs)
+    insert_rows(store, TABLE, ("item_id", "emb"),
+                [(i + 1, vector_literal(v)) for i, v in enumerate(vecs)], conflict=("item_id",))
     assert store.copies == [N] and index.ntotal == N
     rows = store.conn.execute(f"SELECT item_id, emb::text FROM {TABLE} ORDER BY item_id"
                               ).fetchall()
@@ -95,10 +100,11 @@ def test_string_vectors_loaded_by_copy_read_back_identical(store) -> None:  # ty
 
 
 def test_a_failure_mid_batch_leaves_nothing(store) -> None:  # type: ignore[no-untyped-def]
+    from memkit.store.bulk import insert_rows
     from memkit.store.sqlite import NewItem
     from memkit.types import Scope
     from memkit.vectors.items import ItemVectors
-    from memkit.vectors.pgvector_index import PgVectorIndex
+    from memkit.vectors.pgvector_index import TABLE, PgVectorIndex, vector_literal
 
     iv = ItemVectors(store, HashEmbedder(DIM))
     index = PgVectorIndex(store, DIM)
@@ -111,11 +117,14 @@ def test_a_failure_mid_batch_leaves_nothing(store) -> None:  # type: ignore[no-u
             ids = [iid for iid, _ in out]
             iv.put(ids, vecs)  # loaded (COPY) ...
             rows = [*vecs[:N // 2], bad[N // 2], *vecs[N // 2 + 1:]]
-            index.add(np.array(ids), rows)  # type: ignore[arg-type]  # ... then this fails
+            insert_rows(store, TABLE, ("item_id", "emb"),  # ... then this COPY fails
+                        [(i, vector_literal(v)) for i, v in zip(ids, rows, strict=True)],
+                        conflict=("item_id",))
     assert store.copies == [N, N]
     assert store.count() == 0 and iv.count() == 0 and index.ntotal == 0
     assert store.last_seq() == 0  # no change-feed entry either
     # the connection is usable and the temporary tables went with the rollback
     iv.put(list(range(1, N + 1)), vecs)
-    index.add(np.arange(1, N + 1), vecs)
+    index.add(np.arange(1, N + 1), vecs)  # row by row
     assert iv.count() == N == index.ntotal
+    assert store.copies == [N, N, N]
