@@ -1,6 +1,7 @@
-"""A record the embedder fails on, on the Ray path (real Ray, 2 CPUs): it is reported per
-record with the local pipeline's wording, the rest of the job is committed, nothing of it is
-half-indexed (no item, no vector, no graph fact, no cached string), and a rerun adds nothing."""
+"""A record the embedder fails on, one the tokenizer fails on and an empty one, on the Ray
+path (real Ray, 2 CPUs): each is reported per record with the local pipeline's wording, the
+rest of the job is committed, nothing of them is half-indexed (no item, no vector, no graph
+fact, no cached string), and a rerun adds nothing."""
 
 from __future__ import annotations
 
@@ -36,6 +37,11 @@ class Poisoned(HashEmbedder):
             raise ValueError(f"cannot embed {bad[0][:20]!r}")
         return super().embed_batch(texts)
 
+    def count_tokens(self, text: str) -> int:  # the tokenizer: fails on UNTOKENIZABLE
+        if "UNTOKENIZABLE" in text:
+            raise ValueError("cannot count 'UNTOKENIZABLE'")
+        return super().count_tokens(text)
+
 
 def poisoned() -> Poisoned:
     return Poisoned(64)
@@ -53,6 +59,7 @@ def corpus(root: Path) -> Path:
               f"{TOWNS[k]}."} for k in range(4)]
     lines.insert(2, {"title": "Lake X", "text": "Lake POISON drains nowhere near Plaza."})
     lines.insert(3, {"title": "", "text": "   "})  # an empty record
+    lines.append({"title": "Lake Y", "text": "Lake UNTOKENIZABLE is east of Ross."})
     with (docs / "lakes.jsonl").open("w", encoding="utf-8") as f:
         f.writelines(json.dumps(line) + "\n" for line in lines)
     return docs
@@ -94,6 +101,8 @@ def local(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
 POISONED = ("not written: the embedder failed on this text "
             "(ValueError: cannot embed 'Lake X\\nLake POISON d')")
 EMPTY = "text is empty or whitespace only"
+UNCHUNKABLE = ("cannot chunk this text (the token counter failed: ValueError: cannot count "
+               "'UNTOKENIZABLE')")
 
 
 def test_the_local_pipeline_reports_the_poisoned_and_the_empty_record(local) -> None:  # type: ignore[no-untyped-def]
@@ -104,8 +113,10 @@ def test_the_local_pipeline_reports_the_poisoned_and_the_empty_record(local) -> 
         f, max_tokens=40, overlap=8, count=getattr(poisoned(), "count_tokens", None))) + 2
     assert before > 7
     assert report.rejected == [(f"{docs / 'lakes.jsonl'}:4", EMPTY),
+                               (f"{docs / 'lakes.jsonl'}:7", UNCHUNKABLE),
                                (f"record {before}", POISONED)]
-    assert not any("POISON" in t for t in texts) and vectors == len(texts) == len(report.added)
+    assert not any("POISON" in t or "UNTOKENIZABLE" in t for t in texts)
+    assert vectors == len(texts) == len(report.added)
 
 
 @pytest.mark.parametrize("extract", ["driver", "ray"])
@@ -119,7 +130,8 @@ def test_ray_reports_the_record_it_cannot_embed_and_commits_the_rest(
                             extract=extract, progress=False, embedder_factory=poisoned)
         # per record, by its source, with the local pipeline's reasons
         assert sorted(report.rejected) == [(f"{docs / 'lakes.jsonl'}:3", POISONED),
-                                           (f"{docs / 'lakes.jsonl'}:4", EMPTY)]
+                                           (f"{docs / 'lakes.jsonl'}:4", EMPTY),
+                                           (f"{docs / 'lakes.jsonl'}:7", UNCHUNKABLE)]
         assert sorted(r for _, r in report.rejected) == sorted(r for _, r in want.rejected)
         assert len(report.added) == len(texts)
         got_texts, got_facts, got_vectors = snapshot(mem)
