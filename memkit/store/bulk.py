@@ -23,16 +23,15 @@ COPY_MIN = 64  # rows: below this, COPY's extra statements cost more than they s
 
 
 def insert_rows(store: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                *, conflict: Sequence[str], casts: Mapping[str, str] | None = None,
-                copy: bool = True) -> None:
+                *, conflict: Sequence[str], casts: Mapping[str, str] | None = None) -> None:
     """``INSERT INTO table (columns) ... ON CONFLICT (conflict) DO NOTHING`` for each row; of
     rows sharing a key (within the batch, or with a row already there) the first is kept.
     ``casts``: SQL types to cast parameters to in the row-by-row statement (``{"emb":
-    "vector"}``: pgvector's text form); ``copy=False``: row by row however large the batch."""
+    "vector"}``: pgvector's text form)."""
     rows = list(rows)
     if not rows:
         return
-    if copy and store.kind == "postgres" and len(rows) >= COPY_MIN:
+    if store.kind == "postgres" and len(rows) >= COPY_MIN:
         store.copy_insert(table, columns, first_per_key(rows, columns, conflict),
                           conflict=conflict)
         return

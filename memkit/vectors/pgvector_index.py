@@ -93,11 +93,9 @@ class PgVectorIndex:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Index these (idempotent: an id indexed already is left as it is)."""
-        # row by row: each row's HNSW insert is the cost, and COPY measured no faster
-        # (0.84x at 5,000 rows, benchmarks/results/pg_bulk_load.md)
         insert_rows(self.store, TABLE, ("item_id", "emb"),
                     [(int(i), vector_literal(v)) for i, v in zip(ids, vectors, strict=True)],
-                    conflict=("item_id",), casts={"emb": "vector"}, copy=False)
+                    conflict=("item_id",), casts={"emb": "vector"})
 
     def remove(self, ids: Sequence[int]) -> None:
         ids = [int(i) for i in ids]

@@ -69,15 +69,12 @@ def test_item_vectors_loaded_by_copy_read_back_identical(store) -> None:  # type
 
 
 def test_pgvector_rows_loaded_by_copy_read_back_identical(store) -> None:  # type: ignore[no-untyped-def]
-    """COPY in text format (pgvector's literals), as insert_rows loads a table of a type
-    psycopg has no binary form for (PgVectorIndex.add itself writes row by row)."""
-    from memkit.store.bulk import insert_rows
-    from memkit.vectors.pgvector_index import TABLE, PgVectorIndex, vector_literal
+    """COPY in text format (pgvector's literals): psycopg has no binary form for vector."""
+    from memkit.vectors.pgvector_index import TABLE, PgVectorIndex
 
     index = PgVectorIndex(store, DIM)
     vecs = known_vectors(N)
-    insert_rows(store, TABLE, ("item_id", "emb"),
-                [(i + 1, vector_literal(v)) for i, v in enumerate(vecs)], conflict=("item_id",))
+    index.add(np.arange(1, N + 1), vecs)
     assert store.copies == [N] and index.ntotal == N
     rows = store.conn.execute(f"SELECT item_id, emb::text FROM {TABLE} ORDER BY item_id"
                               ).fetchall()
@@ -100,11 +97,10 @@ def test_string_vectors_loaded_by_copy_read_back_identical(store) -> None:  # ty
 
 
 def test_a_failure_mid_batch_leaves_nothing(store) -> None:  # type: ignore[no-untyped-def]
-    from memkit.store.bulk import insert_rows
     from memkit.store.sqlite import NewItem
     from memkit.types import Scope
     from memkit.vectors.items import ItemVectors
-    from memkit.vectors.pgvector_index import TABLE, PgVectorIndex, vector_literal
+    from memkit.vectors.pgvector_index import PgVectorIndex
 
     iv = ItemVectors(store, HashEmbedder(DIM))
     index = PgVectorIndex(store, DIM)
@@ -117,14 +113,12 @@ def test_a_failure_mid_batch_leaves_nothing(store) -> None:  # type: ignore[no-u
             ids = [iid for iid, _ in out]
             iv.put(ids, vecs)  # loaded (COPY) ...
             rows = [*vecs[:N // 2], bad[N // 2], *vecs[N // 2 + 1:]]
-            insert_rows(store, TABLE, ("item_id", "emb"),  # ... then this COPY fails
-                        [(i, vector_literal(v)) for i, v in zip(ids, rows, strict=True)],
-                        conflict=("item_id",))
+            index.add(np.array(ids), rows)  # type: ignore[arg-type]  # ... this COPY fails
     assert store.copies == [N, N]
     assert store.count() == 0 and iv.count() == 0 and index.ntotal == 0
     assert store.last_seq() == 0  # no change-feed entry either
     # the connection is usable and the temporary tables went with the rollback
     iv.put(list(range(1, N + 1)), vecs)
-    index.add(np.arange(1, N + 1), vecs)  # row by row
+    index.add(np.arange(1, N + 1), vecs)
     assert iv.count() == N == index.ntotal
-    assert store.copies == [N, N, N]
+    assert store.copies == [N, N, N, N]
