@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-COPY_MIN = 64  # rows: below this, COPY's extra statements cost more than they save
+COPY_MIN = 256  # rows: below this COPY measured no faster (benchmarks/results/pg_bulk_load.md)
 
 
 def insert_rows(store: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
