@@ -190,6 +190,8 @@ def ingest(paths: tuple[Path, ...], memory_dir: str, namespace: str | None, user
             report = ingest_paths(mem, list(paths), scope=scope, max_tokens=max_tokens,
                                   overlap=overlap, text_field=text_field,
                                   batch_size=batch_size, progress=progress)
+    names = {str(f) for f in empty}  # the ingest rejects them as empty text: say "file"
+    report.rejected = [r for r in report.rejected if r[0] not in names]
     report.rejected.extend((str(f), "empty file") for f in empty)
     data = {**report.as_dict(), "empty_files": [str(f) for f in empty]}
 
@@ -204,7 +206,7 @@ def ingest(paths: tuple[Path, ...], memory_dir: str, namespace: str | None, user
 
 
 def _empty_files(paths: tuple[Path, ...]) -> list[Path]:
-    """Supported files with no text: the ingest itself skips them without a word."""
+    """Supported files with no text (reported as empty files rather than empty records)."""
     from memkit.ingest.files import discover
 
     out = []

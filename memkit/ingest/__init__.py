@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from memkit.errors import InvalidInput
 from memkit.ingest.chunk import Chunk, chunk_text
 from memkit.ingest.files import SUPPORTED, Document, Unreadable, discover, read_documents
 from memkit.types import WriteReport
@@ -55,8 +56,18 @@ def file_records(entry: Path | Unreadable, *, max_tokens: int = 200, overlap: in
     for doc in docs:
         if isinstance(doc, Unreadable):
             yield doc
+        elif not doc.text.strip():  # reported, as write_many reports an empty record
+            yield Unreadable(doc.source, "text is empty or whitespace only")
         else:
-            yield from doc_records(doc, max_tokens, overlap, count)
+            try:
+                recs = list(doc_records(doc, max_tokens, overlap, count))
+            except InvalidInput:  # max_tokens / overlap: the call's error, not this text's
+                raise
+            except Exception as exc:  # a text the tokenizer cannot handle: this one only
+                yield Unreadable(doc.source, f"cannot chunk this text (the token counter "
+                                             f"failed: {type(exc).__name__}: {exc})"[:300])
+                continue
+            yield from recs
 
 
 def doc_records(doc: Document, max_tokens: int, overlap: int, count: Any

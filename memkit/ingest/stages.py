@@ -106,6 +106,12 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], batch_size: int = 64
     return out
 
 
+def unembeddable(error: str) -> str:
+    """The report's reason for a record not written because the embedder failed on it
+    (``error``: what :func:`embed_texts` returned for it); one wording for every path."""
+    return f"not written: the embedder failed on this text ({error})"
+
+
 def drop_unembeddable(batch: Batch, vecs: Sequence[np.ndarray | str]
                       ) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
     """Take the items the embedder failed on out of ``batch`` (``vecs`` rows match
@@ -113,7 +119,7 @@ def drop_unembeddable(batch: Batch, vecs: Sequence[np.ndarray | str]
     failed = {id(it): v for it, v in zip(batch.todo, vecs, strict=True) if isinstance(v, str)}
     if not failed:
         return [v for v in vecs if not isinstance(v, str)], []
-    rejected = [(f"record {n}", f"not written: the embedder failed on this text ({failed[id(it)]})")
+    rejected = [(f"record {n}", unembeddable(failed[id(it)]))
                 for n, it in zip(batch.numbers, batch.items, strict=True) if id(it) in failed]
     keep = [(n, it) for n, it in zip(batch.numbers, batch.items, strict=True)
             if id(it) not in failed]

@@ -19,7 +19,10 @@ graph is built exactly as a single-process ingest builds it; ``extract="ray"`` e
 passage against the graph's phrases as they were when the job started, so n-gram matches of
 phrases first seen in the same job can differ). Idempotent and resumable: a rerun skips (and
 does not embed) what is in; a killed actor's batches are retried by Ray Data, and if the job
-fails anyway, rerunning it completes it with no duplicates.
+fails anyway, rerunning it completes it with no duplicates. A text the embedder fails on (the
+stage retries its batch text by text, as the local pipeline does) is reported per record, by
+its source, with the local pipeline's reason; the rest of its batch is committed and nothing
+of it is written (no item, vector, extraction or string).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from memkit.admission import admit_record
 from memkit.embed import Embedder, load_embedder
 from memkit.errors import ConfigError, InvalidInput
 from memkit.ingest import Unreadable, discover, file_records
-from memkit.ingest.stages import commit_batch
+from memkit.ingest.stages import commit_batch, embed_texts, unembeddable
 from memkit.store.sqlite import NewItem, content_hash, scope_key
 from memkit.types import Scope, WriteReport
 
@@ -108,7 +111,9 @@ class ExtractStage:
 
 
 class EmbedStage:
-    """Vectors of the new chunks (and of the strings the extract stage found)."""
+    """Vectors of the new chunks (and of the strings the extract stage found), by
+    :func:`memkit.ingest.stages.embed_texts`: a text the embedder fails on gets its error in
+    the ``error`` column instead of a vector, and the rest of the batch goes on."""
 
     def __init__(self, factory: Callable[[], Embedder], batch_size: int) -> None:
         self.embedder = factory()
@@ -118,18 +123,30 @@ class EmbedStage:
         size = len(batch["kind"])
         todo = [n for n in range(size) if batch["kind"][n] == "chunk" and not batch["dup"][n]]
         vecs = np.zeros((size, self.embedder.dim), dtype=np.float32)
-        if todo:
-            vecs[todo] = self.embedder.embed([str(batch["text"][n]) for n in todo],
-                                             batch_size=self.batch_size)
+        errors = np.full(size, "", dtype=object)
+        got = embed_texts(self.embedder, [str(batch["text"][n]) for n in todo],
+                          self.batch_size)
+        for n, v in zip(todo, got, strict=True):
+            if isinstance(v, str):
+                errors[n] = v
+            else:
+                vecs[n] = v
         svecs = np.full(size, b"", dtype=object)
+        out = {**batch}
         if "strings" in batch:
+            strings_col = np.array(batch["strings"], dtype=object)
             for n in todo:
                 strings = json.loads(str(batch["strings"][n]))
-                if strings:
-                    svecs[n] = self.embedder.embed(strings, batch_size=self.batch_size
-                                                   ).astype(np.float32).tobytes()
+                if not strings or errors[n]:
+                    continue
+                svs = embed_texts(self.embedder, strings, self.batch_size)
+                if any(isinstance(v, str) for v in svs):
+                    strings_col[n] = "[]"  # the indexer embeds them (and reports why not)
+                else:
+                    svecs[n] = np.vstack(svs).astype(np.float32).tobytes()
+            out["strings"] = strings_col
         name = np.full(size, f"{self.embedder.name}/{self.embedder.dim}", dtype=object)
-        return {**batch, "vec": vecs, "svecs": svecs, "embedder": name}
+        return {**out, "vec": vecs, "svecs": svecs, "embedder": name, "error": errors}
 
 
 _RESOLVED: dict[str, Any] = {}
@@ -272,6 +289,9 @@ def _commit(mem: Any, batch: dict[str, np.ndarray], scope: Scope, report: WriteR
                               f"uses {expect}: pass the memory's embedder")
         record = {"text": str(batch["text"][n]), "source": str(batch["source"][n]),
                   "metadata": json.loads(str(batch["metadata"][n]))}
+        if str(batch["error"][n]):  # not written, nor its extraction or strings
+            report.rejected.append((record["source"], unembeddable(str(batch["error"][n]))))
+            continue
         try:
             item = admit_record(record, default_scope=scope,
                                 max_chars=mem.config.max_item_chars)

@@ -39,6 +39,8 @@ from memkit.store.sqlite import Store, _Rows
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _OWN_PARAMS = ("schema", "namespace", "pool_size", "pool_timeout")
+_BINARY_COPY = frozenset({"bigint", "integer", "smallint", "bytea", "text", "real",
+                          "double precision", "boolean"})  # COPY (FORMAT BINARY) column types
 
 
 def split_dsn(dsn: str) -> tuple[str, dict[str, str]]:
@@ -282,6 +284,38 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._pool.close()
+
+    def copy_insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                    *, conflict: Sequence[str]) -> None:
+        """Bulk ``INSERT ... ON CONFLICT (conflict) DO NOTHING`` (see :mod:`memkit.store.bulk`),
+        in the caller's write transaction (or its own): the keys already there are read,
+        then the other rows are ``COPY``-ed straight into ``table`` (binary format when every
+        column has a binary form psycopg knows, else text). The write lock every writer of
+        this memory holds makes the read-then-copy race-free. Rows must not share a key."""
+        types = self._column_types(table)
+        key_types = [types[c] for c in conflict]
+        at = [list(columns).index(c) for c in conflict]
+        keys = [[row[i] for row in rows] for i in at]
+        names = ", ".join(conflict)
+        binary = all(types[c] in _BINARY_COPY for c in columns)
+        with self.transaction(), self._connection() as conn, self._errors("COPY"):
+            present = {tuple(r) for r in conn.execute(
+                f"SELECT {names} FROM {table} JOIN unnest("
+                + ", ".join(f"%s::{t}[]" for t in key_types) + f") AS u({names}) "
+                f"USING ({names})", [[_arg(k) for k in col] for col in keys])}
+            with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+                                    + (" (FORMAT BINARY)" if binary else "")) as copy:
+                if binary:
+                    copy.set_types([types[c] for c in columns])
+                for row in rows:
+                    if tuple(_arg(row[i]) for i in at) not in present:
+                        copy.write_row(_args(row))
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        """Column name -> SQL type of a table in the memory's schema."""
+        return {str(name): str(kind) for name, kind in self.conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
+            "attrelid = to_regclass(?) AND attnum > 0 AND NOT attisdropped", (table,))}
 
     # ---- what differs from SQLite -------------------------------------------------------
     @property

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from memkit.embed.base import Embedder
+from memkit.store.bulk import insert_rows
 from memkit.store.sqlite import Store
 from memkit.types import MemoryItem
 from memkit.vectors.strings import StringVectors
@@ -112,11 +113,9 @@ class ItemVectors:
             vecs = self.embedder.embed([it.text for it in fresh], batch_size=self.batch_size,
                                        progress=progress and len(fresh) > self.batch_size,
                                        desc="embedding passages")
-            with self.store.transaction() as conn:
-                conn.executemany(
-                    "INSERT INTO item_vectors (item_id, vec) VALUES (?, ?) "
-                    "ON CONFLICT (item_id) DO NOTHING",
-                    [(it.id, v.tobytes()) for it, v in zip(fresh, vecs, strict=True)])
+            insert_rows(self.store, "item_vectors", ("item_id", "vec"),
+                        [(it.id, v.tobytes()) for it, v in zip(fresh, vecs, strict=True)],
+                        conflict=("item_id",))
             have.update({it.id: v for it, v in zip(fresh, vecs, strict=True)})
         return np.vstack([have[it.id] for it in items])
 
@@ -125,12 +124,9 @@ class ItemVectors:
         memory's embedder; an id that already has one keeps it."""
         if len(ids) != len(vecs):
             raise ValueError(f"{len(ids)} ids but {len(vecs)} vectors")
-        with self.store.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO item_vectors (item_id, vec) VALUES (?, ?) "
-                "ON CONFLICT (item_id) DO NOTHING",
-                [(int(i), np.ascontiguousarray(v, dtype=np.float32).tobytes())
-                 for i, v in zip(ids, vecs, strict=True)])
+        insert_rows(self.store, "item_vectors", ("item_id", "vec"),
+                    [(int(i), np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                     for i, v in zip(ids, vecs, strict=True)], conflict=("item_id",))
 
     def embed_strings(self, texts: Sequence[str], *, batch_size: int | None = None,
                       progress: bool = False, desc: str = "embedding strings") -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from memkit.errors import ConfigError
+from memkit.store.bulk import insert_rows
 from memkit.store.sqlite import Store, visible_sql
 from memkit.types import Scope
 
@@ -92,10 +93,9 @@ class PgVectorIndex:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Index these (idempotent: an id indexed already is left as it is)."""
-        rows = [(int(i), vector_literal(v)) for i, v in zip(ids, vectors, strict=True)]
-        with self.store.transaction() as conn:
-            conn.executemany(f"INSERT INTO {TABLE} (item_id, emb) VALUES (?, CAST(? AS vector)) "
-                             "ON CONFLICT (item_id) DO NOTHING", rows)
+        insert_rows(self.store, TABLE, ("item_id", "emb"),
+                    [(int(i), vector_literal(v)) for i, v in zip(ids, vectors, strict=True)],
+                    conflict=("item_id",), casts={"emb": "vector"})
 
     def remove(self, ids: Sequence[int]) -> None:
         ids = [int(i) for i in ids]

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from memkit.embed.base import Embedder
+from memkit.store.bulk import insert_rows
 from memkit.store.sqlite import Store
 
 MIGRATIONS = [
@@ -126,12 +127,9 @@ class StringVectors:
         embedder; a string already cached keeps its vector."""
         if len(texts) != len(vecs):
             raise ValueError(f"{len(texts)} strings but {len(vecs)} vectors")
-        with self.store.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO string_vectors (model, hash, vec) VALUES (?, ?, ?) "
-                "ON CONFLICT (model, hash) DO NOTHING",
-                [(self.model, text_hash(t), np.ascontiguousarray(v, np.float32).tobytes())
-                 for t, v in zip(texts, vecs, strict=True)])
+        insert_rows(self.store, "string_vectors", ("model", "hash", "vec"),
+                    [(self.model, text_hash(t), np.ascontiguousarray(v, np.float32).tobytes())
+                     for t, v in zip(texts, vecs, strict=True)], conflict=("model", "hash"))
 
     def purge(self, texts: Sequence[str]) -> int:
         """Drop the cached vectors of these strings (of every model); returns how many rows.
