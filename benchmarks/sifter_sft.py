@@ -151,7 +151,13 @@ def main() -> None:
     from memkit.embed import load_embedder
     from memkit.llm.transformers_llm import TransformersLLM
     from memkit.sifterlab.data import locomo_examples
-    from memkit.sifterlab.sft import SFTSettings, attach_proxy_lora, evaluate_proxy, train_sft
+    from memkit.sifterlab.sft import (
+        SFTSettings,
+        attach_proxy_lora,
+        evaluate_proxy,
+        score_replies,
+        train_sft,
+    )
     from memkit.sifterlab.snippets import SnippetSettings, snippet_rows, split_by_conversation
 
     torch.set_num_threads(args.threads)
@@ -198,8 +204,13 @@ def main() -> None:
                                 trained_on=f"locomo10 conversations not in {held}",
                                 train_questions=len(train_rows))
     final_file = out / "final_eval.json"
-    if final_file.exists():
-        final = json.loads(final_file.read_text())
+    if final_file.exists():  # re-scored from its replies (no generation)
+        saved = json.loads(final_file.read_text())
+        if [r["qid"] for r in saved["replies"]] != [r["qid"] for r in eval_rows]:
+            raise SystemExit(f"{final_file} holds other questions: delete it to re-evaluate")
+        final = {**score_replies(eval_rows, [r["reply"] for r in saved["replies"]]),
+                 "seconds_per_row": saved["seconds_per_row"]}
+        final_file.write_text(json.dumps(final, indent=1))
     else:
         final = evaluate_proxy(llm, eval_rows)
         final_file.write_text(json.dumps(final, indent=1))
@@ -228,7 +239,8 @@ def main() -> None:
         "curve": [{"step": e["step"], **{k: e["eval"][k] for k in ("well_formed_rate",
                                                                    "proxy", "prefilter")}}
                   for e in log if "eval" in e],
-        "latency": latency(proxy_dir, eval_rows, by_qid, args.latency_reads),
+        "latency": latency(proxy_dir, eval_rows, by_qid, args.latency_reads)
+        if args.latency_reads > 0 else None,
         "minutes_this_run": round((time.time() - t_start) / 60, 1),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

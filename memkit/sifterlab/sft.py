@@ -36,7 +36,8 @@ from memkit.backends.sifter.parse import parse_ranking
 from memkit.errors import ConfigError, InvalidInput
 from memkit.sifterlab.reward import format_gate, ndcg_at_k, recall_at_k
 
-__all__ = ["SFTSettings", "attach_proxy_lora", "encode_row", "evaluate_proxy", "train_sft"]
+__all__ = ["SFTSettings", "attach_proxy_lora", "encode_row", "evaluate_proxy", "score_replies",
+           "train_sft"]
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -232,19 +233,30 @@ def evaluate_proxy(llm: Any, rows: Sequence[dict[str, Any]], *, max_tokens: int 
     """Greedy replies of ``llm`` on ``rows`` scored at session level (module docstring)."""
     if not rows:
         raise InvalidInput("evaluate_proxy needs at least one row")
+    t0 = time.perf_counter()
+    texts = [llm.complete(row["prompt"], max_tokens=max_tokens, temperature=0.0).text
+             for row in tqdm(rows, desc="proxy eval", disable=not progress)]
+    return {**score_replies(rows, texts),
+            "seconds_per_row": round((time.perf_counter() - t0) / len(rows), 3)}
+
+
+def score_replies(rows: Sequence[dict[str, Any]], texts: Sequence[str]) -> dict[str, Any]:
+    """Score one proxy reply per row: the candidates it ranks, then those it leaves out in
+    the prefilter's order (as serving appends them), then the sessions it was not shown."""
+    if len(rows) != len(texts):
+        raise InvalidInput(f"{len(rows)} rows but {len(texts)} replies")
     proxy: list[dict[str, float]] = []
     pre: list[dict[str, float]] = []
     replies: list[dict[str, Any]] = []
     by_cat: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {}
     formed = 0
-    t0 = time.perf_counter()
-    for row in tqdm(rows, desc="proxy eval", disable=not progress):
+    for row, text in zip(rows, texts, strict=True):
         n = int(row["n_candidates"])
-        text = llm.complete(row["prompt"], max_tokens=max_tokens, temperature=0.0).text
         parsed = parse_ranking(text, n)
         ok = format_gate(text, n, int(row["top_n"]))
         formed += ok
-        m_proxy = _metrics(_session_order(row, parsed.order), row["all_gold"])
+        order = parsed.ranked + [j for j in row["prefilter_ranking"] if j not in parsed.ranked]
+        m_proxy = _metrics(_session_order(row, order), row["all_gold"])
         m_pre = _metrics(row["all_ranking"], row["all_gold"])
         proxy.append(m_proxy)
         pre.append(m_pre)
@@ -257,6 +269,5 @@ def evaluate_proxy(llm: Any, rows: Sequence[dict[str, Any]], *, max_tokens: int 
         "by_category": {c: {"n": len(v), "proxy": _mean([a for a, _ in v]),
                             "prefilter": _mean([b for _, b in v])}
                         for c, v in sorted(by_cat.items())},
-        "seconds_per_row": round((time.perf_counter() - t0) / len(rows), 3),
         "replies": replies,
     }

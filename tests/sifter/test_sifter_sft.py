@@ -275,3 +275,18 @@ def test_trained_proxy_directory_serves_memory_reads(tmp_path, mem):
     with pytest.raises(ConfigError, match="not both"):
         mem.read("x", rerank="sifter", rerank_model=str(proxy_dir),
                  rerank_options={"llm": llm})
+
+
+def test_score_replies_falls_back_to_the_prefilter_order():
+    from memkit.sifterlab.sft import score_replies
+
+    rows = _rows()
+    res = score_replies(rows, ["no ranking at all", "<think></think><ranking>9</ranking>"])
+    assert res["well_formed_rate"] == 0.0 and [r["ranked"] for r in res["replies"]] == [[], []]
+    assert res["proxy"] == res["prefilter"]  # unranked candidates follow in prefilter order
+    g = rows[0]["gold"][0]
+    other = next(j for j in range(rows[0]["n_candidates"]) if j != g)
+    good = score_replies(rows[:1], [f"<think></think><ranking>{g},{other}</ranking>"])
+    assert good["well_formed_rate"] == 1.0 and good["proxy"]["ndcg@1"] == 1.0
+    with pytest.raises(InvalidInput, match="2 rows but 1 replies"):
+        score_replies(rows, ["x"])
