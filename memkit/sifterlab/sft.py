@@ -100,7 +100,7 @@ def encode_row(llm: Any, row: dict[str, Any]) -> tuple[list[int], int]:
 
 def _reply_loss(model: Any, ids: list[int], n_reply: int) -> Any:
     torch = require("torch", "train", "sifter SFT")
-    x = torch.tensor([ids])
+    x = torch.tensor([ids], device=next(model.parameters()).device)
     out = model(input_ids=x, logits_to_keep=n_reply + 1)
     logits = out.logits[0, :-1].float()  # position P-1+i predicts reply token i
     return torch.nn.functional.cross_entropy(logits, x[0, -n_reply:])
