@@ -148,9 +148,7 @@ def decompose_llm(llm: Any, question: str) -> Decomposition:
                      mode="llm")
         if d.fallback is None:
             d.mode = "llm"
-    d.cost = {"llm_calls": spent.llm_calls, "prompt_tokens": spent.prompt_tokens,
-              "completion_tokens": spent.completion_tokens,
-              "cached_llm_calls": spent.cached_llm_calls}
+    d.cost = spent.llm_counts()
     return d
 
 

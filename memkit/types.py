@@ -143,6 +143,14 @@ class Cost:
     def as_dict(self) -> dict[str, float | int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def llm_counts(self) -> dict[str, int]:
+        """The LLM part (:data:`LLM_COUNTS`): what a trace lists per LLM call site."""
+        return {name: int(getattr(self, name)) for name in LLM_COUNTS}
+
+
+#: the LLM counters of a :class:`Cost`
+LLM_COUNTS = ("llm_calls", "cached_llm_calls", "prompt_tokens", "completion_tokens")
+
 
 @dataclass
 class Scored:

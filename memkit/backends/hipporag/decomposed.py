@@ -41,9 +41,9 @@ import numpy as np
 from memkit.backends.base import AllowedIds
 from memkit.backends.hipporag.graph import GraphArrays
 from memkit.backends.hipporag.retriever import RetrievalOptions
-from memkit.backends.hipporag.search import GraphSearch, Seeding
+from memkit.backends.hipporag.search import GraphSearch, Seeding, charge
 from memkit.decomposition import PLACEHOLDER, Decomposition, decompose_llm
-from memkit.types import Scored
+from memkit.types import Cost, Scored
 
 if TYPE_CHECKING:
     from memkit.backends.hipporag.backend import HippoRAGBackend
@@ -55,8 +55,7 @@ def decomposed_read(search: GraphSearch, be: HippoRAGBackend, g: GraphArrays, qu
     """Decompose ``query`` with the backend's LLM and run the decomposed read (the plain
     read when the decomposition falls back)."""
     d = decompose_llm(be.llm, query)
-    trace.setdefault("llm", []).append({"feature": "decompose", "query": query,
-                                        **_cost_entry(d.cost)})
+    charge(trace, "decompose", Cost(**d.cost), query)
     trace["decomposition"] = d.as_dict()
     if d.fallback is None and sum(s.requires_retrieval for s in d.questions) < 2:
         trace["decomposition"]["fallback"] = "a single retrieval hop: the plain read"
@@ -177,11 +176,6 @@ def _weighted(be: HippoRAGBackend, g: GraphArrays, seeds: dict[int, float]
               ) -> list[tuple[str, float]]:
     return sorted(((_text(be, g, n), float(w)) for n, w in seeds.items()),
                   key=lambda tw: (-tw[1], tw[0]))[:50]
-
-
-def _cost_entry(cost: dict[str, int]) -> dict[str, int]:
-    return {key: int(cost.get(key, 0)) for key in
-            ("llm_calls", "cached_llm_calls", "prompt_tokens", "completion_tokens")}
 
 
 __all__ = ["decomposed_read", "run_hops", "union_reset"]

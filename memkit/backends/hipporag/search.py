@@ -39,7 +39,7 @@ from memkit.backends.hipporag.scoped import ScopedView, scoped_view
 from memkit.errors import LLMError
 from memkit.fusion import fuse
 from memkit.metering import metered
-from memkit.types import Cost, Scored
+from memkit.types import LLM_COUNTS, Cost, Scored
 
 if TYPE_CHECKING:
     from memkit.backends.hipporag.backend import HippoRAGBackend
@@ -410,17 +410,13 @@ class GraphSearch:
 def charge(trace: dict[str, Any], feature: str, spent: Cost, query: str) -> None:
     """Record one LLM feature's spending in the read's trace (``trace["llm"]``: one entry
     per call site, which the backend sums into the read's cost)."""
-    trace.setdefault("llm", []).append({
-        "feature": feature, "query": query, "llm_calls": spent.llm_calls,
-        "cached_llm_calls": spent.cached_llm_calls, "prompt_tokens": spent.prompt_tokens,
-        "completion_tokens": spent.completion_tokens})
+    trace.setdefault("llm", []).append({"feature": feature, "query": query,
+                                        **spent.llm_counts()})
 
 
 def llm_cost(trace: dict[str, Any]) -> Cost:
     """The read's LLM cost: the sum of its features' entries in ``trace["llm"]``."""
     total = Cost()
     for e in trace.get("llm", []):
-        total.add(Cost(llm_calls=e["llm_calls"], cached_llm_calls=e["cached_llm_calls"],
-                       prompt_tokens=e["prompt_tokens"],
-                       completion_tokens=e["completion_tokens"]))
+        total.add(Cost(**{name: e[name] for name in LLM_COUNTS}))
     return total

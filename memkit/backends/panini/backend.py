@@ -422,9 +422,8 @@ class PaniniBackend(Backend):
         scored = self._hits(result, rendered, decomposition, k, allowed)
         if self.fill != "none" and len(scored) < k:
             scored += self._fill(query, k - len(scored), allowed, {s.id for s in scored})
-        spent = {key: int(decomposition.cost.get(key, 0)) for key in
-                 ("llm_calls", "cached_llm_calls", "prompt_tokens", "completion_tokens")}
-        cost = Cost(**spent)
+        cost = Cost(**decomposition.cost)
+        spent = cost.llm_counts()
         calls = [{"feature": "decompose", "query": query, **spent}] if any(spent.values()) \
             else []
         return Retrieval(scored, cost, {
