@@ -104,9 +104,6 @@ def load_base(path: str | Path) -> tuple[Any, TokenizerLike]:
     return model, HFTokenizer(hf_tok)
 
 
-_quiet_peft = quiet_peft
-
-
 def attach_lora(model: Any, settings: LoraSettings, seed: int = 0) -> Any:
     """Wrap ``model`` in a trainable ``PeftModel`` with a fresh LoRA adapter (seeded init)."""
     peft = require("peft", "train", "LoRA consolidation")
@@ -118,7 +115,7 @@ def attach_lora(model: Any, settings: LoraSettings, seed: int = 0) -> Any:
         target_modules=list(targets) if isinstance(targets, tuple) else targets,
         task_type="CAUSAL_LM",
     )
-    with _quiet_peft(), torch.random.fork_rng(devices=[]):
+    with quiet_peft(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return peft.get_peft_model(model, cfg)
 
@@ -126,12 +123,12 @@ def attach_lora(model: Any, settings: LoraSettings, seed: int = 0) -> Any:
 def load_adapter(model: Any, adapter_dir: Path, trainable: bool = False) -> Any:
     """Attach a saved adapter to a base ``model`` (returns a ``PeftModel``)."""
     peft = require("peft", "train", "LoRA consolidation")
-    with _quiet_peft():
+    with quiet_peft():
         return peft.PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
 
 
 def save_adapter(peft_model: Any, adapter_dir: Path) -> None:
-    with _quiet_peft():
+    with quiet_peft():
         peft_model.save_pretrained(str(adapter_dir))
 
 
