@@ -8,7 +8,7 @@ Ray Data stages.
   after an interruption cheap: nothing already in is embedded again);
 * :func:`embed_texts` embeds a batch's passages (no ids needed: it can run anywhere, before
   the commit, on another thread or a Ray actor); a batch the embedder fails on is retried
-  text by text, and :func:`drop_unembeddable` reports (and does not write) a text it fails
+  in halves down to single texts, and :func:`drop_unembeddable` reports (and does not write) a text it fails
   on alone;
 * :func:`commit_batch` writes the items and their vectors in **one transaction**: a kill at
   any point leaves either both or neither, and the change feed makes every index catch up.
@@ -86,24 +86,23 @@ def fresh(store: Store, items: Sequence[NewItem]) -> list[NewItem]:
 
 def embed_texts(embedder: Embedder, texts: Sequence[str], batch_size: int = 64
                 ) -> list[np.ndarray | str]:
-    """Passage vectors of ``texts``, row by row; when the embedder fails on a batch it is
-    retried text by text, and a text that fails alone gets the error (a str) instead of a
-    vector: the pipeline reports that record and does not write it, so no item is in the
-    record that no index can hold."""
+    """Passage vectors of ``texts``, row by row; when the embedder fails on a batch, each
+    half is retried on its own (down to single texts, so one bad text among thousands costs
+    a few retries, not one call per text), and a text that fails alone gets the error (a
+    str) instead of a vector: the pipeline reports that record and does not write it, so no
+    item is in the record that no index can hold."""
     if not texts:
         return []
     try:
         return list(embedder.embed(list(texts), batch_size=batch_size))
     except Exception as exc:  # one bad text must not stop the ingest
-        log.warning("embedding a batch of %d failed (%s); embedding it text by text",
+        if len(texts) == 1:
+            return [f"{type(exc).__name__}: {exc}"[:300]]
+        log.warning("embedding a batch of %d failed (%s); retrying it in halves",
                     len(texts), exc)
-    out: list[np.ndarray | str] = []
-    for text in texts:
-        try:
-            out.append(embedder.embed([text])[0])
-        except Exception as exc:
-            out.append(f"{type(exc).__name__}: {exc}"[:300])
-    return out
+    half = len(texts) // 2
+    return embed_texts(embedder, texts[:half], batch_size) + \
+        embed_texts(embedder, texts[half:], batch_size)
 
 
 def unembeddable(error: str) -> str:

@@ -16,6 +16,7 @@ from memkit.backends.hipporag.extract_rules import RuleExtractor
 from memkit.backends.hipporag.extraction import Extraction, KnownPhrases
 from memkit.embed import HashEmbedder
 from memkit.embed.base import Embedder
+from memkit.ingest import pipeline
 
 DOCS = [f"Town {i}\nTown {i} lies in Region {i % 7} near River {i % 5}." for i in range(40)]
 
@@ -60,7 +61,9 @@ class WaitingExtractor:
         return self.inner.extract(texts, known)
 
 
-def test_extraction_overlaps_embedding_of_later_batches(tmp_path: Path) -> None:
+def test_extraction_overlaps_embedding_of_later_batches(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "EMBED_WINDOW", 10)  # one commit batch per embedding group
     emb = Recording()
     ex = WaitingExtractor(emb.started_late_batch)
     with Memory.open(tmp_path / "m", backends=["dense", "hipporag"], embedder=emb,
@@ -99,14 +102,56 @@ def test_duplicates_and_rejects_within_a_batch(tmp_path: Path) -> None:
         assert [t for t in emb.texts].count(DOCS[0]) == 1
 
 
-def test_a_batch_the_embedder_fails_on_is_embedded_text_by_text(tmp_path: Path) -> None:
+def test_a_batch_the_embedder_fails_on_is_retried_in_halves(tmp_path: Path) -> None:
     emb = Recording(fail_on="Town 5\n")  # fails on any batch holding it, works alone
+    calls: list[int] = []
+    inner = emb.embed_batch
+
+    def counting(texts: Sequence[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return inner(texts)
+
+    emb.embed_batch = counting  # type: ignore[method-assign]
     with Memory.open(tmp_path / "m", embedder=emb) as mem:
         report = mem.write_many(DOCS[:12], batch_size=6)
         assert len(report.added) == 12
         dense = mem.backends["dense"]
         assert sorted(dense.index.ids().tolist()) == sorted(report.added)
         assert emb.texts.count(DOCS[5]) == 1
+    # one group of 12, embedded 6 at a time (batch_size): its first 6 fail -> the half 0-5
+    # fails -> 0-2 ok, 3-5 fails -> 3 ok, 4-5 fails -> 4 ok, 5 ok; then 6-11 ok
+    assert calls == [6, 6, 3, 3, 1, 2, 1, 1, 6]
+
+
+def test_passages_are_embedded_in_groups_and_committed_per_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "EMBED_WINDOW", 12)
+    emb = Recording()
+    calls: list[int] = []
+    inner = emb.embed
+
+    def counting(texts: Sequence[str], batch_size: int = 64, progress: bool = False,
+                 desc: str = "embedding") -> np.ndarray:
+        calls.append(len(texts))
+        return inner(texts, batch_size=batch_size, progress=progress, desc=desc)
+
+    emb.embed = counting  # type: ignore[method-assign]
+    with Memory.open(tmp_path / "m", embedder=emb) as mem:
+        txns: list[int] = []
+        real = pipeline.commit_batch
+
+        def recording_commit(store, vectors, items, todo, vecs):  # type: ignore[no-untyped-def]
+            txns.append(len(items))
+            return real(store, vectors, items, todo, vecs)
+
+        monkeypatch.setattr(pipeline, "commit_batch", recording_commit)
+        report = mem.write_many(DOCS, batch_size=4)
+        assert report.added == sorted(report.added) and len(report.added) == 40
+        assert calls == [12, 12, 12, 4]  # groups of 3 batches, the rest at the end
+        assert txns == [4] * 10  # one transaction per batch of 4
+        assert mem.read(DOCS[21], k=1).ids == [report.added[21]]
+        for iid, text in zip(report.added, DOCS, strict=True):
+            assert mem.get(iid).text == text  # each batch got its own rows of the group
 
 
 class Refusing(Recording):
