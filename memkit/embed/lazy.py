@@ -112,9 +112,11 @@ def _describe(spec: str) -> tuple[str, int] | None:
         except Exception:  # noqa: BLE001 - the eager load reports what is missing
             return None
         onnx_dim = _dimension(onnx_path)
-        suffix = "-int8" if spec.startswith("onnx-int8") else ""
+        from memkit.embed.onnx_build import VARIANT_TAGS
+
+        tag = VARIANT_TAGS["int8" if spec.startswith("onnx-int8") else "fp32"]
         return None if onnx_dim is None else (
-            f"{packaged.DEFAULT_MODEL}-onnx{suffix}@{_DEFAULT_MAX_SEQ}", onnx_dim)
+            f"{packaged.DEFAULT_MODEL}-onnx{tag}@{_DEFAULT_MAX_SEQ}", onnx_dim)
     from memkit.embed import sentence_transformers as st_embed
 
     if spec in _MINILM_SPECS:

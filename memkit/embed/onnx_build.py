@@ -38,6 +38,10 @@ from memkit.errors import ConfigError
 #: bump when the graph written here changes, so cached files are rebuilt
 BUILD_VERSION = 3
 VARIANTS = ("fp32", "int8")
+#: what a variant adds to the embedder's name and the cached file's: ``int8r7`` is the int8
+#: recipe with 7-bit weights (see quantize_int8); an earlier recipe's vectors carry another
+#: name, so a memory never mixes them (its vectors are re-embedded instead)
+VARIANT_TAGS = {"fp32": "", "int8": "-int8r7"}
 _OPSET = 17
 _LOCK = threading.Lock()
 #: weights of the nodes int8 quantisation leaves in float (see quantize_int8)
@@ -261,8 +265,9 @@ def build_onnx(model_dir: str | Path, out_path: str | Path, *, fused: bool = Tru
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
-    """Dynamic int8 quantisation of weight matrices, per output channel (activations are
-    quantised per tensor on the fly; products of two activations stay in float).
+    """Dynamic int8 quantisation of weight matrices, per output channel, with 7-bit weights
+    (activations are quantised per tensor on the fly; products of two activations stay in
+    float).
 
     Quantised: the attention output and feed-forward input projections. Kept in float: the
     query/key/value projections and the feed-forward output projections, whose inputs (the
@@ -270,7 +275,14 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
     activation scale cannot hold. Measured on MuSiQue-200 against the fp32 model (see
     benchmarks/results/ingest_speed.md): everything int8, passage cosine min 0.987 (first
     800 passages); FFN output and layer 0 kept, min 0.9927 and dense R@5 52.5 (fp32 53.6);
-    this recipe, min 0.9954 and R@5 53.8.
+    this recipe with 8-bit weights, min 0.9954 and R@5 53.8.
+
+    **7-bit weights** (``reduce_range``) make the vectors the same on every x86 CPU: without
+    VNNI, onnxruntime multiplies u8 activations by s8 weights with ``vpmaddubsw``, which adds
+    two products into a saturating int16 - 2 x 255 x 127 can overflow it, 2 x 255 x 64 cannot
+    - so with 8-bit weights a CPU without VNNI would compute other vectors than one with it
+    (onnxruntime's quantisation guide recommends reduce_range there). The cost here: passage
+    cosine min 0.9947 instead of 0.9957 (600 MuSiQue passages).
     """
     onnx = require("onnx", "onnx", "int8 quantisation of the ONNX embedder")
     quant = require("onnxruntime.quantization", "onnx", "int8 quantisation of the ONNX embedder")
@@ -282,7 +294,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
         quant.quantize_dynamic(
             str(fp32_path), str(out_path), weight_type=quant.QuantType.QInt8,
             op_types_to_quantize=["MatMul", "Attention"], per_channel=True,
-            nodes_to_exclude=keep_float,
+            reduce_range=True, nodes_to_exclude=keep_float,
             extra_options={"MatMulConstBOnly": True,
                            "DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
@@ -322,7 +334,7 @@ def ensure_onnx_model(model_dir: str | Path, variant: str = "fp32",
     model_dir = Path(model_dir)
     folder = cache_root(cache_dir) / "onnx" / model_key(model_dir)
     graph = "" if fused else "-plain"
-    target = folder / f"model-{variant}{graph}.onnx"
+    target = folder / f"model-{VARIANT_TAGS[variant].lstrip('-') or variant}{graph}.onnx"
     with _LOCK:
         if target.exists():
             return target, False

@@ -25,8 +25,9 @@ def torch_vectors() -> np.ndarray:
     return SentenceTransformerEmbedder().embed(TEXTS)
 
 
-# int8 loses most on the emptiest text (measured: "" 0.987, "a" 0.994, sentences >= 0.996)
-@pytest.mark.parametrize("variant,floor", [("fp32", 0.9999), ("int8", 0.985)])
+# int8 (7-bit weights) loses most on the emptiest text (measured: "" 0.985, "a" 0.994,
+# sentences >= 0.997)
+@pytest.mark.parametrize("variant,floor", [("fp32", 0.9999), ("int8", 0.98)])
 def test_matches_the_torch_model(torch_vectors: np.ndarray, variant: str, floor: float,
                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -44,5 +45,5 @@ def test_specs_load_the_packaged_model(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(e, OnnxEmbedder)
     assert e.name == "all-MiniLM-L6-v2-onnx@256" and e.spec == "onnx:all-MiniLM-L6-v2"
     assert load_embedder("onnx").name == e.name
-    assert load_embedder("onnx-int8").name == "all-MiniLM-L6-v2-onnx-int8@256"
+    assert load_embedder("onnx-int8").name == "all-MiniLM-L6-v2-onnx-int8r7@256"
     assert e.count_tokens("Alice moved to Paris") == 4
