@@ -98,6 +98,20 @@ class RetrievalOptions:
     # a speaker node per conversation speaker (metadata["speaker"]), seeded when the query
     # names the speaker: each of their (allowed) turns gets this much reset weight
     speaker_weight: float = 0.0
+    # date nodes (memkit.backends.hipporag.dates): a node per calendar span a passage names
+    # or implies (relative dates resolved against the turn's session date), joined to its
+    # passages by context edges; > 0 turns them on and is the seed weight of a query's
+    # dates. date_session: each turn is also joined to its session date's node
+    date_weight: float = 0.0
+    date_session: bool = False
+    # final ranking: at most this many passages of one conversation session in the top k
+    # (the rest follow); 0 = off
+    session_diversity: int = 0
+    # Rocchio pseudo-relevance feedback in dense space: the query vector + prf_weight x the
+    # mean vector of the top prf_passages dense passages, re-normalised, is the dense query
+    # of the seed passages and passage node weights; 0 = off
+    prf_passages: int = 0
+    prf_weight: float = 0.5
     fusion: str = "ppr"  # "ppr" | "rrf"
     graph_rrf_weight: float = 2.0
     rrf_k: int = 60
