@@ -208,3 +208,32 @@ def test_date_nodes_never_carry_another_scopes_writes() -> None:
     assert before and [i for i, _ in after] == [i for i, _ in before]
     np.testing.assert_allclose([s for _, s in after], [s for _, s in before], rtol=1e-6,
                                atol=1e-9)
+
+
+def test_a_when_question_lifts_the_turns_that_name_a_date() -> None:
+    from memkit.backends.hipporag.dates import asks_for_a_date
+
+    assert asks_for_a_date("When did Ann adopt a kitten?")
+    assert asks_for_a_date("How long ago was Bob in Lisbon?")
+    assert not asks_for_a_date("What did Ann adopt?")
+    turns = [("c1", "1:00 pm on 8 May, 2023", "Ann", "My grey kitten Milo is asleep."),
+             ("c1", "1:00 pm on 8 May, 2023", "Bob", "Milo the grey kitten came yesterday."),
+             ("c1", "2:00 pm on 20 June, 2023", "Ann", "Milo loves the garden.")]
+    opts = {"hipporag": {"date_question_weight": 1.0}}
+    with Memory.open(None, backends=["hipporag"], embedder=HashEmbedder(64),
+                     backend_options={"hipporag": BARE}) as mem:
+        ids = _write(mem, turns)
+        q = "When did the grey kitten Milo come?"
+        plain = mem.read(q, k=3, scope="c1", backend="hipporag", trace=True)
+        lifted = mem.read(q, k=3, scope="c1", backend="hipporag", trace=True,
+                          read_options=opts)
+        other = mem.read("What is the grey kitten called?", k=3, scope="c1",
+                         backend="hipporag", trace=True, read_options=opts)
+    # one turn of three implies a date ("yesterday"); the session date alone does not count
+    assert lifted.traces["hipporag"]["dated_passages"] == 1
+    assert "dated_passages" not in plain.traces["hipporag"]
+    assert "dated_passages" not in other.traces["hipporag"]  # not a time question
+    ppr = {h.item.id: h.evidence["ppr"] for h in plain.hits}
+    ppr_l = {h.item.id: h.evidence["ppr"] for h in lifted.hits}
+    assert ppr_l[ids[1]] / ppr_l[ids[0]] > ppr[ids[1]] / ppr[ids[0]]
+    assert lifted.hits[0].item.id == ids[1]

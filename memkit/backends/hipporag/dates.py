@@ -290,6 +290,21 @@ def query_dates(text: str) -> list[DatePattern]:
     return out
 
 
+_ASKS_TIME = re.compile(r"\b(when|since when|what (year|month|day|date|time)|which (year|month|"
+                        r"day|date)|how long ago)\b", re.I)
+
+
+def asks_for_a_date(question: str) -> bool:
+    """Whether a question asks for a time ("When did ...", "What year ...", "How long
+    ago ..."): its answer is a date, so its evidence names or implies one.
+
+    >>> asks_for_a_date("When did Caroline go to the support group?"), asks_for_a_date(
+    ...     "In which year did she move?"), asks_for_a_date("What did she paint?")
+    (True, True, False)
+    """
+    return _ASKS_TIME.search(question) is not None
+
+
 def matches(span: DateSpan, p: DatePattern) -> bool:
     """Whether some day of ``span`` fits the pattern ``p``.
 

@@ -47,7 +47,8 @@ class LinkSettings:
     def of(cls, o: RetrievalOptions) -> LinkSettings:
         """The linking settings of a read; InvalidInput names a negative one."""
         for name in ("link_title_weight", "link_alias_weight", "session_weight",
-                     "session_window", "speaker_weight", "date_weight"):
+                     "session_window", "speaker_weight", "date_weight",
+                     "date_question_weight"):
             if getattr(o, name) < 0:
                 raise InvalidInput(f"hipporag option {name} must be >= 0, "
                                    f"got {getattr(o, name)!r}")
@@ -208,6 +209,7 @@ class LinkedGraphs:
     def __init__(self, size: int = 4) -> None:
         self._speakers: tuple[Any, dict[str, np.ndarray]] | None = None
         self._sessions: tuple[Any, GraphArrays, np.ndarray] | None = None
+        self._dated: tuple[Any, GraphArrays, np.ndarray] | None = None
         self._dates: dict[tuple[Any, ...], list[list[tuple[Any, DateSpan]]]] = {}
         self._links: dict[tuple[Any, ...], Links] = {}
         self._graphs: dict[tuple[Any, ...], GraphArrays] = {}
@@ -262,6 +264,19 @@ class LinkedGraphs:
                 by.setdefault(name, []).append(index[p.id])
         out = {name: np.array(ix, dtype=np.int64) for name, ix in by.items()}
         self._speakers = (key, out)
+        return out
+
+    def dated(self, store: Store, g: GraphArrays) -> np.ndarray:
+        """Per passage of ``g``: whether its text names or implies a date (resolved against
+        its session date; the session date alone does not count); per graph generation."""
+        held = self._dated
+        if held is not None and held[0] == g.generation and held[1] is g:
+            return held[2]
+        out = np.zeros(len(g.passage_ids), dtype=bool)
+        index = {int(i): n for n, i in enumerate(g.passage_ids.tolist())}
+        for p in read_passages(store, g.passage_ids):
+            out[index[p.id]] = bool(passage_dates(p, False))
+        self._dated = (g.generation, g, out)
         return out
 
     def sessions(self, store: Store, g: GraphArrays) -> np.ndarray:

@@ -104,6 +104,9 @@ class RetrievalOptions:
     # dates. date_session: each turn is also joined to its session date's node
     date_weight: float = 0.0
     date_session: bool = False
+    # a question asking for a time ("When ...?", dates.asks_for_a_date): this much reset
+    # weight spread evenly over the (allowed) passages whose text names or implies a date
+    date_question_weight: float = 0.0
     # final ranking: at most this many passages of one conversation session in the top k
     # (the rest follow); 0 = off
     session_diversity: int = 0

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memkit.backends.base import AllowedIds
-from memkit.backends.hipporag.dates import matches, query_dates
+from memkit.backends.hipporag.dates import asks_for_a_date, matches, query_dates
 from memkit.backends.hipporag.graph import GraphArrays
 from memkit.backends.hipporag.lexical import PassageLexicon
 from memkit.backends.hipporag.linked import LinkedGraphs, LinkSettings
@@ -256,6 +256,11 @@ class GraphSearch:
         sd.base[g.passage_nodes(gi)] += minmax(d_scores[in_graph]) * o.passage_node_weight
         if lex is not None and o.lexical_passage_weight > 0 and len(lex[0]):
             sd.base[g.passage_nodes(lex[0])] += minmax(lex[1]) * o.lexical_passage_weight
+        if o.date_question_weight > 0 and asks_for_a_date(query):
+            dated = np.flatnonzero(self.linked.dated(be.ctx.store, g) & vis.allowed_mask)
+            if len(dated):  # the answer is a date: the turns that name or imply one
+                sd.base[g.n_phrases + dated] += o.date_question_weight / len(dated)
+            trace["dated_passages"] = int(len(dated))
         if o.speaker_weight > 0:
             self._speaker_seeds(be, g, query, sd.base, vis.allowed_mask, o.speaker_weight,
                                 trace)
