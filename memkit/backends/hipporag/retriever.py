@@ -19,6 +19,11 @@ defaults in brackets):
    passages (other than the seed passages of step 3) that were not seeds yet (the entities a
    first hop found) are added as seeds, each
    ``bridge_weight`` x max(minmax(PPR), 0.1) / #passages, and the walk runs again.
+
+Round-4 options, all off by default (``evals/lexical/README.md``): date nodes
+(``date_weight``, ``date_session``), the dated turns of a time question
+(``date_question_weight``), a session-diverse final ranking (``session_diversity``) and
+Rocchio feedback for the dense channel (``prf_passages``, ``prf_weight``).
 """
 
 from __future__ import annotations
