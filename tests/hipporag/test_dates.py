@@ -139,6 +139,43 @@ def test_add_date_nodes_hand_computed_arrays() -> None:
     assert add_date_nodes(g, [[], [], []]) is g  # no dates: the graph as it was
 
 
+def test_date_nodes_shift_link_edges_and_scope_like_phrases() -> None:
+    from dataclasses import replace
+
+    from memkit.backends.hipporag.scoped import scoped_view
+
+    g = assemble(np.array([10, 11]), np.array([1, 2, 3]), np.zeros((0, 3)),
+                 np.array([[1, 10], [2, 11], [3, 11]], float), np.zeros((0, 3)),
+                 np.zeros((0, 3), np.int64), 3)
+    g = replace(g, link_edges=np.array([[2.0, 3.0, 0.5], [0.0, 1.0, 0.8]]))  # P1-P2, 10-11
+    d7 = resolve("7 May, 2023")[0]
+    dg = add_date_nodes(g, [[("a", d7)], [("a", d7)], []])
+    assert dg.link_edges is not None
+    # one date node: passage nodes 2, 3 become 3, 4; phrase nodes stay
+    assert dg.link_edges.tolist() == [[3.0, 4.0, 0.5], [0.0, 1.0, 0.8]]
+    assert g.link_edges is not None and g.link_edges[0, 0] == 2.0  # the input untouched
+    view = scoped_view(dg, np.array([True, False, True]))
+    # the date node (node 2) is seen through passage 1 only; passage 2 is out of scope
+    assert view.visible.tolist() == [True, True, True]
+    assert view.phrase_passages.tolist() == [1, 1, 1]
+    assert view.adj[2, 3] == 1 and view.adj[2, 4] == 0
+    only3 = scoped_view(dg, np.array([False, False, True]))
+    assert only3.visible.tolist() == [False, True, False]
+
+
+def test_dates_with_the_llm_free_defaults_session_links_on() -> None:
+    with Memory.open(None, backends=["hipporag"], embedder=HashEmbedder(64),
+                     backend_options={"hipporag": {"extractor": "rules"}}) as mem:
+        ids = _write(mem, TURNS)
+        res = mem.read("When did Ann adopt the grey kitten?", k=4, scope="c1",
+                       backend="hipporag", trace=True,
+                       read_options={"hipporag": {"date_weight": 0.3, "date_session": True,
+                                                  "date_question_weight": 0.3}})
+    t = res.traces["hipporag"]
+    assert t["link_edges"] > 0 and t["dated_passages"] == 2  # "yesterday", "last weekend"
+    assert res.hits[0].item.id == ids[0]
+
+
 TURNS = [  # (scope, session date, speaker, text)
     ("c1", "1:00 pm on 8 May, 2023", "Ann", "I adopted a grey kitten yesterday!"),
     ("c1", "1:00 pm on 8 May, 2023", "Bob", "Lovely. I repaired my old bicycle."),
