@@ -37,6 +37,10 @@ LINK_ALL = ["--read-option", "hipporag.link_mentions=true",
             "--read-option", "hipporag.link_title_weight=0.5",
             "--read-option", "hipporag.link_alias_weight=1.0"]
 
+#: round 4: date nodes (query-date seed weight 0.3) with each turn joined to its session date
+DATES03 = ["--read-option", "hipporag.date_weight=0.3",
+           "--read-option", "hipporag.date_session=true"]
+
 #: (name, backend spec, extra memkit eval arguments)
 VARIANTS: list[tuple[str, str, list[str]]] = [
     ("dense", "dense", []),
@@ -137,6 +141,40 @@ VARIANTS: list[tuple[str, str, list[str]]] = [
      ["--read-option", "hipporag.lexical_seed_passages=2"]),
 ]
 
+#: round 4 (issue 17): dates as nodes, a time question's dated turns, session-diverse
+#: ranking, Rocchio PRF - each on top of the LLM-free default; ``--round 4`` runs these with
+#: dense and the default as references, less the no-ops of a set (below)
+ROUND4: list[tuple[str, str, list[str]]] = [
+    ("default + dates x1", G, ["--read-option", "hipporag.date_weight=1.0"]),
+    ("default + dates x1 + session dates", G,
+     ["--read-option", "hipporag.date_weight=1.0", "--read-option", "hipporag.date_session=true"]),
+    ("default + when-questions x1", G, ["--read-option", "hipporag.date_question_weight=1.0"]),
+    ("default + dates x0.3 + session dates + when-questions x1", G,
+     [*DATES03, "--read-option", "hipporag.date_question_weight=1.0"]),
+    ("default + dates x0.3 + session dates + when-questions x0.3", G,
+     [*DATES03, "--read-option", "hipporag.date_question_weight=0.3"]),
+    ("default + dates x0.3 + session dates + speaker x0.02", G,
+     [*DATES03, "--read-option", "hipporag.speaker_weight=0.02"]),
+    ("default + session diversity 1", G, ["--read-option", "hipporag.session_diversity=1"]),
+    ("default + session diversity 2", G, ["--read-option", "hipporag.session_diversity=2"]),
+    ("default + session diversity 3", G, ["--read-option", "hipporag.session_diversity=3"]),
+    ("default + dates x3 + session dates", G,
+     ["--read-option", "hipporag.date_weight=3.0", "--read-option", "hipporag.date_session=true"]),
+    ("default + dates x0.3 + session dates", G,
+     ["--read-option", "hipporag.date_weight=0.3", "--read-option", "hipporag.date_session=true"]),
+    ("default + prf top-2 x0.5", G, ["--read-option", "hipporag.prf_passages=2",
+                                     "--read-option", "hipporag.prf_weight=0.5"]),
+    ("default + prf top-3 x0.5", G, ["--read-option", "hipporag.prf_passages=3",
+                                     "--read-option", "hipporag.prf_weight=0.5"]),
+    ("default + prf top-2 x1", G, ["--read-option", "hipporag.prf_passages=2",
+                                   "--read-option", "hipporag.prf_weight=1.0"]),
+    ("default + prf top-1 x0.25", G, ["--read-option", "hipporag.prf_passages=1",
+                                      "--read-option", "hipporag.prf_weight=0.25"]),
+]
+VARIANTS += ROUND4
+#: round-4 rows that are no-ops on MuSiQue (no sessions, no speakers: the default's figures)
+NOOP_MUSIQUE = ("session diversity", "speaker")
+
 SETS = {
     "musique": ("musique", []),
     "locomo": ("locomo", []),
@@ -173,13 +211,19 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write the markdown table here")
     ap.add_argument("--results", default="/tmp/memkit-lexical/results")
     ap.add_argument("--cache", default="/tmp/memkit-lexical/cache")
+    ap.add_argument("--round", type=int, default=None, choices=[4],
+                    help="only that round's variants (with dense and the default)")
     ap.add_argument("--list", action="store_true", help="print the commands, run nothing")
     ap.add_argument("--no-run", action="store_true", help="table from finished runs only")
     args = ap.parse_args()
     dataset, _ = SETS[args.set]
     only = None if args.only is None else {s.strip() for s in args.only.split(";")}
     chosen = [v for v in VARIANTS if only is None or v[0] in only]
-    if args.set.startswith("locomo") and only is None:
+    if args.round == 4:
+        chosen = [v for v in VARIANTS if v[0] in ("dense", "hipporag (new default)")] + [
+            v for v in ROUND4 if not (args.set.startswith("musique")
+                                      and any(w in v[0] for w in NOOP_MUSIQUE))]
+    if args.set.startswith("locomo") and only is None and args.round is None:
         # hipporag+bm25 needs a second graph build and lost by 8 points R@5 on MuSiQue
         chosen = [v for v in chosen if "+bm25" not in v[1] or not v[1].startswith(G)]
     done: list[tuple[str, str, list[str], dict]] = []

@@ -93,6 +93,15 @@ class FaissIndex:
             all_ids = all_ids[~np.isin(all_ids, np.fromiter(self.dead, dtype=np.int64))]
         return np.sort(all_ids)
 
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``ids`` (each must be live), one row each."""
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for row, i in enumerate(np.asarray(ids, dtype=np.int64).tolist()):
+            if i not in self:
+                raise InvalidInput(f"no vector for id {i}")
+            out[row] = self.index.reconstruct(int(i))
+        return out
+
     def __contains__(self, item_id: int) -> bool:
         return int(item_id) in self.present and int(item_id) not in self.dead
 

@@ -69,3 +69,15 @@ def test_save_load_roundtrip_and_corruption(tmp_path: Path) -> None:
 def test_shape_errors_are_invalid_input() -> None:
     with pytest.raises(InvalidInput, match="dimension 8"):
         FaissIndex(8).add(np.array([1]), np.zeros((1, 7), dtype=np.float32))
+
+
+@pytest.mark.parametrize("threshold", [10_000, 4])
+def test_vectors_returns_the_stored_rows_of_live_ids(threshold: int) -> None:
+    v = np.eye(6, dtype=np.float32)[:5]  # five unit vectors e0..e4 under ids 10..14
+    index = FaissIndex(6, hnsw_threshold=threshold)
+    index.add(np.arange(10, 15), v)
+    assert index.vectors(np.array([13, 10])).tolist() == [v[3].tolist(), v[0].tolist()]
+    assert index.vectors(np.array([], dtype=np.int64)).shape == (0, 6)
+    index.remove(np.array([13]))
+    with pytest.raises(InvalidInput, match="13"):
+        index.vectors(np.array([13]))

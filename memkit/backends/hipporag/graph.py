@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,6 +39,9 @@ class GraphArrays:
     # read-time link edges (phrase-phrase aliases, passage-passage titles and sessions) in
     # node space (a, b, weight), kept apart like synonymy so a scoped view can filter them
     link_edges: np.ndarray | None = None
+    # read-time date nodes (the last phrase nodes, memkit.backends.hipporag.linked): the
+    # DateSpan of each, in node order
+    date_nodes: tuple[Any, ...] | None = None
 
     @property
     def n_phrases(self) -> int:

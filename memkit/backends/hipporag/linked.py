@@ -1,11 +1,18 @@
 """The graph with link edges (:mod:`memkit.backends.hipporag.linking`), built at read time.
 
 Linking is a retrieval setting (``link_mentions``, ``link_title_weight``,
-``link_alias_weight``, ``session_weight`` / ``session_window``, ``speaker_weight`` in
+``link_alias_weight``, ``session_weight`` / ``session_window``, ``speaker_weight``,
+``date_weight`` / ``date_session`` in
 :class:`~memkit.backends.hipporag.retriever.RetrievalOptions`): the links are derived from
 the record (the passages' texts and metadata) and the phrase table, so one built graph can
 be read with and without them. The linked arrays are computed once per (graph generation,
 settings) and kept in memory; nothing is written.
+
+Date nodes (:mod:`memkit.backends.hipporag.dates`) are appended as the last phrase nodes
+(ids from ``DATE_ID_BASE``), one per (scope, calendar span), joined to their passages by
+context edges of weight 1 - so a scoped view, which rebuilds the context edges from its
+allowed passages, sees a date node only through its own passages, and no date node joins
+passages of two scopes.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from memkit.backends.hipporag.dates import DateSpan, anchor_date, day, resolve
 from memkit.backends.hipporag.graph import GraphArrays
 from memkit.backends.hipporag.linking import LinkPassage, Links, build_links
 from memkit.backends.hipporag.retriever import RetrievalOptions
@@ -32,22 +40,26 @@ class LinkSettings:
     alias_weight: float = 0.0
     session_weight: float = 0.0
     session_window: int = 0
+    dates: bool = False
+    date_session: bool = False
 
     @classmethod
     def of(cls, o: RetrievalOptions) -> LinkSettings:
         """The linking settings of a read; InvalidInput names a negative one."""
         for name in ("link_title_weight", "link_alias_weight", "session_weight",
-                     "session_window", "speaker_weight"):
+                     "session_window", "speaker_weight", "date_weight",
+                     "date_question_weight"):
             if getattr(o, name) < 0:
                 raise InvalidInput(f"hipporag option {name} must be >= 0, "
                                    f"got {getattr(o, name)!r}")
         return cls(bool(o.link_mentions), float(o.link_title_weight),
-                   float(o.link_alias_weight), float(o.session_weight), int(o.session_window))
+                   float(o.link_alias_weight), float(o.session_weight), int(o.session_window),
+                   o.date_weight > 0, bool(o.date_session) and o.date_weight > 0)
 
     @property
     def active(self) -> bool:
         return self.mentions or self.title_weight > 0 or self.alias_weight > 0 or \
-            self.session_weight > 0
+            self.session_weight > 0 or self.dates
 
 
 def _session_of(metadata: dict[str, Any]) -> Any:
@@ -72,10 +84,12 @@ def read_passages(store: Store, ids: np.ndarray) -> list[LinkPassage]:
             title = it.metadata.get("title")
             s = it.scope
             speaker = it.metadata.get("speaker")
+            date = it.metadata.get("date")
             out.append(LinkPassage(iid, it.text, title if isinstance(title, str) else None,
                                    (s.namespace, s.user, s.agent, s.session),
                                    _session_of(it.metadata), float(iid),
-                                   speaker if isinstance(speaker, str) else None))
+                                   speaker if isinstance(speaker, str) else None,
+                                   date if isinstance(date, str) and date else None))
     return out
 
 
@@ -127,12 +141,76 @@ def link_graph(g: GraphArrays, links: Links, s: LinkSettings) -> GraphArrays:
     return replace(g, adj=adj, phrase_passages=counts, link_edges=link_edges)
 
 
+#: the first phrase id of the read-time date nodes (above any stored phrase id)
+DATE_ID_BASE = 1 << 62
+
+
+def passage_dates(p: LinkPassage, session_date: bool) -> list[DateSpan]:
+    """The calendar spans a passage names or implies: relative dates resolved against its
+    session date (``p.date``; a leading ``"[<date>] "`` the eval writes is not read as a
+    mention), absolute dates, and with ``session_date`` the session's day itself.
+
+    >>> p = LinkPassage(1, "[1:56 pm on 8 May, 2023] Caroline: I went yesterday.",
+    ...                 date="1:56 pm on 8 May, 2023")
+    >>> [s.key for s in passage_dates(p, False)], [s.key for s in passage_dates(p, True)]
+    (['2023-05-07'], ['2023-05-07', '2023-05-08'])
+    """
+    anchor = anchor_date(p.date) if p.date else None
+    text = p.text
+    if p.date and text.startswith(f"[{p.date}]"):
+        text = text[len(p.date) + 2:]
+    spans = resolve(text, anchor)
+    if session_date and anchor is not None and day(anchor) not in spans:
+        spans.append(day(anchor))
+    return spans
+
+
+def add_date_nodes(g: GraphArrays, dates: list[list[tuple[Any, DateSpan]]]) -> GraphArrays:
+    """``g`` with a phrase node per distinct (group, span) of ``dates`` (one list per
+    passage of ``g``, in ``g.passage_ids`` order) appended after its phrases, each joined
+    to its passages by a context edge of weight 1; passage node indices shift by the number
+    of date nodes, phrase indices do not."""
+    keys = sorted({k for ds in dates for k in ds}, key=lambda k: (repr(k[0]), k[1]))
+    if not keys:
+        return g
+    if len(g.phrase_ids) and int(g.phrase_ids.max()) >= DATE_ID_BASE:
+        raise InvalidInput("phrase ids reach the date node ids")
+    P, D, N = g.n_phrases, len(keys), len(g.passage_ids)
+    index = {k: j for j, k in enumerate(keys)}
+    pairs = np.array([(P + index[k], P + D + i) for i, ds in enumerate(dates) for k in ds],
+                     dtype=np.int64).reshape(-1, 2)
+    coo = g.adj.tocoo()
+
+    def shift(x: np.ndarray) -> np.ndarray:
+        return np.where(x >= P, x + D, x)
+
+    rows = np.concatenate([shift(coo.row), pairs[:, 0], pairs[:, 1]])
+    cols = np.concatenate([shift(coo.col), pairs[:, 1], pairs[:, 0]])
+    vals = np.concatenate([coo.data, np.ones(2 * len(pairs))])
+    n = P + D + N
+    adj = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+    adj.sum_duplicates()
+    adj.sort_indices()
+    counts = np.bincount(pairs[:, 0] - P, minlength=D).astype(np.int64)
+    link_edges = g.link_edges
+    if link_edges is not None and len(link_edges):
+        link_edges = link_edges.copy()
+        link_edges[:, :2] = shift(link_edges[:, :2].astype(np.int64))
+    return replace(g, phrase_ids=np.concatenate(
+        [g.phrase_ids, DATE_ID_BASE + np.arange(D, dtype=np.int64)]), adj=adj,
+        phrase_passages=np.concatenate([g.phrase_passages, counts]),
+        link_edges=link_edges, date_nodes=tuple(span for _, span in keys))
+
+
 class LinkedGraphs:
     """Linked arrays per (graph, settings); the link edges per graph are shared by settings
     that differ only in weights."""
 
     def __init__(self, size: int = 4) -> None:
         self._speakers: tuple[Any, dict[str, np.ndarray]] | None = None
+        self._sessions: tuple[Any, GraphArrays, np.ndarray] | None = None
+        self._dated: tuple[Any, GraphArrays, np.ndarray] | None = None
+        self._dates: dict[tuple[Any, ...], list[list[tuple[Any, DateSpan]]]] = {}
         self._links: dict[tuple[Any, ...], Links] = {}
         self._graphs: dict[tuple[Any, ...], GraphArrays] = {}
         self._lock = threading.Lock()
@@ -148,12 +226,25 @@ class LinkedGraphs:
         lkey = (g.generation, id(g), what)
         links = self._links.get(lkey)
         if links is None:
-            links = self._build(store, g, what)
+            links = self._build(store, g, what) if what != (False, False, False, -1) \
+                else Links()
         linked = link_graph(g, links, s)
+        dkey = (g.generation, id(g), s.date_session)
+        dates = self._dates.get(dkey) if s.dates else None
+        if s.dates and dates is None:
+            dates = [[] for _ in range(len(g.passage_ids))]
+            index = {int(i): n for n, i in enumerate(g.passage_ids.tolist())}
+            for p in read_passages(store, g.passage_ids):
+                dates[index[p.id]] = [(p.group, span) for span in
+                                      passage_dates(p, s.date_session)]
+        if dates is not None:
+            linked = add_date_nodes(linked, dates)
         with self._lock:
             self._links[lkey] = links
             self._graphs[gkey] = linked
-            for cache in (self._links, self._graphs):
+            if dates is not None:
+                self._dates[dkey] = dates
+            for cache in (self._links, self._graphs, self._dates):
                 while len(cache) > self.size:
                     cache.pop(next(iter(cache)))
         return linked
@@ -173,6 +264,34 @@ class LinkedGraphs:
                 by.setdefault(name, []).append(index[p.id])
         out = {name: np.array(ix, dtype=np.int64) for name, ix in by.items()}
         self._speakers = (key, out)
+        return out
+
+    def dated(self, store: Store, g: GraphArrays) -> np.ndarray:
+        """Per passage of ``g``: whether its text names or implies a date (resolved against
+        its session date; the session date alone does not count); per graph generation."""
+        held = self._dated
+        if held is not None and held[0] == g.generation and held[1] is g:
+            return held[2]
+        out = np.zeros(len(g.passage_ids), dtype=bool)
+        index = {int(i): n for n, i in enumerate(g.passage_ids.tolist())}
+        for p in read_passages(store, g.passage_ids):
+            out[index[p.id]] = bool(passage_dates(p, False))
+        self._dated = (g.generation, g, out)
+        return out
+
+    def sessions(self, store: Store, g: GraphArrays) -> np.ndarray:
+        """Per passage of ``g``: an int naming its (scope, conversation session), -1 for a
+        passage of no session; per graph generation."""
+        held = self._sessions
+        if held is not None and held[0] == g.generation and held[1] is g:
+            return held[2]
+        keys: dict[tuple[Any, Any], int] = {}
+        out = np.full(len(g.passage_ids), -1, dtype=np.int64)
+        index = {int(i): n for n, i in enumerate(g.passage_ids.tolist())}
+        for p in read_passages(store, g.passage_ids):
+            if p.session is not None:
+                out[index[p.id]] = keys.setdefault((p.group, p.session), len(keys))
+        self._sessions = (g.generation, g, out)
         return out
 
     @staticmethod

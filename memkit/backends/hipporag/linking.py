@@ -181,6 +181,7 @@ class LinkPassage:
     session: Any = None  # conversation session (within the group); None = not a turn
     order: float = 0.0  # position within the session (e.g. item id or time)
     speaker: str | None = None  # who said it (a conversation turn)
+    date: str | None = None  # the session date of a turn (metadata["date"])
 
 
 @dataclass

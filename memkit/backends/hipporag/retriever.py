@@ -19,6 +19,11 @@ defaults in brackets):
    passages (other than the seed passages of step 3) that were not seeds yet (the entities a
    first hop found) are added as seeds, each
    ``bridge_weight`` x max(minmax(PPR), 0.1) / #passages, and the walk runs again.
+
+Round-4 options, all off by default (``evals/lexical/README.md``): date nodes
+(``date_weight``, ``date_session``), the dated turns of a time question
+(``date_question_weight``), a session-diverse final ranking (``session_diversity``) and
+Rocchio feedback for the dense channel (``prf_passages``, ``prf_weight``).
 """
 
 from __future__ import annotations
@@ -98,6 +103,23 @@ class RetrievalOptions:
     # a speaker node per conversation speaker (metadata["speaker"]), seeded when the query
     # names the speaker: each of their (allowed) turns gets this much reset weight
     speaker_weight: float = 0.0
+    # date nodes (memkit.backends.hipporag.dates): a node per calendar span a passage names
+    # or implies (relative dates resolved against the turn's session date), joined to its
+    # passages by context edges; > 0 turns them on and is the seed weight of a query's
+    # dates. date_session: each turn is also joined to its session date's node
+    date_weight: float = 0.0
+    date_session: bool = False
+    # a question asking for a time ("When ...?", dates.asks_for_a_date): this much reset
+    # weight spread evenly over the (allowed) passages whose text names or implies a date
+    date_question_weight: float = 0.0
+    # final ranking: at most this many passages of one conversation session in the top k
+    # (the rest follow); 0 = off
+    session_diversity: int = 0
+    # Rocchio pseudo-relevance feedback in dense space: the query vector + prf_weight x the
+    # mean vector of the top prf_passages dense passages, re-normalised, is the dense query
+    # of the seed passages and passage node weights; 0 = off
+    prf_passages: int = 0
+    prf_weight: float = 0.5
     fusion: str = "ppr"  # "ppr" | "rrf"
     graph_rrf_weight: float = 2.0
     rrf_k: int = 60

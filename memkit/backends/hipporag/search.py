@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memkit.backends.base import AllowedIds
+from memkit.backends.hipporag.dates import asks_for_a_date, matches, query_dates
 from memkit.backends.hipporag.graph import GraphArrays
 from memkit.backends.hipporag.lexical import PassageLexicon
 from memkit.backends.hipporag.linked import LinkedGraphs, LinkSettings
 from memkit.backends.hipporag.ppr import PPROperator
 from memkit.backends.hipporag.push import LocalPPR
+from memkit.backends.hipporag.rerank import rocchio, session_diverse
 from memkit.backends.hipporag.retriever import (
     FilterResult,
     RetrievalOptions,
@@ -173,6 +175,13 @@ class GraphSearch:
         d_ids, d_scores = self.dense(be, qvec, allowed, o)
         if len(d_ids) == 0:
             return None
+        if o.prf_passages > 0 and o.prf_weight > 0:
+            # Rocchio feedback: the dense channel reads the query moved towards its first
+            # pass's top passages (the seed passages and passage weights follow it)
+            fb = d_ids[:o.prf_passages]
+            qvec = rocchio(qvec, be.passage_index.vectors(fb), o.prf_weight)
+            d_ids, d_scores = self.dense(be, qvec, allowed, o)
+            trace["prf_passages"] = fb.tolist()
         in_graph = np.isin(d_ids, g.passage_ids)
         per_phrase = vis.per_phrase
         sd = Seeding(dense=(d_ids, d_scores), base=np.zeros(g.n_nodes))
@@ -236,6 +245,9 @@ class GraphSearch:
                     top_lex.tolist(), lex[1][:len(top_lex)], g.passage_phrases,
                     per_phrase, o.lexical_seed_weight).items():
                 extra[node] = extra.get(node, 0.0) + w
+        if o.date_weight > 0 and g.date_nodes:
+            for node, w in self.date_seeds(g, vis, query, o.date_weight, trace).items():
+                extra[node] = extra.get(node, 0.0) + w
         for node, w in extra.items():
             seeds[node] = seeds.get(node, 0.0) + w
         sd.seeds = seeds
@@ -244,10 +256,29 @@ class GraphSearch:
         sd.base[g.passage_nodes(gi)] += minmax(d_scores[in_graph]) * o.passage_node_weight
         if lex is not None and o.lexical_passage_weight > 0 and len(lex[0]):
             sd.base[g.passage_nodes(lex[0])] += minmax(lex[1]) * o.lexical_passage_weight
+        if o.date_question_weight > 0 and asks_for_a_date(query):
+            dated = np.flatnonzero(self.linked.dated(be.ctx.store, g) & vis.allowed_mask)
+            if len(dated):  # the answer is a date: the turns that name or imply one
+                sd.base[g.n_phrases + dated] += o.date_question_weight / len(dated)
+            trace["dated_passages"] = int(len(dated))
         if o.speaker_weight > 0:
             self._speaker_seeds(be, g, query, sd.base, vis.allowed_mask, o.speaker_weight,
                                 trace)
         return sd
+
+    @staticmethod
+    def date_seeds(g: GraphArrays, vis: Visible, query: str, weight: float,
+                   trace: dict[str, Any]) -> dict[int, float]:
+        """The visible date nodes whose span holds a day the query names: ``weight`` split
+        evenly over them, each share divided by the node's passage count."""
+        patterns = query_dates(query)
+        if not patterns or not g.date_nodes:
+            return {}
+        first = g.n_phrases - len(g.date_nodes)
+        hit = [first + j for j, span in enumerate(g.date_nodes)
+               if vis.visible[first + j] and any(matches(span, p) for p in patterns)]
+        trace["date_nodes"] = [g.date_nodes[n - first].key for n in hit][:50]
+        return {n: weight / len(hit) / max(1, int(vis.per_phrase[n])) for n in hit}
 
     @staticmethod
     def named(be: HippoRAGBackend, g: GraphArrays, vis: Visible, text: str) -> list[int]:
@@ -296,6 +327,13 @@ class GraphSearch:
         order = np.argsort(-pscores, kind="stable")
         order = order[pscores[order] > 0]
         graph_rank = [int(g.passage_ids[i]) for i in order[:max(k, 100)]]
+        if o.session_diversity > 0:
+            # at most session_diversity turns of one session in the top k (the rest follow)
+            sess = self.linked.sessions(be.ctx.store, g)
+            row = {int(g.passage_ids[i]): int(i) for i in order[:max(k, 100)]}
+            graph_rank = session_diverse(
+                graph_rank, lambda iid: int(sess[row[iid]]) if sess[row[iid]] >= 0 else None,
+                k, o.session_diversity)
         ppr_of = {int(g.passage_ids[i]): float(pscores[i]) for i in order[:max(k, 100)]}
         dense_of = {int(i): float(s) for i, s in zip(d_ids[:1000], d_scores[:1000],
                                                       strict=True)}
