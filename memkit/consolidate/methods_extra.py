@@ -277,13 +277,18 @@ class GRPO(Method):
     @torch.no_grad()
     def _sample(self, model: Any, prompt: list[int], n_new: int, gen: torch.Generator
                 ) -> torch.Tensor:
+        """``group`` completions of ``n_new`` tokens, one new token per forward pass over
+        the key/value cache (the prompt is run once, not once per token)."""
         dev = model_device(model)
         seq = torch.tensor([prompt] * self.group, device=dev)
-        for _ in range(n_new):
-            logits = model(input_ids=seq).logits[:, -1, :].float() / self.temperature
+        out = model(input_ids=seq, use_cache=True)
+        for step in range(n_new):
+            logits = out.logits[:, -1, :].float() / self.temperature
             probs = torch.softmax(logits, -1).cpu()
             nxt = torch.multinomial(probs, 1, generator=gen).to(dev)
             seq = torch.cat([seq, nxt], dim=1)
+            if step + 1 < n_new:
+                out = model(input_ids=nxt, cache=out.cache, use_cache=True)
         return seq[:, len(prompt):].cpu()
 
     def extra_loss(self, ctx: StepContext) -> torch.Tensor | None:

@@ -265,3 +265,26 @@ def test_grpo_round_moves_policy_towards_rewarded_answer(
                                                                  lr=1e-2, max_len=32), seed=0)
     assert stats.steps == 5 and m.last_reward == 0.5
     assert logp(a) > right0 + 0.1 and logp("blue") < wrong0 - 0.1
+
+
+def test_grpo_sampling_over_the_cache_draws_what_full_recompute_draws(
+        factory: Callable[[], tuple[Any, Any]]) -> None:
+    """The key/value-cached sampler equals the reference loop that reruns the whole sequence
+    for every token: same distribution per step, so the same draws from the same generator."""
+    model, tok = peft_model(factory)
+    model.eval()
+    prompt = tok.encode(FACTS[0][0])
+    m = GRPO(group=4, temperature=1.0)
+
+    @torch.no_grad()
+    def reference(n_new: int, gen: torch.Generator) -> torch.Tensor:
+        seq = torch.tensor([prompt] * m.group)
+        for _ in range(n_new):
+            probs = torch.softmax(model(input_ids=seq).logits[:, -1, :].float(), -1)
+            seq = torch.cat([seq, torch.multinomial(probs, 1, generator=gen)], dim=1)
+        return seq[:, len(prompt):]
+
+    got = m._sample(model, prompt, 6, torch.Generator().manual_seed(3))
+    want = reference(6, torch.Generator().manual_seed(3))
+    assert got.shape == (4, 6)
+    assert torch.equal(got, want)
