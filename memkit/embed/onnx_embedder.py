@@ -19,7 +19,7 @@ Speed comes from three things:
   several threads queue instead of oversubscribing the cores. Embedders of the same file in
   one process (several open memories) share that session and lock;
 - optionally **int8** weights (``variant="int8"``: dynamic quantisation with 7-bit weights,
-  so the same vectors on CPUs with and without VNNI; ~1.3-1.5x faster, at a measured cost
+  so the same vectors on CPUs with and without VNNI; ~1.2-1.3x faster, at a measured cost
   in cosine: see :func:`memkit.embed.onnx_build.quantize_int8`).
 
 >>> e = OnnxEmbedder()                                                # doctest: +SKIP

@@ -8,8 +8,8 @@ Ray Data stages.
   after an interruption cheap: nothing already in is embedded again);
 * :func:`embed_texts` embeds a batch's passages (no ids needed: it can run anywhere, before
   the commit, on another thread or a Ray actor); a batch the embedder fails on is retried
-  in halves down to single texts, and :func:`drop_unembeddable` reports (and does not write) a text it fails
-  on alone;
+  in halves down to single texts, and :func:`drop_unembeddable` reports (and does not write)
+  a text it fails on alone;
 * :func:`commit_batch` writes the items and their vectors in **one transaction**: a kill at
   any point leaves either both or neither, and the change feed makes every index catch up.
 """

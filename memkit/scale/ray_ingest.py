@@ -21,8 +21,8 @@ phrases first seen in the same job can differ). Idempotent and resumable: a reru
 does not embed) what is in; a killed actor's batches are retried by Ray Data, and if the job
 fails anyway, rerunning it completes it with no duplicates. A text the embedder fails on (the
 stage retries its batch in halves down to single texts, as the local pipeline does) is
-reported per record, by its source, with the local pipeline's reason; the rest of its batch is committed and nothing
-of it is written (no item, vector, extraction or string).
+reported per record, by its source, with the local pipeline's reason; the rest of its batch
+is committed and nothing of it is written (no item, vector, extraction or string).
 """
 
 from __future__ import annotations
