@@ -114,6 +114,12 @@ def test_passage_dates_skip_the_written_session_prefix() -> None:
     assert [s.key for s in passage_dates(p, True)] == ["2023-05-07", "2023-05-08"]
     no_anchor = LinkPassage(2, "Caroline: I went yesterday.")
     assert passage_dates(no_anchor, True) == []
+    # an undated document gets no date node even for an absolute date (its extraction holds
+    # the date as a phrase already); the same text dated gets it
+    text = "The bridge opened on 8 May, 2023."
+    assert passage_dates(LinkPassage(3, text), False) == []
+    assert [s.key for s in passage_dates(LinkPassage(4, text, date=date_s), False)] == \
+        ["2023-05-08"]
 
 
 def test_add_date_nodes_hand_computed_arrays() -> None:
@@ -184,7 +190,8 @@ TURNS = [  # (scope, session date, speaker, text)
 ]
 BARE = {"extractor": "rules", "use_facts": False, "query_phrase_weight": 0.0,
         "dense_seed_passages": 1, "fusion": "ppr", "seed_fusion": "dense",
-        "lexical_passage_weight": 0.0, "session_weight": 0.0}
+        "lexical_passage_weight": 0.0, "session_weight": 0.0,
+        "date_weight": 0.0, "date_question_weight": 0.0}
 
 
 def _write(mem: Memory, turns: list[tuple[str, str, str, str]]) -> list[int]:
@@ -274,3 +281,29 @@ def test_a_when_question_lifts_the_turns_that_name_a_date() -> None:
     ppr_l = {h.item.id: h.evidence["ppr"] for h in lifted.hits}
     assert ppr_l[ids[1]] / ppr_l[ids[0]] > ppr[ids[1]] / ppr[ids[0]]
     assert lifted.hits[0].item.id == ids[1]
+
+
+def test_date_spans_are_resolved_once_per_passage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new graph generation (every write makes one) resolves only the passages not seen
+    before: an item's text and date never change under its id."""
+    from memkit.backends.hipporag import linked as linked_mod
+
+    d = "1:56 pm on 8 May, 2023"
+    record = {1: LinkPassage(1, "I went yesterday.", date=d),
+              2: LinkPassage(2, "Nothing dated here.", date=d),
+              3: LinkPassage(3, "See you tomorrow!", date=d)}
+    asked: list[list[int]] = []
+
+    def fake_read(store: object, ids: np.ndarray) -> list[LinkPassage]:
+        asked.append(ids.tolist())
+        return [record[i] for i in ids.tolist()]
+
+    monkeypatch.setattr(linked_mod, "read_passages", fake_read)
+    cache = linked_mod.LinkedGraphs()
+    first = cache.passage_spans(None, np.array([1, 2]), False)  # type: ignore[arg-type]
+    again = cache.passage_spans(None, np.array([1, 2, 3]), False)  # type: ignore[arg-type]
+    assert asked == [[1, 2], [3]]
+    assert [[s.key for _, s in spans] for spans in first] == [["2023-05-07"], []]
+    assert [[s.key for _, s in spans] for spans in again] == [["2023-05-07"], [], ["2023-05-09"]]
+    cache.passage_spans(None, np.array([3]), True)  # type: ignore[arg-type]
+    assert asked[-1] == [3]  # with the session day: another entry per passage

@@ -127,7 +127,8 @@ DOCS = [
 ]
 BARE = {"extractor": "rules", "use_facts": False, "query_phrase_weight": 0.0,
         "dense_seed_passages": 1, "fusion": "ppr", "seed_fusion": "dense",
-        "lexical_passage_weight": 0.0, "session_weight": 0.0}
+        "lexical_passage_weight": 0.0, "session_weight": 0.0,
+        "date_weight": 0.0, "date_question_weight": 0.0}
 
 
 def _open(**opts: object) -> tuple[Memory, list[int]]:

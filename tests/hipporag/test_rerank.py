@@ -45,7 +45,8 @@ def test_rocchio_hand_computed() -> None:
 
 BARE = {"extractor": "rules", "use_facts": False, "query_phrase_weight": 0.0,
         "dense_seed_passages": 1, "fusion": "ppr", "seed_fusion": "dense",
-        "lexical_passage_weight": 0.0, "session_weight": 1.0, "session_window": 0}
+        "lexical_passage_weight": 0.0, "session_weight": 1.0, "session_window": 0,
+        "date_weight": 0.0, "date_question_weight": 0.0}
 
 
 def test_session_diversity_through_the_backend() -> None:

@@ -150,17 +150,27 @@ def passage_dates(p: LinkPassage, session_date: bool) -> list[DateSpan]:
     session date (``p.date``; a leading ``"[<date>] "`` the eval writes is not read as a
     mention), absolute dates, and with ``session_date`` the session's day itself.
 
+    Only a passage with a date of its own (``metadata["date"]``: a conversation turn, a
+    dated note) gets date nodes. In an undated document the absolute dates are already
+    phrase nodes of the extraction, and relative ones cannot be resolved: date nodes there
+    only duplicate the extractor's date phrases (measured on MuSiQue-200: 0.5-1.4 points of
+    R@5 lost, ``evals/lexical/README.md`` round 4).
+
     >>> p = LinkPassage(1, "[1:56 pm on 8 May, 2023] Caroline: I went yesterday.",
     ...                 date="1:56 pm on 8 May, 2023")
     >>> [s.key for s in passage_dates(p, False)], [s.key for s in passage_dates(p, True)]
     (['2023-05-07'], ['2023-05-07', '2023-05-08'])
+    >>> passage_dates(LinkPassage(2, "Born on 8 May 1920 in Paris."), True)
+    []
     """
     anchor = anchor_date(p.date) if p.date else None
+    if anchor is None:
+        return []
     text = p.text
     if p.date and text.startswith(f"[{p.date}]"):
         text = text[len(p.date) + 2:]
     spans = resolve(text, anchor)
-    if session_date and anchor is not None and day(anchor) not in spans:
+    if session_date and day(anchor) not in spans:
         spans.append(day(anchor))
     return spans
 
@@ -211,6 +221,10 @@ class LinkedGraphs:
         self._sessions: tuple[Any, GraphArrays, np.ndarray] | None = None
         self._dated: tuple[Any, GraphArrays, np.ndarray] | None = None
         self._dates: dict[tuple[Any, ...], list[list[tuple[Any, DateSpan]]]] = {}
+        #: per (item id, with the session day): its (group, span) list. An item's text and
+        #: metadata never change under its id (an update is a new item), so a new graph
+        #: generation resolves only the passages it has not seen
+        self._spans: dict[tuple[int, bool], list[tuple[Any, DateSpan]]] = {}
         self._links: dict[tuple[Any, ...], Links] = {}
         self._graphs: dict[tuple[Any, ...], GraphArrays] = {}
         self._lock = threading.Lock()
@@ -232,11 +246,7 @@ class LinkedGraphs:
         dkey = (g.generation, id(g), s.date_session)
         dates = self._dates.get(dkey) if s.dates else None
         if s.dates and dates is None:
-            dates = [[] for _ in range(len(g.passage_ids))]
-            index = {int(i): n for n, i in enumerate(g.passage_ids.tolist())}
-            for p in read_passages(store, g.passage_ids):
-                dates[index[p.id]] = [(p.group, span) for span in
-                                      passage_dates(p, s.date_session)]
+            dates = self.passage_spans(store, g.passage_ids, s.date_session)
         if dates is not None:
             linked = add_date_nodes(linked, dates)
         with self._lock:
@@ -272,12 +282,24 @@ class LinkedGraphs:
         held = self._dated
         if held is not None and held[0] == g.generation and held[1] is g:
             return held[2]
-        out = np.zeros(len(g.passage_ids), dtype=bool)
-        index = {int(i): n for n, i in enumerate(g.passage_ids.tolist())}
-        for p in read_passages(store, g.passage_ids):
-            out[index[p.id]] = bool(passage_dates(p, False))
+        out = np.array([bool(spans) for spans in
+                        self.passage_spans(store, g.passage_ids, False)], dtype=bool)
         self._dated = (g.generation, g, out)
         return out
+
+    def passage_spans(self, store: Store, ids: np.ndarray, session_date: bool
+                      ) -> list[list[tuple[Any, DateSpan]]]:
+        """Per id: the (group, span) pairs of :func:`passage_dates`, read from the record
+        only for ids not resolved before."""
+        todo = np.array([i for i in ids.tolist() if (int(i), session_date) not in self._spans],
+                        dtype=np.int64)
+        if len(todo):
+            found = {p.id: [(p.group, span) for span in passage_dates(p, session_date)]
+                     for p in read_passages(store, todo)}
+            with self._lock:
+                for i in todo.tolist():
+                    self._spans[(int(i), session_date)] = found.get(int(i), [])
+        return [self._spans.get((int(i), session_date), []) for i in ids.tolist()]
 
     def sessions(self, store: Store, g: GraphArrays) -> np.ndarray:
         """Per passage of ``g``: an int naming its (scope, conversation session), -1 for a
