@@ -45,6 +45,7 @@ class Handler(BaseHTTPRequestHandler):
             action = script.actions.pop(0) if script.actions else script.default
             script.in_flight += 1
             script.max_in_flight = max(script.max_in_flight, script.in_flight)
+        self._counted = True
         try:
             assert self.path == "/v1/chat/completions", self.path
             assert action is not None, "unscripted request"
@@ -52,10 +53,19 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test)
         finally:
-            with script.lock:
-                script.in_flight -= 1
+            self._leave()
+
+    def _leave(self) -> None:
+        """The request stops counting as in flight - before its reply is written, since the
+        client may send its next request the moment it has the reply (counting after the
+        write let a loaded machine see concurrency + 1)."""
+        if getattr(self, "_counted", False):
+            self._counted = False
+            with self.server.script.lock:
+                self.server.script.in_flight -= 1
 
     def send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        self._leave()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
