@@ -17,14 +17,6 @@ import click
 from memkit._cli import emit, json_option, memory_option, open_memory
 
 
-def _base_path(spec: str) -> str:
-    if spec == "gemma3-270m":
-        from memkit.llm import gemma3_270m_path
-
-        return gemma3_270m_path()
-    return spec
-
-
 @click.command("consolidate")
 @memory_option
 @click.option("--base-model", required=True, help="Local model dir or .gguf ('gemma3-270m').")
@@ -56,7 +48,9 @@ def consolidate_cmd(memory_dir: str, base_model: str, method: str | None, retrai
         "train": TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_len=max_len),
         "seed": seed, "progress": False,
     }
-    path = _base_path(base_model)
+    from memkit.llm.local_lm import resolve_model_spec
+
+    path = str(resolve_model_spec(base_model))
     with open_memory(memory_dir) as mem:
         if retrain_stale:
             manifest = mem.retrain_stale(path, method, **options)

@@ -15,7 +15,6 @@ import torch
 
 from memkit._deps import quiet_peft, require
 from memkit.consolidate.tokenizer import TOKENIZER_FILE, HFTokenizer, TokenizerLike, WordTokenizer
-from memkit.errors import NotFound
 
 LORA_MARK = "lora_"
 
@@ -83,24 +82,20 @@ def save_base(model: Any, tokenizer: TokenizerLike, directory: Path) -> None:
 
 
 def load_base(path: str | Path) -> tuple[Any, TokenizerLike]:
-    """Load a causal LM and its tokenizer from a local directory or a ``.gguf`` file.
+    """Load a causal LM and its tokenizer from a local directory, a ``.gguf`` file or the
+    packaged ``"gemma3-270m"`` (:func:`memkit.llm.local_lm.load_causal_lm`).
 
     A directory written by :func:`save_base` with a word tokenizer loads that tokenizer; a
     ``.gguf`` file is de-quantised by transformers (``gguf_file=``; needs the ``gguf`` package).
     """
-    transformers = require("transformers", "train", "consolidation base model")
-    p = Path(path)
-    if not p.exists():
-        raise NotFound(f"base model path {str(p)!r} does not exist")
-    if p.is_file() and p.suffix == ".gguf":
-        kwargs = {"gguf_file": p.name, "local_files_only": True}
-        model = transformers.AutoModelForCausalLM.from_pretrained(p.parent, **kwargs)
-        hf_tok = transformers.AutoTokenizer.from_pretrained(p.parent, **kwargs)
-        return model, HFTokenizer(hf_tok)
-    model = transformers.AutoModelForCausalLM.from_pretrained(p, local_files_only=True)
-    if (p / TOKENIZER_FILE).exists():
+    from memkit.llm.local_lm import load_causal_lm, resolve_model_spec
+
+    p = resolve_model_spec(path)
+    if p.is_dir() and (p / TOKENIZER_FILE).exists():
+        transformers = require("transformers", "train", "consolidation base model")
+        model = transformers.AutoModelForCausalLM.from_pretrained(p, local_files_only=True)
         return model, WordTokenizer.load(p)
-    hf_tok = transformers.AutoTokenizer.from_pretrained(p, local_files_only=True)
+    model, hf_tok = load_causal_lm(p, feature="consolidation base model")
     return model, HFTokenizer(hf_tok)
 
 

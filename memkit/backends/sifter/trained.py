@@ -44,33 +44,12 @@ class TrainedProxy:
     order: str = "chronological"
 
 
-def _base_path(spec: str) -> Path:
-    if spec == "gemma3-270m":
-        from memkit.llm.llamacpp import gemma3_270m_path
-
-        return Path(gemma3_270m_path())
-    p = Path(spec).expanduser()
-    if not p.exists():
-        raise NotFound(f"proxy base model {spec!r} does not exist (nothing is downloaded)")
-    return p
-
-
 def load_base_model(spec: str) -> tuple[Any, Any]:
     """(model, tokenizer) of a base spec, fp32 on CPU, in eval mode."""
-    transformers = require("transformers", "train", "a trained sifter proxy")
     torch = require("torch", "train", "a trained sifter proxy")
-    p = _base_path(spec)
-    kwargs: dict[str, Any] = {"local_files_only": True}
-    where = p
-    if p.is_file():
-        if p.suffix != ".gguf":
-            raise InvalidInput(f"proxy base {spec!r}: a file must be a .gguf")
-        require("gguf", "train", "a GGUF proxy base model")
-        kwargs["gguf_file"] = p.name
-        where = p.parent
-    tok = transformers.AutoTokenizer.from_pretrained(where, **kwargs)
-    model = transformers.AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32,
-                                                              **kwargs)
+    from memkit.llm.local_lm import load_causal_lm
+
+    model, tok = load_causal_lm(spec, feature="a trained sifter proxy", dtype=torch.float32)
     model.eval()
     return model, tok
 
