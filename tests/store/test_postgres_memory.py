@@ -142,8 +142,14 @@ class _StopsServer(HashEmbedder):
 
 
 def test_the_database_going_away_mid_write_many_loses_and_duplicates_nothing(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pgtools import dsn_for, start_server
+
+    from memkit.ingest import pipeline
+
+    # embedding groups of two commit batches: the server stops while the third group is
+    # embedded, after the first groups' batches may have committed
+    monkeypatch.setattr(pipeline, "EMBED_WINDOW", 100)
 
     server = start_server()
     pgdata = server.pgdata
