@@ -103,8 +103,9 @@ class RetrievalOptions:
     # a speaker node per conversation speaker (metadata["speaker"]), seeded when the query
     # names the speaker: each of their (allowed) turns gets this much reset weight
     speaker_weight: float = 0.0
-    # date nodes (memkit.backends.hipporag.dates): a node per calendar span a passage names
-    # or implies (relative dates resolved against the turn's session date), joined to its
+    # date nodes (memkit.backends.hipporag.dates): a node per calendar span a passage with a
+    # date of its own (metadata["date"]) names or implies (relative dates resolved against
+    # that date; undated passages get none, see linked.passage_dates), joined to its
     # passages by context edges; > 0 turns them on and is the seed weight of a query's
     # dates. date_session: each turn is also joined to its session date's node
     date_weight: float = 0.0
