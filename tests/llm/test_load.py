@@ -14,7 +14,7 @@ from memkit.llm import OpenAICompatible, load_llm
 
 def test_public_namespace_is_exactly_all() -> None:
     public = {n for n in dir(llm_pkg) if not n.startswith("_")}
-    modules = {"base", "cache", "fake", "jsonrepair", "llamacpp", "openai_compat"}
+    modules = {"base", "cache", "fake", "jsonrepair", "llamacpp", "local_lm", "openai_compat"}
     modules |= {"transformers_llm", "vllm_llm", "annotations", "Any", "ConfigError"}
     assert public - modules == set(llm_pkg.__all__)
     for name in llm_pkg.__all__:
