@@ -220,7 +220,6 @@ class LinkedGraphs:
         self._speakers: tuple[Any, dict[str, np.ndarray]] | None = None
         self._sessions: tuple[Any, GraphArrays, np.ndarray] | None = None
         self._dated: tuple[Any, GraphArrays, np.ndarray] | None = None
-        self._dates: dict[tuple[Any, ...], list[list[tuple[Any, DateSpan]]]] = {}
         #: per (item id, with the session day): its (group, span) list. An item's text and
         #: metadata never change under its id (an update is a new item), so a new graph
         #: generation resolves only the passages it has not seen
@@ -243,18 +242,13 @@ class LinkedGraphs:
             links = self._build(store, g, what) if what != (False, False, False, -1) \
                 else Links()
         linked = link_graph(g, links, s)
-        dkey = (g.generation, id(g), s.date_session)
-        dates = self._dates.get(dkey) if s.dates else None
-        if s.dates and dates is None:
-            dates = self.passage_spans(store, g.passage_ids, s.date_session)
-        if dates is not None:
-            linked = add_date_nodes(linked, dates)
+        if s.dates:  # spans are cached per passage: only new passages are resolved
+            linked = add_date_nodes(
+                linked, self.passage_spans(store, g.passage_ids, s.date_session))
         with self._lock:
             self._links[lkey] = links
             self._graphs[gkey] = linked
-            if dates is not None:
-                self._dates[dkey] = dates
-            for cache in (self._links, self._graphs, self._dates):
+            for cache in (self._links, self._graphs):
                 while len(cache) > self.size:
                     cache.pop(next(iter(cache)))
         return linked
