@@ -73,7 +73,9 @@ def test_reopen_and_rebuild_in_another_process_reuse_the_cache(tmp_path: Path) -
         assert stats["item_vectors"]["strings"]["reused_this_process"] > 0
         assert stats["item_vectors"]["strings"]["embedded_this_process"] == 0
         hv = stats["backends"]["hipporag"]["vectors"]
-        assert hv["passages"] == len(PASSAGES) and hv["facts"] > 0 and hv["phrases"] > 0
+        # the LLM-free reads do not use facts: their vectors wait for a read that does
+        assert hv["passages"] == len(PASSAGES) and hv["phrases"] > 0
+        assert hv["facts"] == 0 and hv["facts_deferred"] > 0
         assert "why" in hv
 
 

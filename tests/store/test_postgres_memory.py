@@ -43,6 +43,10 @@ def _reads(mem: Memory, backend: str) -> list[list[tuple[str, float]]]:
     for q in QUERIES:
         res = mem.read(q, k=4, backend=backend)
         out.append([(h.item.text, round(h.score, 6)) for h in res.hits])
+        if backend == "hipporag":  # the fact channel: facts deferred at write, embedded now
+            res = mem.read(q, k=4, backend=backend,
+                           read_options={"hipporag": {"use_facts": True}})
+            out.append([(h.item.text, round(h.score, 6)) for h in res.hits])
     return out
 
 

@@ -35,6 +35,11 @@ Other settings:
   ``dense_seed_passages``, ``fusion``, ``graph_rrf_weight``, the lexical channel, linking
   across passages, session and speaker links). With no LLM the LLM-free defaults measured on
   MuSiQue and LoCoMo are used (see ``evals/hipporag/`` and ``evals/lexical/``);
+* ``fact_vectors`` [``"auto"``]: facts are embedded while indexing (``"write"``) or on the
+  first read that uses the fact channel (``"read"``, :mod:`.factvecs`); auto: while indexing
+  when the backend's reads use facts (an LLM with the paper defaults or the filter,
+  ``use_facts``), else on read. The LLM-free defaults seed without facts, so their build
+  embeds none (MuSiQue-200: 14,387 fewer strings, ``benchmarks/results/ingest_speed.md``);
 * ``max_attempts`` [3]: extraction retries of a failed passage; ``batch_size`` [32];
 * ``spacy_processes`` [1]: spaCy parse worker processes (``nlp.pipe(n_process=...)``; 0 =
   one per core, at most 4); with more than one, each indexing chunk is extracted in one
@@ -61,6 +66,7 @@ from memkit.backends.hipporag.decomposed import decomposed_read
 from memkit.backends.hipporag.extract_rules import _FUNCTION
 from memkit.backends.hipporag.extraction import Extraction, Extractor
 from memkit.backends.hipporag.extractors import make_extractor
+from memkit.backends.hipporag.factvecs import DeferredFacts
 from memkit.backends.hipporag.graph import GraphArrays, build_arrays
 from memkit.backends.hipporag.options import (
     LLM_FREE_DEFAULTS,
@@ -116,6 +122,10 @@ class HippoRAGBackend(Backend):
         self.extractor: Extractor = custom if custom is not None else \
             self._make_extractor(o.extractor)
         self.ropts = retrieval_options(o, self.llm is not None)
+        # facts are embedded while indexing only when this backend's reads use them
+        self.embed_facts = o.fact_vectors == "write" or (o.fact_vectors == "auto"
+                                                         and self.ropts.use_facts)
+        self.deferred_facts = DeferredFacts()
         if self.ropts.decompose and self.llm is None:
             raise ConfigError("hipporag decompose=True needs an LLM")
         self.syn_threshold = float(o.synonymy_threshold)
@@ -194,6 +204,7 @@ class HippoRAGBackend(Backend):
                 index.rebuild(ids, vecs if len(ids) else
                               np.zeros((0, self.embedder.dim), np.float32))
                 self.dirty_files = True
+        self.deferred_facts.invalidate()
         self.arrays = None
         folder = self.folder
         if folder is not None and (folder / "graph.npz").exists():
@@ -241,6 +252,7 @@ class HippoRAGBackend(Backend):
         for index in self._indexes().values():
             index.rebuild(np.zeros(0, np.int64), np.zeros((0, self.embedder.dim), np.float32))
         self.phrase_by_text, self.phrase_text = {}, {}
+        self.deferred_facts.invalidate()
         self.arrays = None
         self.dirty_files = True
         self._synced_gen = self.gs.generation()
@@ -348,8 +360,9 @@ class HippoRAGBackend(Backend):
                 norm = normalise_phrase(surface)
                 if norm and norm not in known:
                     phrases[norm] = None
-            for s_, p_, o_ in ex.triples:
-                facts[f"{s_} {p_} {o_}"] = None
+            if self.embed_facts:
+                for s_, p_, o_ in ex.triples:
+                    facts[f"{s_} {p_} {o_}"] = None
         p_list, f_list = list(phrases), list(facts)
         # through the memory's string cache: a phrase or fact embedded by an earlier build,
         # another process or another backend is not embedded again
@@ -469,7 +482,8 @@ class HippoRAGBackend(Backend):
         p_vecs = self._embed_missing(p_norms, prep.phrase_vecs)
         f_keys = list(new_fact)
         f_ids = np.array([new_fact[k][0] for k in f_keys], dtype=np.int64)
-        f_vecs = self._embed_missing([new_fact[k][1] for k in f_keys], prep.fact_vecs)
+        f_vecs = self._embed_missing([new_fact[k][1] for k in f_keys], prep.fact_vecs) \
+            if self.embed_facts else np.zeros((len(f_keys), 0), np.float32)  # deferred
         long_mask = np.array([alnum_count(n) >= 3 for n in p_norms], dtype=bool)
         if len(p_ids):  # staged: removed again below if the transaction fails
             self.phrase_index.add(p_ids[long_mask], p_vecs[long_mask])
@@ -495,7 +509,7 @@ class HippoRAGBackend(Backend):
         for n, (pid, _) in new_phrase.items():
             self.phrase_by_text[n] = pid
             self.phrase_text[pid] = n
-        if len(f_ids):
+        if len(f_ids) and self.embed_facts:
             self.fact_index.add(f_ids, f_vecs)
         ids = np.array([it.id for it in items], dtype=np.int64)
         if retry:
@@ -546,6 +560,14 @@ class HippoRAGBackend(Backend):
             hits = self.search.run(self, self._graph(), query, k, allowed, ropts, trace=trace)
         return Retrieval(hits, cost=llm_cost(trace), trace=trace)
 
+    def fact_vectors_ready(self) -> bool:
+        """Whether the fact index has vectors to search, after embedding those of the facts
+        indexed with deferred vectors (``fact_vectors="read"``: once per generation)."""
+        if self.deferred_facts.ensure(self._synced_gen, self.gs.facts_without_vectors,
+                                      self.fact_index, self.ctx.vectors.embed_strings):
+            self.dirty_files = True
+        return self.fact_index.ntotal > 0
+
     def lookup_phrase(self, norm: str) -> int | None:
         """A phrase id by normalised text (single function words never match)."""
         if " " not in norm and norm in _FUNCTION:
@@ -576,10 +598,13 @@ class HippoRAGBackend(Backend):
         failed = self.ctx.store.conn.execute(
             "SELECT COUNT(*) FROM hipporag_passages WHERE status = 'failed'").fetchone()[0]
         syn = self.ctx.store.conn.execute("SELECT COUNT(*) FROM hipporag_synonyms").fetchone()[0]
+        deferred = len(self.gs.facts_without_vectors())
         vectors = {"phrases": self.phrase_index.ntotal, "facts": self.fact_index.ntotal,
-                   "passages": self.passage_index.ntotal,
+                   "facts_deferred": deferred, "passages": self.passage_index.ntotal,
                    "why": "phrases (3+ letters/digits: query linking and synonymy), facts "
-                          "(query-to-fact matching), passages (dense seeds)"}
+                          "(query-to-fact matching; embedded while indexing only when the "
+                          "reads use facts, else on the first read that does), passages "
+                          "(dense seeds)"}
         return {**g.stats(), "vectors": vectors, "synonymy_edges": int(syn),
                 "failed_extractions": int(failed),
                 "extractor": self.extractor.name, "filter": self.ropts.use_filter,

@@ -90,6 +90,11 @@ class _Indexing(Options):
     noun_phrases: bool | None = None
     cooccurrence: bool | None = None
     hnsw_threshold: int = Field(50_000, ge=1)
+    fact_vectors: Literal["auto", "write", "read"] = Field(
+        "auto", description="when facts are embedded: write (while indexing), read (on the "
+                            "first read that uses the fact channel, through the string cache) "
+                            "or auto: write when the backend's reads use facts (the LLM filter, "
+                            "the paper defaults, use_facts), else read")
 
 
 #: the backend's settings: indexing options and the retrieval knobs

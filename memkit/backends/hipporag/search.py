@@ -186,7 +186,7 @@ class GraphSearch:
         per_phrase = vis.per_phrase
         sd = Seeding(dense=(d_ids, d_scores), base=np.zeros(g.n_nodes))
         seeds: dict[int, float] = {}
-        if o.use_facts and be.fact_index.ntotal:
+        if o.use_facts and be.fact_vectors_ready():
             seed_facts = self._fact_seeds(be, g, query, fvec, o, allowed, vis.allowed_all,
                                           trace)
             trace["facts"] = [t for _, t, _ in seed_facts]

@@ -128,15 +128,22 @@ class GraphStore:
         return int(p) + 1, int(f) + 1
 
     def vectors(self, table: str) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of phrases, facts or passages (those with a vector)."""
+        """(ids, vectors) of phrases, facts or passages (those with a vector; a fact whose
+        vector is deferred has an empty one)."""
         key = "item_id" if table == "passages" else "id"
         rows = self.conn.execute(
-            f"SELECT {key}, vec FROM hipporag_{table} WHERE vec IS NOT NULL ORDER BY {key}"
+            f"SELECT {key}, vec FROM hipporag_{table} WHERE vec IS NOT NULL AND length(vec) > 0 "
+            f"ORDER BY {key}"
         ).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         if not rows:
             return ids, np.zeros((0, 0), dtype=np.float32)
         return ids, np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+
+    def facts_without_vectors(self) -> list[tuple[int, str]]:
+        """(id, text) of the facts written with deferred (empty) vectors."""
+        return [(int(i), t) for i, t in self.conn.execute(
+            "SELECT id, text FROM hipporag_facts WHERE length(vec) = 0 ORDER BY id")]
 
     # ---- writes ---------------------------------------------------------------------------
     def apply(self, up: PassageUpdate, expect_generation: int | None = None) -> None:
