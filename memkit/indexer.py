@@ -187,6 +187,15 @@ class Indexer:
         with slot.rw.read():
             yield slot.backend
 
+    def expect(self, items: Sequence[Any]) -> None:
+        """Tell every backend which items are about to be written (:meth:`Backend.expect`);
+        a hint, so a backend that fails on it is logged and the write goes on."""
+        for name in self.names:
+            try:
+                self._slots[name].backend.expect(items)
+            except Exception:
+                log.warning("backend %s failed on a write hint; ignored", name, exc_info=True)
+
     # ---- writes in the background -------------------------------------------------------
     def changed(self) -> None:
         """The record changed: index now (sync) or wake the background indexer (async)."""

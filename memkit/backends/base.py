@@ -165,6 +165,12 @@ class Backend(ABC):
         run without the backend's write lock. Its result is handed to :meth:`add`."""
         return None
 
+    def expect(self, items: Sequence[Any]) -> None:  # noqa: B027 - optional hook
+        """A hint: these items (anything with ``.text`` and ``.metadata``, not committed yet)
+        are about to be written, so a backend may start slow work that needs only their text
+        (``write_many`` calls it before it embeds a group; HippoRAG and Panini start parsing).
+        It must change no state a read sees; the items may never arrive."""
+
     @abstractmethod
     def add(self, items: Sequence[MemoryItem], prepared: Any = None) -> None:
         """Index these items (idempotent); ``prepared`` is :meth:`prepare`'s result or None."""

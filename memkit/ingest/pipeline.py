@@ -10,6 +10,9 @@ Three threads work at once on different batches::
                     fact embedding, graph writes) - group g-1 while g+1 is being embedded
 
 so extraction (spaCy, an LLM) and passage embedding overlap instead of running as two passes.
+Before a group is embedded, every backend gets a hint with its items
+(:meth:`~memkit.backends.base.Backend.expect`): HippoRAG's and Panini's spaCy parses of the
+group start then, in a worker process, beside the group's embedding.
 A *group* is consecutive commit batches of at least ``EMBED_WINDOW`` records (fewer only at
 the end); its new passages are embedded in one call, so the embedder sorts a few thousand
 texts by length instead of one batch's 64 (MuSiQue-200's passages, sorted in windows of 64
@@ -97,7 +100,9 @@ def write_many(mem: Memory, records: Iterable[Any], *, scope: Any, batch_size: i
         bars.index.update(max(0, upto - bars.index.n))
 
     def submit_group() -> None:
-        texts = [it.text for batch in group for it in batch.todo]
+        todo = [it for batch in group for it in batch.todo]
+        texts = [it.text for it in todo]
+        mem.indexer.expect(todo)  # e.g. parsing starts now, beside this group's embedding
         waiting.append((list(group), embed_pool.submit(
             embed_texts, mem.embedder, texts, batch_size)))
         group.clear()

@@ -83,14 +83,45 @@ def test_prefetched_parses_give_the_same_extractions_and_are_consumed() -> None:
     serial = SpacyExtractor().extract(texts)
     ex = SpacyExtractor()
     ex.prefetch(texts[:3])
-    ex.prefetch(texts[3:])
-    assert len(ex._prefetched) == 2
+    ex.prefetch(texts[1:])  # overlapping: the first three are not asked for twice
+    assert ex._ahead.waiting() == 5
     got = ex.extract(texts[3:]) + ex.extract(texts[:2])  # a subset of a prefetch also hits
-    assert len(ex._prefetched) == 0  # both prefetches were used, none parsed again here
+    assert ex._ahead.waiting() == 1  # texts[2]: taken bodies stop waiting
     assert [(e.entities, e.triples) for e in got] == \
         [(e.entities, e.triples) for e in serial[3:] + serial[:2]]
-    ex.prefetch(texts[:1])
-    ex.prefetch(texts[1:2])
-    ex.prefetch(texts[2:3])  # only the two latest are kept
-    assert [p[0] for p in ex._prefetched] == [[t.split("\n", 1)[1] for t in texts[1:3]][0:1],
-                                              [texts[2].split("\n", 1)[1]]]
+    ex.close()
+    assert ex._ahead.waiting() == 0
+
+
+@pytest.mark.realmodel
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_SPACY, reason="the [nlp] extra is not installed")
+def test_write_many_parses_every_passage_ahead_beside_its_embedding(tmp_path) -> None:
+    """``write_many`` hints each group before embedding it, so the index stage finds every
+    parse ready: the in-process pipeline never parses, and the graph is the one a plain
+    ``write`` loop builds."""
+    from memkit import Memory
+    from memkit.embed import HashEmbedder
+
+    docs = [f"{t} ({i})" for i, t in enumerate(TEXTS * 8) if t]  # 40: >= AHEAD_MIN
+    opts = {"hipporag": {"extractor": "spacy", "batch_size": 8}}
+
+    def build(path: str, many: bool) -> tuple[set[str], int]:
+        with Memory.open(tmp_path / path, backends=["hipporag"], embedder=HashEmbedder(64),
+                         backend_options=opts) as mem:
+            ex = mem.backends["hipporag"].extractor
+            in_process = []
+            pipe = ex.nlp.pipe
+            ex.nlp.pipe = lambda bodies, **kw: (in_process.extend(bodies), pipe(bodies, **kw))[1]
+            if many:
+                mem.write_many(docs, batch_size=10)
+            else:
+                for d in docs:
+                    mem.write(d)
+            rows = mem.store.conn.execute("SELECT text FROM hipporag_facts").fetchall()
+            parsed_here = len(in_process)
+        return {r[0] for r in rows}, parsed_here
+
+    ahead, plain = build("many", True), build("one", False)
+    assert ahead[1] == 0 and plain[1] == len(docs)
+    assert ahead[0] == plain[0] and len(ahead[0]) >= 8

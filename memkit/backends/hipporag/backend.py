@@ -55,9 +55,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,7 @@ from memkit.backends.hipporag.options import (
     HippoRAGReadOptions,
     retrieval_options,
 )
+from memkit.backends.hipporag.passages import PassageExtraction
 from memkit.backends.hipporag.retriever import (
     link_query_phrases,
     minmax,
@@ -84,9 +86,8 @@ from memkit.backends.hipporag.search import GraphSearch, llm_cost
 from memkit.backends.hipporag.store import GraphChanged, GraphStore, PassageUpdate
 from memkit.backends.hipporag.synonymy import synonym_edges
 from memkit.errors import ConfigError, InvalidInput, StoreCorrupt
-from memkit.ingest.extractions import ExtractionCache
-from memkit.metering import metered
 from memkit.nlp import alnum_count, normalise_phrase
+from memkit.nlp.prefetch import AHEAD_MIN
 from memkit.options import Options
 from memkit.types import Cost, MemoryItem
 from memkit.vectors import FaissIndex
@@ -103,6 +104,18 @@ class Prepared:
     phrase_vecs: dict[str, np.ndarray] = field(default_factory=dict)
     fact_vecs: dict[str, np.ndarray] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Staged:
+    """A batch's preparation before its phrase and fact strings are embedded."""
+
+    items: list[MemoryItem]
+    pvecs: np.ndarray
+    extractions: list[Extraction]
+    phrases: list[str]
+    facts: list[str]
+    timings: dict[str, float]
 
 
 class HippoRAGBackend(Backend):
@@ -145,11 +158,7 @@ class HippoRAGBackend(Backend):
         # the tables' generation this process's in-memory state matches (-1: unknown)
         self._synced_gen = -1
         self.index_timings: dict[str, float] = {}
-        self.extraction_cost = Cost()  # what this process's extraction spent (LLM OpenIE)
-        self._cost_lock = threading.Lock()  # batches are prepared concurrently
-        self._offered: dict[str, Extraction] = {}
-        self._offered_lock = threading.Lock()
-        self._extractions: ExtractionCache | Literal[False] | None = None  # False: none
+        self.passages = PassageExtraction(self.extractor, ctx.store)
 
     # ---- configuration --------------------------------------------------------------------
     def _make_extractor(self, kind: str) -> Extractor:
@@ -157,14 +166,13 @@ class HippoRAGBackend(Backend):
 
     def offer_extractions(self, extractor: str, by_hash: dict[str, Extraction]) -> int:
         """Extractions made elsewhere (the Ray ingest's extract stage), by the content hash
-        of the passage text, used instead of extracting those passages again. Ignored (0)
-        unless made by this backend's kind of extractor. Kept in memory only: a crash loses
-        them and the passages are simply extracted here."""
-        if extractor != self.extractor.name:
-            return 0
-        with self._offered_lock:
-            self._offered.update(by_hash)
-        return len(by_hash)
+        of the passage text (:meth:`PassageExtraction.offer`)."""
+        return self.passages.offer(extractor, by_hash)
+
+    @property
+    def extraction_cost(self) -> Cost:
+        """What this process's extraction spent (LLM OpenIE; 0 for the others)."""
+        return self.passages.cost
 
     def close(self) -> None:
         close = getattr(self.extractor, "close", None)  # e.g. spaCy worker processes
@@ -280,70 +288,56 @@ class HippoRAGBackend(Backend):
         # otherwise a worker parses the next sub-batch while this one's phrases and facts are
         # embedded (parsing takes one core; the embedder the others)
         prefetch = getattr(self.extractor, "prefetch", None) if whole is None else None
-        out = []
-        for n, chunk in enumerate(chunks):
-            if callable(prefetch) and n + 1 < len(chunks):
-                prefetch(self._still_to_extract(chunks[n + 1]))
-            out.append(self._prepare_batch(
-                chunk, None if whole is None else whole[n * self.batch_size:
-                                                        (n + 1) * self.batch_size]))
-        return out
+        # and one thread embeds the new phrases (in calls of >= STRINGS_PER_CALL strings: the
+        # embedder sorts them by length, so fewer pad tokens) while this one extracts the
+        # next sub-batches (extraction is Python on one core; the embedder releases the GIL)
+        staged: list[_Staged] = []
+        calls: list[Future[tuple[dict[str, np.ndarray], float]]] = []
+        submitted: set[str] = set()
+        waiting: list[str] = []
+        with ThreadPoolExecutor(1, thread_name_prefix="memkit-hipporag-embed") as embedding:
+            for n, chunk in enumerate(chunks):
+                if callable(prefetch) and n + 1 < len(chunks):
+                    prefetch(self.passages.still_to_extract([it.text for it in chunks[n + 1]]))
+                batch = self._stage_batch(
+                    chunk, None if whole is None else whole[n * self.batch_size:
+                                                            (n + 1) * self.batch_size])
+                staged.append(batch)
+                new = [t for t in dict.fromkeys([*batch.phrases, *batch.facts])
+                       if t not in submitted]  # a string new to several sub-batches: once
+                submitted.update(new)
+                waiting += new
+                if waiting and (len(waiting) >= STRINGS_PER_CALL or n + 1 == len(chunks)):
+                    calls.append(embedding.submit(self._embed_new, waiting))
+                    waiting = []
+            vec_of: dict[str, np.ndarray] = {}
+            seconds = 0.0
+            for call in calls:
+                got, sec = call.result()
+                vec_of.update(got)
+                seconds += sec
+        return [self._prepared(batch, (vec_of, seconds if n == 0 else 0.0))
+                for n, batch in enumerate(staged)]
 
-    def _still_to_extract(self, items: Sequence[MemoryItem]) -> list[str]:
-        """The texts :meth:`_extract` will hand the extractor: not offered, not cached."""
-        with self._offered_lock:
-            texts = [it.text for it in items if it.content_hash not in self._offered]
-        cache = self._extraction_cache()
-        if cache is not None and texts:
-            have = cache.get(texts)
-            texts = [t for t in texts if t not in have]
-        return texts
+    def expect(self, items: Sequence[Any]) -> None:
+        """Start parsing passages about to be written (an extractor that parses ahead, i.e.
+        spaCy's), so the parse runs beside ``write_many``'s embedding of them."""
+        if len(items) >= AHEAD_MIN:
+            self.passages.expect([it.text for it in items])
 
     def _extract(self, items: Sequence[MemoryItem]) -> list[Extraction]:
-        out: list[Extraction | None] = [None] * len(items)
-        if self._offered:
-            with self._offered_lock:
-                for n, it in enumerate(items):
-                    out[n] = self._offered.pop(it.content_hash, None)
-        made = [n for n, ex in enumerate(out) if ex is not None]  # by a Ray extract stage
-        rest = [n for n, ex in enumerate(out) if ex is None]
-        cache = self._extraction_cache()
-        if rest and cache is not None:  # extracted before: a rebuild, a resumed ingest
-            have = cache.get(items[n].text for n in rest)
-            for n in rest:
-                if items[n].text in have:
-                    out[n] = _extraction_from_json(have[items[n].text])
-            rest = [n for n in rest if out[n] is None]
-        if rest:
-            known = dict(self.phrase_by_text)  # a snapshot: the apply step re-checks
-            with metered() as spent:  # the LLM OpenIE's calls and tokens (0 for the others)
-                try:
-                    got = self.extractor.extract([items[n].text for n in rest],
-                                                 known=lambda p: p in known)
-                except Exception as exc:  # an extractor bug must not lose the passages
-                    got = [Extraction(error=f"extractor failed: {exc!r}") for _ in rest]
-            with self._cost_lock:
-                self.extraction_cost.add(spent)
-            for n, ex in zip(rest, got, strict=True):
-                out[n] = ex
-            made += rest
-        if cache is not None and made:  # failures are not cached: they are retried
-            done = [(items[n].text, out[n]) for n in made]
-            cache.put({text: {"entities": e.entities, "triples": e.triples}
-                       for text, e in done if e is not None and e.ok})
-        return [ex if ex is not None else Extraction(error="no extraction") for ex in out]
-
-    def _extraction_cache(self) -> ExtractionCache | None:
-        """The record's cache of this extractor's results, when it has a ``cache_key`` (spaCy;
-        LLM extractions are cached as LLM responses, rules are cheaper than a lookup)."""
-        if self._extractions is None:
-            key = getattr(self.extractor, "cache_key", None)
-            self._extractions = ExtractionCache(self.ctx.store, f"hipporag.{self.extractor.name}",
-                                                key()) if callable(key) else False
-        return self._extractions or None
+        known = dict(self.phrase_by_text)  # a snapshot: the apply step re-checks
+        return self.passages.extract(items, lambda p: p in known)
 
     def _prepare_batch(self, items: Sequence[MemoryItem],
                        extractions: list[Extraction] | None = None) -> Prepared:
+        staged = self._stage_batch(items, extractions)
+        return self._prepared(staged, self._embed_new([*staged.phrases, *staged.facts]))
+
+    def _stage_batch(self, items: Sequence[MemoryItem],
+                     extractions: list[Extraction] | None = None) -> _Staged:
+        """Passage vectors, extractions and the phrases (and facts, when they are embedded
+        now) new to the graph: everything of a batch's preparation but the string vectors."""
         t0 = time.perf_counter()
         pvecs = self.ctx.vectors.ensure(items)
         t1 = time.perf_counter()
@@ -363,17 +357,26 @@ class HippoRAGBackend(Backend):
             if self.embed_facts:
                 for s_, p_, o_ in ex.triples:
                     facts[f"{s_} {p_} {o_}"] = None
-        p_list, f_list = list(phrases), list(facts)
-        # through the memory's string cache: a phrase or fact embedded by an earlier build,
-        # another process or another backend is not embedded again
-        p_vecs = self.ctx.vectors.embed_strings(p_list) if p_list else None
-        f_vecs = self.ctx.vectors.embed_strings(f_list) if f_list else None
-        t3 = time.perf_counter()
-        return Prepared(list(items), pvecs, extractions,
-                        dict(zip(p_list, p_vecs, strict=True)) if p_vecs is not None else {},
-                        dict(zip(f_list, f_vecs, strict=True)) if f_vecs is not None else {},
-                        {"embed_passages_s": t1 - t0, "extract_s": t2 - t1,
-                         "embed_nodes_s": t3 - t2})
+        return _Staged(list(items), pvecs, extractions, list(phrases), list(facts),
+                       {"embed_passages_s": t1 - t0, "extract_s": t2 - t1})
+
+    def _embed_new(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], float]:
+        """Vectors of these phrase/fact strings through the memory's string cache (a string
+        an earlier build, another process or another backend embedded is not embedded
+        again), and the seconds it took."""
+        t0 = time.perf_counter()
+        texts = list(dict.fromkeys(texts))
+        vecs = self.ctx.vectors.embed_strings(texts) if texts else None
+        got = dict(zip(texts, vecs, strict=True)) if vecs is not None else {}
+        return got, time.perf_counter() - t0
+
+    @staticmethod
+    def _prepared(staged: _Staged, embedded: tuple[dict[str, np.ndarray], float]) -> Prepared:
+        vec_of, seconds = embedded
+        return Prepared(staged.items, staged.pvecs, staged.extractions,
+                        {p: vec_of[p] for p in staged.phrases},
+                        {f: vec_of[f] for f in staged.facts},
+                        {**staged.timings, "embed_nodes_s": seconds})
 
     def add(self, items: Sequence[MemoryItem], prepared: Any = None) -> None:
         self._refresh_if_foreign()  # what is known shapes extraction of the unprepared items
@@ -616,8 +619,8 @@ __all__ = ["HippoRAGBackend", "LLM_FREE_DEFAULTS", "link_query_phrases", "minmax
 
 
 _APPLY_ATTEMPTS = 8  # writers racing on one graph: each retry reloads the other's rows
-
-
-def _extraction_from_json(value: dict[str, Any]) -> Extraction:
-    return Extraction(list(value.get("entities", [])),
-                      [(str(a), str(b), str(c)) for a, b, c in value.get("triples", [])])
+#: phrase and fact strings per embedding call while preparing: one call per sub-batch of 32
+#: passages (~250 strings, sorted by length in fewer, more padded batches) embedded MuSiQue's
+#: phrases 1.5x slower than one call; 1,024 keeps most of the gain and still lets the
+#: extraction of later sub-batches overlap the embedding of earlier ones
+STRINGS_PER_CALL = 1024

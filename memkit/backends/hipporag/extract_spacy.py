@@ -20,9 +20,7 @@ Per passage (the title line is split off, :func:`memkit.nlp.split_title`, and is
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 from typing import Any
 
 from memkit.backends.hipporag.extract_rules import _known_spans, _merge, _Span
@@ -33,7 +31,8 @@ from memkit.backends.hipporag.extraction import (
     clean_triples,
 )
 from memkit.nlp import DEFAULT_SPACY_MODEL, load_spacy, split_title
-from memkit.nlp.pool import UNUSED_PIPES, docs_from_bytes, parse_pool, worker_count
+from memkit.nlp.pool import UNUSED_PIPES, parse_pool, worker_count
+from memkit.nlp.prefetch import ParsePrefetcher
 
 _SKIP_LABELS = frozenset({"CARDINAL", "ORDINAL", "PERCENT", "QUANTITY", "MONEY"})
 _SUBJ = frozenset({"nsubj", "nsubjpass"})
@@ -69,8 +68,7 @@ class SpacyExtractor:
         self.n_process = worker_count(n_process)
         self.parallel_min = parallel_min
         self._nlp: Any = None
-        self._prefetched: list[tuple[list[str], Future[list[bytes]]]] = []
-        self._prefetch_lock = threading.Lock()
+        self._ahead = ParsePrefetcher(model, UNUSED_PIPES, self.n_process)
 
     def cache_key(self) -> str:
         """What the extractions depend on besides the text (:mod:`memkit.ingest.extractions`):
@@ -94,40 +92,26 @@ class SpacyExtractor:
         return self._nlp
 
     def parse(self, bodies: Sequence[str]) -> list[Any]:
-        ahead = self._take_prefetched(bodies)
-        if ahead is not None:
-            return ahead
-        if self.n_process > 1 and len(bodies) >= self.parallel_min:
-            return self._parse_in_workers(list(bodies))
-        return list(self.nlp.pipe(bodies, batch_size=self.batch_size))
+        docs = self._ahead.take(bodies, self.nlp.vocab)
+        missing = [n for n, doc in enumerate(docs) if doc is None]
+        if missing:
+            rest = [bodies[n] for n in missing]
+            if self.n_process > 1 and len(rest) >= self.parallel_min:
+                parsed = self._parse_in_workers(rest)
+            else:
+                parsed = list(self.nlp.pipe(rest, batch_size=self.batch_size))
+            for n, doc in zip(missing, parsed, strict=True):
+                docs[n] = doc
+        return docs
 
     def prefetch(self, texts: Sequence[str]) -> None:
-        """Start parsing ``texts`` now in a worker process (one task): a later
-        :meth:`extract` of these texts (or some of them) finds the parses ready, so the caller
-        overlaps parsing with its other work (HippoRAG's prepare embeds one sub-batch's
-        phrases while the next one is parsed). The two most recent prefetches are kept."""
-        bodies = [split_title(t)[1] for t in texts]
-        if not bodies:
-            return
-        future = parse_pool(self.model, UNUSED_PIPES, self.n_process).submit(
-            bodies, self.batch_size)
-        with self._prefetch_lock:
-            self._prefetched = [*self._prefetched[-1:], (bodies, future)]
-
-    def _take_prefetched(self, bodies: Sequence[str]) -> list[Any] | None:
-        """The prefetched parses of ``bodies`` when every one was prefetched, else None."""
-        with self._prefetch_lock:
-            where = {b: (f, n) for bs, f in self._prefetched for n, b in enumerate(bs)}
-            if not bodies or any(b not in where for b in bodies):
-                return None
-            futures = {id(where[b][0]): where[b][0] for b in bodies}
-            self._prefetched = [p for p in self._prefetched if id(p[1]) not in futures]
-        try:
-            blobs = {fid: f.result() for fid, f in futures.items()}
-        except Exception:  # a worker died: parse here instead
-            return None
-        return docs_from_bytes([blobs[id(where[b][0])][where[b][1]] for b in bodies],
-                               self.nlp.vocab)
+        """Start parsing ``texts`` now in the worker processes: a later :meth:`extract` of
+        these texts (or some of them) finds the parses ready, so the caller overlaps parsing
+        with its other work (``write_many`` parses a group while it embeds the group's
+        passages; HippoRAG's prepare, the next sub-batch while it embeds this one's phrases).
+        Texts already asked for are not parsed twice
+        (:class:`~memkit.nlp.prefetch.ParsePrefetcher`)."""
+        self._ahead.ahead([split_title(t)[1] for t in texts], self.batch_size)
 
     def _parse_in_workers(self, bodies: list[str]) -> list[Any]:
         pool = parse_pool(self.model, UNUSED_PIPES, self.n_process)  # shared with Panini
@@ -137,8 +121,7 @@ class SpacyExtractor:
         """Drop pending prefetches. The worker processes belong to the process-wide pool
         shared by every extractor and parse writer with the same settings (another memory
         may be using them): they stop at exit or with :func:`memkit.nlp.pool.close_pools`."""
-        with self._prefetch_lock:
-            self._prefetched = []
+        self._ahead.clear()
 
     def extract(self, texts: Sequence[str], known: KnownPhrases | None = None
                 ) -> list[Extraction]:

@@ -63,6 +63,7 @@ from memkit.decomposition import (
 from memkit.errors import ConfigError
 from memkit.fusion import approx_tokens
 from memkit.ingest.extractions import ExtractionCache
+from memkit.nlp.prefetch import AHEAD_MIN
 from memkit.options import Options
 from memkit.types import Cost, MemoryItem, Scored
 
@@ -255,16 +256,30 @@ class PaniniBackend(Backend):
                 out[it.id] = _validated(it.id, raw, title, "parse", {})
         return out
 
-    def _parse(self, items: Sequence[MemoryItem], docs: list[tuple[str | None, str]]
-               ) -> list[RawWorkspace]:
-        """The parse writer's raw workspaces, through the record's extraction cache (a
-        rebuild or a resumed ingest parses nothing it parsed before)."""
+    def _writer(self) -> tuple[ParseWriter, ExtractionCache | None]:
+        """The parse writer and its extraction cache (made on first use)."""
         if self._parse_writer is None:
             self._parse_writer = ParseWriter(self.nlp, n_process=self.spacy_processes)
             key = self._parse_writer.cache_key()
             self._parse_cache = None if key is None else \
                 ExtractionCache(self.ctx.store, "panini.parse", key)
-        cache = self._parse_cache
+        return self._parse_writer, self._parse_cache
+
+    def expect(self, items: Sequence[Any]) -> None:
+        """Start parsing items about to be written (the parse writer, not cached), so the
+        parse runs beside ``write_many``'s embedding of them."""
+        if self.uses_llm_writer or len(items) < AHEAD_MIN:
+            return
+        writer, cache = self._writer()
+        have = cache.get(it.text for it in items) if cache is not None else {}
+        writer.prefetch([split_title(it.text, it.metadata) for it in items
+                         if it.text not in have])
+
+    def _parse(self, items: Sequence[MemoryItem], docs: list[tuple[str | None, str]]
+               ) -> list[RawWorkspace]:
+        """The parse writer's raw workspaces, through the record's extraction cache (a
+        rebuild or a resumed ingest parses nothing it parsed before)."""
+        writer, cache = self._writer()
         have = cache.get(it.text for it in items) if cache is not None else {}
         raws: list[RawWorkspace | None] = [
             RawWorkspace.model_validate(have[it.text]["raw"])
@@ -272,7 +287,7 @@ class PaniniBackend(Backend):
             for it, (title, _) in zip(items, docs, strict=True)]
         todo = [n for n, raw in enumerate(raws) if raw is None]
         if todo:
-            fresh = self._parse_writer.write([docs[n] for n in todo])
+            fresh = writer.write([docs[n] for n in todo])
             for n, raw in zip(todo, fresh, strict=True):
                 raws[n] = raw
             if cache is not None:

@@ -28,6 +28,7 @@ from memkit.backends.panini.gsw import RawWorkspace
 from memkit.nlp import DEFAULT_SPACY_MODEL, load_spacy
 from memkit.nlp import split_title as nlp_split_title
 from memkit.nlp.pool import UNUSED_PIPES, parse_pool, worker_count
+from memkit.nlp.prefetch import ParsePrefetcher
 
 ROLE_OF_LABEL = {
     "PERSON": "person", "GPE": "place", "LOC": "place", "FAC": "facility",
@@ -348,6 +349,8 @@ class ParseWriter:
         self.model = model
         self.n_process = 1 if nlp is not None else worker_count(n_process)
         self.parallel_min = parallel_min
+        self._ahead = None if self._injected else \
+            ParsePrefetcher(model, UNUSED_PIPES, self.n_process)
 
     def cache_key(self) -> str | None:
         """What a raw workspace depends on besides the document (the spaCy and model
@@ -367,11 +370,28 @@ class ParseWriter:
             self._nlp = load_spacy(self.model, disable=UNUSED_PIPES)
         return self._nlp
 
+    def prefetch(self, docs: Sequence[tuple[str | None, str]]) -> None:
+        """Start parsing these (title, body) documents in the worker processes now, so a
+        later :meth:`write` of them finds the parses ready (``write_many`` calls it before
+        embedding a group). Nothing with an injected pipeline (no worker can load it)."""
+        if self._ahead is not None:
+            self._ahead.ahead([body for _, body in docs], self.batch_size)
+
     def parse(self, bodies: Sequence[str]) -> list[Any]:
-        if self.n_process > 1 and len(bodies) >= self.parallel_min:
-            return parse_pool(self.model, UNUSED_PIPES, self.n_process).parse(
-                bodies, self.nlp.vocab, self.batch_size)
-        return list(self.nlp.pipe(list(bodies), batch_size=self.batch_size))
+        docs: list[Any | None] = [None] * len(bodies)
+        if self._ahead is not None:
+            docs = self._ahead.take(bodies, self.nlp.vocab)
+        missing = [n for n, doc in enumerate(docs) if doc is None]
+        if missing:
+            rest = [bodies[n] for n in missing]
+            if self.n_process > 1 and len(rest) >= self.parallel_min:
+                parsed = parse_pool(self.model, UNUSED_PIPES, self.n_process).parse(
+                    rest, self.nlp.vocab, self.batch_size)
+            else:
+                parsed = list(self.nlp.pipe(rest, batch_size=self.batch_size))
+            for n, doc in zip(missing, parsed, strict=True):
+                docs[n] = doc
+        return docs
 
     def write(self, docs: Sequence[tuple[str | None, str]]) -> list[RawWorkspace]:
         """One raw workspace per (title, body)."""
