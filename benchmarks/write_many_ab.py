@@ -49,9 +49,11 @@ def main(argv: list[str]) -> int:
         mem.write_many([c.record() for c in corpus], batch_size=batch_size, progress=False)
         mem.flush()
         seconds = time.perf_counter() - t0
+        timings = {name: {k: round(v, 1) for k, v in b.index_timings.items()}
+                   for name, b in mem.backends.items() if getattr(b, "index_timings", None)}
     print(f"{memkit.__file__} {spec} ({emb.name}) {'+'.join(backends)} "
           f"{args.backend_options} batch {batch_size}: {seconds:.1f} s for {len(corpus)} "
-          "passages")
+          f"passages; index stage seconds {timings}")
     return 0
 
 
