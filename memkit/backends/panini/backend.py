@@ -21,7 +21,9 @@ QA pair is no candidate; default 0.2), ``render_roles`` (True), ``fill`` ("none"
 
 Indexing: the writer (parse or LLM), workspace validation and the embedding of the new
 entities and QA pairs (into the memory's string-vector cache) run in ``prepare``, with no lock
-held that readers need; ``add`` only writes the rows and attaches the cached vectors.
+held that readers need; ``add`` only writes the rows and attaches the cached vectors. Given a
+write hint (``expect``: ``write_many`` before it embeds a group), the parse writer starts
+parsing the group in a worker process, beside the embedding.
 """
 
 from __future__ import annotations
