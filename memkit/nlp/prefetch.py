@@ -1,5 +1,6 @@
 """Parsing ahead: start the spaCy parses of texts a later call will ask for, in the shared
-worker processes (:mod:`memkit.nlp.pool`), and hand the docs out when that call comes.
+worker processes (:mod:`memkit.nlp.pool`), and hand the docs out when that call comes
+(:meth:`ParsePrefetcher.parse` parses whatever was not asked for ahead).
 
 ``Memory.write_many`` knows a group's passages before it embeds them; the extractors are
 asked for them only after the commit, by the index stage. :class:`ParsePrefetcher` lets the
@@ -76,6 +77,25 @@ class ParsePrefetcher:
         docs = dict(zip(order, docs_from_bytes([blobs[b] for b in order], vocab),
                         strict=True))
         return [docs.get(b) for b in bodies]
+
+    def parse(self, bodies: Sequence[str], nlp: Any, batch_size: int, parallel_min: int
+              ) -> list[Any]:
+        """The docs of ``bodies``, in order: those asked for ahead taken (:meth:`take`), the
+        rest parsed now - spread over the worker processes when there are several and at
+        least ``parallel_min`` bodies are left, else in this process with ``nlp`` (whose
+        vocabulary every doc is built on)."""
+        docs = self.take(bodies, nlp.vocab)
+        missing = [n for n, doc in enumerate(docs) if doc is None]
+        if missing:
+            rest = [bodies[n] for n in missing]
+            if self.n_process > 1 and len(rest) >= parallel_min:
+                pool = parse_pool(self.model, self.disable, self.n_process)
+                parsed = pool.parse(rest, nlp.vocab, batch_size)
+            else:
+                parsed = list(nlp.pipe(rest, batch_size=batch_size))
+            for n, doc in zip(missing, parsed, strict=True):
+                docs[n] = doc
+        return docs
 
     def waiting(self) -> int:
         """Bodies asked for ahead and not taken yet."""

@@ -31,7 +31,7 @@ from memkit.backends.hipporag.extraction import (
     clean_triples,
 )
 from memkit.nlp import DEFAULT_SPACY_MODEL, load_spacy, split_title
-from memkit.nlp.pool import UNUSED_PIPES, parse_pool, worker_count
+from memkit.nlp.pool import UNUSED_PIPES, worker_count
 from memkit.nlp.prefetch import ParsePrefetcher
 
 _SKIP_LABELS = frozenset({"CARDINAL", "ORDINAL", "PERCENT", "QUANTITY", "MONEY"})
@@ -92,17 +92,7 @@ class SpacyExtractor:
         return self._nlp
 
     def parse(self, bodies: Sequence[str]) -> list[Any]:
-        docs = self._ahead.take(bodies, self.nlp.vocab)
-        missing = [n for n, doc in enumerate(docs) if doc is None]
-        if missing:
-            rest = [bodies[n] for n in missing]
-            if self.n_process > 1 and len(rest) >= self.parallel_min:
-                parsed = self._parse_in_workers(rest)
-            else:
-                parsed = list(self.nlp.pipe(rest, batch_size=self.batch_size))
-            for n, doc in zip(missing, parsed, strict=True):
-                docs[n] = doc
-        return docs
+        return self._ahead.parse(bodies, self.nlp, self.batch_size, self.parallel_min)
 
     def prefetch(self, texts: Sequence[str]) -> None:
         """Start parsing ``texts`` now in the worker processes: a later :meth:`extract` of
@@ -112,10 +102,6 @@ class SpacyExtractor:
         Texts already asked for are not parsed twice
         (:class:`~memkit.nlp.prefetch.ParsePrefetcher`)."""
         self._ahead.ahead([split_title(t)[1] for t in texts], self.batch_size)
-
-    def _parse_in_workers(self, bodies: list[str]) -> list[Any]:
-        pool = parse_pool(self.model, UNUSED_PIPES, self.n_process)  # shared with Panini
-        return pool.parse(bodies, self.nlp.vocab, self.batch_size)
 
     def close(self) -> None:
         """Drop pending prefetches. The worker processes belong to the process-wide pool

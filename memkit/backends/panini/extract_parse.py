@@ -27,7 +27,7 @@ from typing import Any
 from memkit.backends.panini.gsw import RawWorkspace
 from memkit.nlp import DEFAULT_SPACY_MODEL, load_spacy
 from memkit.nlp import split_title as nlp_split_title
-from memkit.nlp.pool import UNUSED_PIPES, parse_pool, worker_count
+from memkit.nlp.pool import UNUSED_PIPES, worker_count
 from memkit.nlp.prefetch import ParsePrefetcher
 
 ROLE_OF_LABEL = {
@@ -378,20 +378,9 @@ class ParseWriter:
             self._ahead.ahead([body for _, body in docs], self.batch_size)
 
     def parse(self, bodies: Sequence[str]) -> list[Any]:
-        docs: list[Any | None] = [None] * len(bodies)
-        if self._ahead is not None:
-            docs = self._ahead.take(bodies, self.nlp.vocab)
-        missing = [n for n, doc in enumerate(docs) if doc is None]
-        if missing:
-            rest = [bodies[n] for n in missing]
-            if self.n_process > 1 and len(rest) >= self.parallel_min:
-                parsed = parse_pool(self.model, UNUSED_PIPES, self.n_process).parse(
-                    rest, self.nlp.vocab, self.batch_size)
-            else:
-                parsed = list(self.nlp.pipe(rest, batch_size=self.batch_size))
-            for n, doc in zip(missing, parsed, strict=True):
-                docs[n] = doc
-        return docs
+        if self._ahead is None:  # an injected pipeline: no worker can load it
+            return list(self.nlp.pipe(list(bodies), batch_size=self.batch_size))
+        return self._ahead.parse(bodies, self.nlp, self.batch_size, self.parallel_min)
 
     def write(self, docs: Sequence[tuple[str | None, str]]) -> list[RawWorkspace]:
         """One raw workspace per (title, body)."""
