@@ -9,6 +9,9 @@
     python benchmarks/ingest_speed.py --json out.json       # also write every figure as JSON
     python benchmarks/ingest_speed.py --embedders onnx --ray 1,2  # + file ingest: single
                                                             # process vs Ray with 1, 2 workers
+    python benchmarks/ingest_speed.py --embedders onnx --graphs panini --then 7458d75
+                                                            # + dense+panini as the code was
+                                                            # at commit 7458d75, same run
 
 Stages, each in a fresh subprocess (so peak RSS is that stage's own, and a torch import in
 one stage does not weigh on another):
@@ -25,7 +28,12 @@ one stage does not weigh on another):
 4. with ``--ray N,M``: the corpus written as a JSONL file and ingested from it (dense, the
    ``--ray-embedder``) by ``memkit.ingest.ingest_paths`` in one process, then by
    ``memkit.scale.ingest_ray`` on a local Ray with N, M workers (each a fresh process, its Ray
-   started inside the timed part and counted: that is Ray's overhead on this machine).
+   started inside the timed part and counted: that is Ray's overhead on this machine);
+5. with ``--then COMMIT``: each ``--graphs`` build again with the code as it was at COMMIT
+   (checked out into a temporary git worktree and imported from there, its own default
+   embedder), ``write_many`` of the same records then R@5 through that code's ``read``; the
+   row's ratio is the build's speed-up of today over then (``7458d75`` is the parent of the
+   first ingest-speed commit: the code the ingest-speed issue measured).
 
 Printed per stage: seconds, texts embedded and texts/s, passages/s, peak RSS, R@5, the cosine
 of every passage vector against the baseline's (min / 1st percentile / mean), and the ratio of
@@ -226,6 +234,92 @@ def stage_files(args: argparse.Namespace) -> dict[str, Any]:
             "r5": float(np.mean(recalls)) if recalls else None, "questions": len(recalls)}
 
 
+def write_then_inputs(passages: int | None, work: Path) -> None:
+    """The records and questions of the corpus as plain JSON, for a stage run on older code."""
+    ds, _ = corpus(passages)
+
+    def scope(s: Any) -> dict[str, str]:
+        return {k: v for k, v in vars(s).items() if v is not None}
+
+    visible = {key for c in ds.corpus for key in c.keys}
+    records = [{**c.record(), "scope": scope(c.scope)} for c in ds.corpus]
+    questions = [{"question": q.question, "scope": scope(q.scope), "evidence": list(q.evidence)}
+                 for q in ds.questions if not passages or set(q.evidence) <= visible]
+    (work / "then-inputs.json").write_text(json.dumps({"records": records,
+                                                        "questions": questions}))
+
+
+def stage_then(args: argparse.Namespace) -> dict[str, Any]:
+    """A ``write_many`` build with the memkit checked out at ``args.src`` (an older commit)."""
+    src = Path(args.src).resolve()
+    if "memkit" in sys.modules:
+        raise SystemExit("the then stage must import memkit from the worktree, not this repo")
+    sys.path.insert(0, str(src))
+    import memkit
+    from memkit import Memory
+    from memkit.config import MemoryConfig
+    from memkit.embed import load_embedder
+
+    if not Path(memkit.__file__).resolve().is_relative_to(src):
+        raise SystemExit(f"memkit came from {memkit.__file__}, not from {src}")
+    inputs = json.loads((Path(args.work) / "then-inputs.json").read_text())
+    backends = args.backends.split("+")
+    spec = MemoryConfig().embedder  # that commit's default embedder
+    t0 = time.perf_counter()
+    emb = load_embedder(spec)
+    load_s = time.perf_counter() - t0
+    embedded = [0]
+    inner = emb.embed_batch
+
+    def counted(texts: Sequence[str]) -> np.ndarray:
+        embedded[0] += len(texts)
+        return inner(texts)
+
+    emb.embed_batch = counted  # type: ignore[method-assign]
+    mem = Memory.open(Path(args.work) / f"then-{args.backends}", backends=backends,
+                      embedder=emb, progress=False)
+    t0 = time.perf_counter()
+    report = mem.write_many(inputs["records"], batch_size=256, progress=False)
+    mem.flush()
+    seconds = time.perf_counter() - t0
+    build_rss, texts = peak_rss_mb(), embedded[0]
+    hit_keys = [[list(h.item.metadata.get("keys", []))
+                 for h in mem.read(q["question"], k=10, scope=q["scope"],
+                                   backend=backends[-1]).hits]
+                for q in inputs["questions"]]
+    mem.close()
+    return {"stage": f"THEN {args.then_label} write_many {args.backends} [{spec}]",
+            "load_s": load_s, "seconds": seconds, "texts": texts,
+            "passages": len(report.added), "rejected": len(report.rejected),
+            "build_peak_rss_mb": build_rss, "hit_keys": hit_keys,
+            "evidence": [q["evidence"] for q in inputs["questions"]]}
+
+
+def then_worktree(commit: str, work: Path) -> Path:
+    """A detached git worktree of ``commit`` under ``work`` (removed by :func:`drop_worktree`)."""
+    path = work / f"then-src-{commit[:12]}"
+    out = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path),
+                          commit], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"--then {commit}: git worktree add failed: {out.stderr.strip()}")
+    return path
+
+
+def drop_worktree(path: Path) -> None:
+    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)],
+                   capture_output=True, check=False)
+
+
+def scored_then(row: dict[str, Any]) -> dict[str, Any]:
+    """R@5 of a then-stage's hits, scored by today's :func:`recall_at_k` as the other rows."""
+    from memkit.eval.metrics import recall_at_k
+
+    rs = [recall_at_k(keys, gold, 5) for keys, gold in
+          zip(row.pop("hit_keys"), row.pop("evidence"), strict=True)]
+    kept = [r for r in rs if r is not None]
+    return {**row, "r5": float(np.mean(kept)) if kept else None, "questions": len(kept)}
+
+
 def run_stage(argv: list[str]) -> dict[str, Any]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -265,16 +359,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ray", default="", help="worker counts for the Ray file ingest, e.g. "
                     "'1,2' (with a single-process file ingest first)")
     ap.add_argument("--ray-embedder", default="onnx", help="embedder of the file ingests")
+    ap.add_argument("--then", default="", help="a git commit: also build each --graphs "
+                    "backend with the code as it was there (same run; a speed-up over then)")
     ap.add_argument("--json", default=None, help="write every figure to this file")
     ap.add_argument("--work", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--stage", choices=["encode", "build", "files"], help=argparse.SUPPRESS)
+    ap.add_argument("--stage", choices=["encode", "build", "files", "then"],
+                    help=argparse.SUPPRESS)
+    ap.add_argument("--src", help=argparse.SUPPRESS)
+    ap.add_argument("--then-label", default="", help=argparse.SUPPRESS)
     ap.add_argument("--workers", help=argparse.SUPPRESS)
     ap.add_argument("--embedder", help=argparse.SUPPRESS)
     ap.add_argument("--backends", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.stage:  # inside a stage subprocess: one JSON line on stdout
-        stage = {"encode": stage_encode, "build": stage_build, "files": stage_files}
+        stage = {"encode": stage_encode, "build": stage_build, "files": stage_files,
+                 "then": stage_then}
         result = stage[args.stage](args)
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
@@ -300,6 +400,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(run_stage(["--stage", "files", "--work", work, "--workers",
                                    str(workers), "--embedder", args.ray_embedder, *common]))
             print(f"  {rows[-1]['stage']}: {rows[-1]['seconds']:.1f}s", flush=True)
+        if args.then:
+            write_then_inputs(args.passages, Path(work))
+            src = then_worktree(args.then, Path(work))
+            try:
+                for g in (g for g in args.graphs.split(",") if g):
+                    rows.append(scored_then(run_stage(
+                        ["--stage", "then", "--work", work, "--src", str(src),
+                         "--then-label", args.then, "--backends", f"dense+{g}", *common])))
+                    print(f"  {rows[-1]['stage']}: {rows[-1]['seconds']:.1f}s", flush=True)
+            finally:
+                drop_worktree(src)
     print()
     print(table(rows))
     print("\nx plain = passages/s over plain SentenceTransformer.encode's; cos = passage vectors "
@@ -309,6 +420,13 @@ def main(argv: list[str] | None = None) -> int:
         if "rebuild_s" in r:
             print(f"rebuild of {r['stage']}: {r['rebuild_s']:.1f}s, {r['rebuild_texts']} texts "
                   f"embedded again ({r['cached_strings']} strings in the vector cache)")
+    for then in (r for r in rows if r["stage"].startswith("THEN ")):
+        now = [r for r in rows if r["stage"].startswith("write_many ")
+               and r["stage"].split()[1] == then["stage"].split()[3]]
+        for r in now:
+            print(f"{r['stage']} against {then['stage']}: {then['seconds'] / r['seconds']:.2f}x "
+                  f"faster ({r['seconds']:.1f}s vs {then['seconds']:.1f}s), R@5 "
+                  f"{100 * (r['r5'] or 0):.1f} vs {100 * (then['r5'] or 0):.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
