@@ -261,6 +261,29 @@ def lowrank_ewc_penalty(delta: torch.Tensor, factor: torch.Tensor, lam: float) -
 
 
 # ---------------------------------------------------------------- GRPO
+def answer_reward(completion: Sequence[int], target: Sequence[int], kind: str = "exact") -> float:
+    """The verifiable reward of one sampled answer against the memory's answer tokens.
+
+    ``exact``: 1 if the completion (cut after its eos) equals the target, else 0.
+    ``prefix``: partial credit, the length of the common prefix over the target's length --
+    1 exactly when it is an exact match, and > 0 as soon as the first answer token is right,
+    so a group on a fact the policy does not know yet is not all zeros.
+
+    >>> answer_reward([5, 6, 9], [5, 6, 7, 2], "prefix"), answer_reward([5, 6, 9], [5, 6, 7, 2])
+    (0.5, 0.0)
+    """
+    if kind == "exact":
+        return 1.0 if list(completion) == list(target) else 0.0
+    if kind == "prefix":
+        n = 0
+        for a, b in zip(completion, target, strict=False):
+            if a != b:
+                break
+            n += 1
+        return n / len(target) if target else 0.0
+    raise ValueError(f"unknown answer reward {kind!r}: use 'exact' or 'prefix'")
+
+
 def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     """GRPO advantages: each reward minus its group's mean over the group's std (rows =
     groups of completions sampled for one prompt). A group with equal rewards gets zeros.

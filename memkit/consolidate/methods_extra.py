@@ -5,7 +5,7 @@
     subspace      SubspaceLoRA      fraction 0.5 of singular directions protected
     spaced        SpacedReplay      replay ratio 0.25, first rest 1 round, factor 2
     ewc-lowrank   LowRankEWC        lam 1000, rank 8, fisher_samples 64
-    grpo          GRPO              group 8, sft_weight 0, clip 0.2, beta 0
+    grpo          GRPO              group 8, sft_weight 0, clip 0.2, beta 0, reward exact
 
 * **MER** ("Revisiting Replay and Gradient Alignment for Continual Pre-Training"; Riemer et
   al.'s meta-experience replay): replay plus a Reptile meta-update every ``k`` optimiser steps,
@@ -24,7 +24,9 @@
   parameters (captures their correlations; rank 1 = ``rank=1``) beside the diagonal ``ewc``.
 * **GRPO** ("Reinforcement Fine-Tuning Naturally Mitigates Forgetting"): per question sample
   ``group`` answers from the current policy, reward 1 for an exact match with the memory's
-  answer, group-normalised advantages, clipped-ratio policy loss (+ optional k3 KL to the
+  answer (``reward="prefix"``: partial credit, the fraction of the answer's tokens matched
+  from its start; :func:`~memkit.consolidate.formulas.answer_reward`), group-normalised
+  advantages, clipped-ratio policy loss (+ optional k3 KL to the
   round-start adapter). ``sft_weight`` > 0 mixes in the SFT loss. It uses the same GRPO
   objective as the MemSifter trainer (trl's ``GRPOTrainer``), written on this loop's hooks
   since the consolidation loop trains its own LoRA on its own tokenizers.
@@ -248,14 +250,18 @@ class LowRankEWC(Method):
 
 
 class GRPO(Method):
-    """RL-style consolidation: GRPO on sampled answers with an exact-match reward."""
+    """RL-style consolidation: GRPO on sampled answers with a verifiable answer reward."""
 
     name = "grpo"
 
     def __init__(self, group: int = 8, sft_weight: float = 0.0, clip: float = 0.2,
-                 beta: float = 0.0, temperature: float = 1.0, extra_tokens: int = 1) -> None:
+                 beta: float = 0.0, temperature: float = 1.0, extra_tokens: int = 1,
+                 reward: str = "exact") -> None:
         if group < 2:
             raise ConfigError(f"GRPO group must be >= 2, got {group}")
+        if reward not in ("exact", "prefix"):
+            raise ConfigError(f"GRPO reward must be 'exact' or 'prefix', got {reward!r}")
+        self.reward = reward
         self.group = group
         self.sft_weight = sft_weight
         self.clip = clip
@@ -268,7 +274,7 @@ class GRPO(Method):
     def options(self) -> dict[str, Any]:
         return {"group": self.group, "sft_weight": self.sft_weight, "clip": self.clip,
                 "beta": self.beta, "temperature": self.temperature,
-                "extra_tokens": self.extra_tokens}
+                "extra_tokens": self.extra_tokens, "reward": self.reward}
 
     def begin_round(self, model: Any, tok: TokenizerLike, new: list[TrainExample],
                     rng: random.Random) -> None:
@@ -308,7 +314,7 @@ class GRPO(Method):
             comp = self._sample(model, prompt, len(target) + self.extra_tokens, gen)
             for c in comp.tolist():
                 cut = c.index(tok.eos_token_id) + 1 if tok.eos_token_id in c else len(c)
-                rewards.append(1.0 if c[:cut] == target else 0.0)
+                rewards.append(F.answer_reward(c[:cut], target, self.reward))
                 seqs.append(prompt + c)
                 masks.append([0] * len(prompt) + [1] * cut + [0] * (len(c) - cut))
                 prompt_lens.append(len(prompt))

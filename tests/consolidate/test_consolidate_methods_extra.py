@@ -244,6 +244,39 @@ def test_grpo_exact_match_reward(factory: Callable[[], tuple[Any, Any]],
     assert m.last_reward == 0.5  # rows 1 and 4 match up to their eos
 
 
+def test_answer_reward_exact_and_prefix_credit() -> None:
+    target = [5, 6, 7, 2]  # three answer tokens + eos
+    assert F.answer_reward(target, target) == 1.0
+    assert F.answer_reward(target, target, "prefix") == 1.0
+    assert F.answer_reward([5, 6, 9], target) == 0.0
+    assert F.answer_reward([5, 6, 9], target, "prefix") == 0.5  # 2 of 4 tokens from the start
+    assert F.answer_reward([9, 6, 7, 2], target, "prefix") == 0.0  # a wrong first token: 0
+    assert F.answer_reward([5, 6, 7], target, "prefix") == 0.75  # no eos: not the whole answer
+    with pytest.raises(ValueError, match="unknown answer reward"):
+        F.answer_reward(target, target, "f1")
+    with pytest.raises(ConfigError, match="reward must be"):
+        GRPO(reward="f1")
+
+
+def test_grpo_prefix_reward_gives_partial_credit(factory: Callable[[], tuple[Any, Any]],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same four samples as the exact-match test: with ``reward="prefix"`` the sample
+    that starts right earns its share instead of 0."""
+    model, tok = peft_model(factory)
+    q, a = FACTS[0]
+    target = tok.encode(" " + a) + [tok.eos_token_id]
+    wrong = tok.encode(" blue") + [tok.eos_token_id]
+    m = GRPO(group=4, reward="prefix")
+    samples = torch.tensor([target + [0], wrong + [0], target[:1] + [5, 6], target + [7]])
+    monkeypatch.setattr(m, "_sample", lambda *args: samples)
+    ctx = StepContext(model, tok, collate([TrainExample(q, a, q)], tok), None,
+                      torch.zeros(()), 0, 1, random.Random(0), 32)
+    assert m.extra_loss(ctx) is not None
+    assert wrong[0] != target[0]
+    assert m.last_reward == pytest.approx((1 + 0 + 1 / len(target) + 1) / 4)
+    assert m.options()["reward"] == "prefix"
+
+
 def test_grpo_round_moves_policy_towards_rewarded_answer(
         factory: Callable[[], tuple[Any, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     """Half the sampled answers are right: the policy-gradient step makes the right one more
