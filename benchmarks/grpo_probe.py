@@ -6,6 +6,10 @@ new facts of a round of the benchmark's fact stream and prints how many completi
 non-zero reward, and which first tokens the model produces.
 
     python benchmarks/grpo_probe.py --model gemma3-270m --reward prefix
+    python benchmarks/grpo_probe.py --model gemma3-270m --reward prefix --demo   # 3-shot format
+
+``--demo`` puts three answered questions of the same form (general knowledge, not the
+stream's facts) before each question: does a format the model can follow give a signal?
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from memkit.consolidate.methods_extra import GRPO  # noqa: E402
 from memkit.consolidate.model import load_base  # noqa: E402
 from memkit.consolidate.synthetic import make_fact_stream  # noqa: E402
 
+DEMO = ("what is the color of the sky ? blue\nwhat is the city of the eiffel tower ? paris\n"
+        "what is the pet of a shepherd ? dog\n")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -35,6 +42,7 @@ def main() -> None:
     ap.add_argument("--round", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--demo", action="store_true", help="a 3-shot format prefix")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, tok = load_base(args.model)
@@ -46,7 +54,8 @@ def main() -> None:
     rewards: list[float] = []
     firsts: collections.Counter[str] = collections.Counter()
     for fact in stream.rounds[args.round][:args.facts]:
-        ids, _, answer = encode_example(TrainExample(fact.question, fact.value, fact.question),
+        prompt_text = (DEMO if args.demo else "") + fact.question
+        ids, _, answer = encode_example(TrainExample(prompt_text, fact.value, fact.question),
                                         tok, 128)
         first = answer.index(True)
         prompt, target = ids[:first], ids[first:]
@@ -55,7 +64,8 @@ def main() -> None:
             rewards.append(F.answer_reward(c[:cut], target, args.reward))
             firsts[tok.decode(c[:1])] += 1
     nonzero = sum(r > 0 for r in rewards)
-    print(f"{args.model}, reward {args.reward}, group {args.group}: {nonzero} of "
+    print(f"{args.model}, reward {args.reward}, group {args.group}, "
+          f"{'3-shot' if args.demo else 'bare'} prompt: {nonzero} of "
           f"{len(rewards)} completions rewarded (mean {sum(rewards) / len(rewards):.3f})")
     print("first tokens:", ", ".join(f"{t!r} {n}" for t, n in firsts.most_common(8)))
 
