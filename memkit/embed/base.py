@@ -14,25 +14,63 @@ from memkit.tokens import approx_tokens
 #: quantile levels of random-pair cosines at which two models' scales are matched
 SIMILARITY_LEVELS = (0.5, 0.9, 0.99, 0.999, 0.9999)
 
-#: model name -> knots ``(reference cosine, this model's cosine)``: the two models' cosines of
-#: random pairs of short strings at the quantile levels above (``python
-#: benchmarks/similarity_scale.py --embedder SPEC`` measures them). The reference scale is
-#: all-MiniLM-L6-v2's, on which memkit's thresholds are given; a model not listed is taken to
-#: be on it (true of MiniLM on torch or onnxruntime, fp32 or int8).
-SIMILARITY_KNOTS: dict[str, tuple[tuple[float, float], ...]] = {
+#: the reference model's (all-MiniLM-L6-v2's) cosines of random pairs of short strings at
+#: those levels; memkit's thresholds are given on its scale
+REFERENCE_QUANTILES = (0.158, 0.277, 0.436, 0.640, 0.823)
+
+#: model name -> its own cosines of random pairs of short strings at the same levels
+#: (``python benchmarks/similarity_scale.py --embedder SPEC`` measures them). A model not
+#: listed is taken to be on the reference scale (true of MiniLM on torch or onnxruntime, fp32
+#: or int8).
+SIMILARITY_QUANTILES: dict[str, tuple[float, ...]] = {
     # multilingual-e5-small: unrelated phrases score ~0.83 (MiniLM: ~0.16); measured
     # 2026-12-04 on 2,000 phrases (both variants gave the same quantiles to 3 decimals)
-    "multilingual-e5-small-q4": ((0.158, 0.827), (0.277, 0.859), (0.436, 0.886),
-                                 (0.640, 0.910), (0.823, 0.943)),
-    "portuguese-multilingual-e5-small-q4": ((0.158, 0.827), (0.277, 0.859),
-                                            (0.436, 0.886), (0.640, 0.910), (0.823, 0.943)),
+    "multilingual-e5-small-q4": (0.827, 0.859, 0.886, 0.910, 0.943),
+    "portuguese-multilingual-e5-small-q4": (0.827, 0.859, 0.886, 0.910, 0.943),
+    # the two fused (``onnx+e5``), measured the same way; the parts' spread-weighted mean
+    # (what an unlisted ensemble gets) is (0.710, 0.757, 0.807, 0.863, 0.922)
+    "ensemble(all-MiniLM-L6-v2-onnx@256,multilingual-e5-small-q4)":
+        (0.710, 0.747, 0.791, 0.847, 0.915),
 }
+#: (reference, own) pairs, for reading the table above as a map
+SIMILARITY_KNOTS: dict[str, tuple[tuple[float, float], ...]] = {
+    name: tuple(zip(REFERENCE_QUANTILES, q, strict=True))
+    for name, q in SIMILARITY_QUANTILES.items()}
+
+
+def _ensemble_parts(model: str) -> list[str] | None:
+    """The part names of an ensemble embedder's name (``ensemble(a,b)``), else None."""
+    if model.startswith("ensemble(") and model.endswith(")"):
+        return model[len("ensemble("):-1].split(",")
+    return None
+
+
+def similarity_spread(model: str) -> float:
+    """How widely ``model`` spreads unrelated texts: the 99th minus the 50th percentile of
+    its random-pair cosines (MiniLM 0.278, e5 0.059)."""
+    q = similarity_quantiles(model)
+    return q[2] - q[0]
+
+
+def similarity_quantiles(model: str) -> tuple[float, ...]:
+    """``model``'s random-pair cosines at :data:`SIMILARITY_LEVELS`. An ensemble's are the
+    spread-weighted mean of its parts' unless measured (exact when the parts rank pairs
+    alike; for MiniLM + e5 within 0.016 of the measurement)."""
+    if model in SIMILARITY_QUANTILES:
+        return SIMILARITY_QUANTILES[model]
+    parts = _ensemble_parts(model)
+    if parts is None:
+        return REFERENCE_QUANTILES
+    qs = [similarity_quantiles(p) for p in parts]
+    w = [1.0 / (q[2] - q[0]) for q in qs]
+    return tuple(sum(wi * q[j] for wi, q in zip(w, qs, strict=True)) / sum(w)
+                 for j in range(len(SIMILARITY_LEVELS)))
 
 
 def scale_threshold(model: str, reference: float) -> float:
     """A cosine threshold given on the reference scale, on ``model``'s own scale: the cosine
-    that passes the same share of random pairs (piecewise linear between the knots, and from
-    the outer knots to (-1, -1) and (1, 1)).
+    that passes the same share of random pairs (piecewise linear between the quantiles, and
+    from the outer ones to (-1, -1) and (1, 1)).
 
     >>> scale_threshold("all-MiniLM-L6-v2", 0.8)
     0.8
@@ -41,12 +79,10 @@ def scale_threshold(model: str, reference: float) -> float:
     >>> round(scale_threshold("multilingual-e5-small-q4", 0.8), 3)
     0.939
     """
-    knots = SIMILARITY_KNOTS.get(model)
-    if knots is None:
+    own = similarity_quantiles(model)
+    if own == REFERENCE_QUANTILES:
         return float(reference)
-    ref = [-1.0, *(r for r, _ in knots), 1.0]
-    own = [-1.0, *(o for _, o in knots), 1.0]
-    return float(np.interp(reference, ref, own))
+    return float(np.interp(reference, [-1.0, *REFERENCE_QUANTILES, 1.0], [-1.0, *own, 1.0]))
 
 
 class Embedder(ABC):
