@@ -44,7 +44,7 @@ class EnsembleEmbedder(Embedder):
         self.name = "ensemble(" + ",".join(p.name for p in self.parts) + ")"
         specs = [p.spec for p in self.parts]
         self.spec = "+".join(s for s in specs if s) if all(specs) and weights is None \
-            else None
+            else None  # explicit weights cannot be written in a spec
 
     def combine(self, vectors: Sequence[np.ndarray]) -> np.ndarray:
         """The ensemble vectors of the parts' own (row-normalised) vectors, in part order."""
@@ -58,6 +58,15 @@ class EnsembleEmbedder(Embedder):
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         return self.combine([p.embed_batch(texts) for p in self.parts])
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False,
+              desc: str = "embedding") -> np.ndarray:
+        """Each part embeds all the texts its own way (the ONNX embedder sorts them by
+        length across the whole call), then the vectors are combined."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.combine([p.embed(texts, batch_size=batch_size, progress=progress,
+                                     desc=f"{desc} ({p.name})") for p in self.parts])
 
     def embed_queries(self, texts: Sequence[str], instruction: str | None = None) -> np.ndarray:
         # each part embeds queries its own way (e5: the "query: " prefix)

@@ -32,6 +32,7 @@ def test_inner_product_is_the_weighted_mean_of_cosines() -> None:
     np.testing.assert_allclose(np.linalg.norm(ve, axis=1), 1.0, atol=1e-6)
     want = (3.0 * (va @ va.T) + 1.0 * (vb @ vb.T)) / 4.0
     np.testing.assert_allclose(ve @ ve.T, want, atol=1e-6)
+    np.testing.assert_allclose(ens.embed_batch(TEXTS), ve, atol=1e-6)  # one path or the other
     q = ens.embed_queries(["Where does Alice live?"])
     want_q = (3.0 * (va @ a.embed_queries(["Where does Alice live?"])[0])
               + vb @ b.embed_queries(["Where does Alice live?"])[0]) / 4.0
