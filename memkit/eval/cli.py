@@ -88,8 +88,8 @@ def _nested(base: dict[str, dict[str, Any]], pairs: tuple[str, ...]
 @click.option("--backend", "backend", default=None,
               help="Comma-separated backends, each evaluated separately; 'a+b' fuses a and b. "
                    "[default: dense]")
-@click.option("--embedder", default=None, help="Embedder spec (minilm, hash:DIM, st:/dir). "
-              "[default: minilm]")
+@click.option("--embedder", default=None, help="Embedder spec (minilm, onnx, e5, hash:DIM, "
+              "st:/dir; 'a+b' fuses two, e.g. onnx+e5). [default: minilm]")
 @click.option("--limit", type=int, default=None, help="Only the first N questions.")
 @click.option("--k", "ks", default=None, help="Recall/NDCG cut-offs. [default: 1,2,5,10]")
 @click.option("--llm", default=None, help="Reader LLM spec (memkit.llm.load_llm); EM/F1 are "
