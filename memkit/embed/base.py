@@ -15,7 +15,9 @@ from memkit.tokens import approx_tokens
 SIMILARITY_LEVELS = (0.5, 0.9, 0.99, 0.999, 0.9999)
 
 #: the reference model's (all-MiniLM-L6-v2's) cosines of random pairs of short strings at
-#: those levels; memkit's thresholds are given on its scale
+#: those levels; memkit's text-to-text thresholds (HippoRAG's synonymy threshold) are given on
+#: its scale. Not for query-to-text thresholds: a query prefix (e5's ``query:``) moves those
+#: to another scale (``benchmarks/similarity_scale.py --queries``)
 REFERENCE_QUANTILES = (0.158, 0.277, 0.436, 0.640, 0.823)
 
 #: model name -> its own cosines of random pairs of short strings at the same levels

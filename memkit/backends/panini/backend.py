@@ -15,10 +15,9 @@ Options (``backend_options={"panini": {...}}``): ``writer`` ("auto" | "llm" | "p
 ``decompose`` ("auto" | "llm" | "single"), ``entity_search`` ("hybrid" | "dense" | "bm25"),
 ``entity_top_k`` (20), ``qa_top_k`` (15), ``rerank_top_k`` (15), ``beam_width`` (5),
 ``join_threshold`` (0.3), ``single_hop_pairs`` (15), ``min_score`` (similarity below which a
-QA pair is no candidate; default 0.2, on all-MiniLM-L6-v2's cosine scale: another model uses
-the cosine that passes the same share of random pairs, ``memkit.embed.base.scale_threshold``),
-``render_roles`` (True), ``fill`` ("none" | "qa" | "dense"), ``batch_size`` (embedding
-batch), ``query_instruction``, ``spacy_processes`` (parse workers, 1).
+QA pair is no candidate; default 0.2), ``render_roles`` (True), ``fill`` ("none" | "qa" |
+"dense"), ``batch_size`` (embedding batch), ``query_instruction``, ``spacy_processes``
+(parse workers, 1).
 
 Indexing: the writer (parse or LLM), workspace validation and the embedding of the new
 entities and QA pairs (into the memory's string-vector cache) run in ``prepare``, with no lock
@@ -63,7 +62,6 @@ from memkit.decomposition import (
     single_hop,
     validate,
 )
-from memkit.embed.base import scale_threshold
 from memkit.errors import ConfigError
 from memkit.fusion import approx_tokens
 from memkit.ingest.extractions import ExtractionCache
@@ -145,9 +143,7 @@ class PaniniBackend(Backend):
         self.fill = o.fill
         self.retrieval = RetrievalParams(
             entity_top_k=o.entity_top_k, qa_top_k=o.qa_top_k, rerank_top_k=o.rerank_top_k,
-            entity_search=o.entity_search,
-            # given on the reference (MiniLM) cosine scale: another model's equivalent
-            min_score=scale_threshold(ctx.embedder.name, o.min_score))
+            entity_search=o.entity_search, min_score=o.min_score)
         self.beam = BeamParams(beam_width=o.beam_width, join_threshold=o.join_threshold,
                                single_hop_pairs=o.single_hop_pairs)
         self.render_roles = o.render_roles
