@@ -70,7 +70,8 @@ def similarity_quantiles(model: str) -> tuple[float, ...]:
 
 
 def scale_threshold(model: str, reference: float) -> float:
-    """A cosine threshold given on the reference scale, on ``model``'s own scale: the cosine
+    """A text-to-text cosine threshold given on the reference scale, on ``model``'s own scale
+    (not for query-to-text thresholds: see :data:`REFERENCE_QUANTILES`): the cosine
     that passes the same share of random pairs (piecewise linear between the quantiles, and
     from the outer ones to (-1, -1) and (1, 1)).
 
@@ -117,8 +118,9 @@ class Embedder(ABC):
         return np.vstack(out)
 
     def threshold(self, reference: float) -> float:
-        """A cosine threshold given on the reference (MiniLM) scale, on this model's scale
-        (:func:`scale_threshold`; the identity for MiniLM and unlisted models)."""
+        """A text-to-text cosine threshold given on the reference (MiniLM) scale, on this
+        model's scale (:func:`scale_threshold`; the identity for MiniLM and unlisted models;
+        not for query-to-text thresholds)."""
         return scale_threshold(self.name, reference)
 
     def count_tokens(self, text: str) -> int:
