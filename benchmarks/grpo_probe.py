@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from memkit.consolidate import formulas as F  # noqa: E402
 from memkit.consolidate.examples import TrainExample, encode_example  # noqa: E402
 from memkit.consolidate.methods_extra import GRPO  # noqa: E402
 from memkit.consolidate.model import load_base  # noqa: E402
@@ -59,9 +58,8 @@ def main() -> None:
                                         tok, 128)
         first = answer.index(True)
         prompt, target = ids[:first], ids[first:]
-        for c in method._sample(model, prompt, len(target) + 1, gen).tolist():
-            cut = c.index(tok.eos_token_id) + 1 if tok.eos_token_id in c else len(c)
-            rewards.append(F.answer_reward(c[:cut], target, args.reward))
+        for c, _, reward in method.rollouts(model, tok, prompt, target, gen):
+            rewards.append(reward)
             firsts[tok.decode(c[:1])] += 1
     nonzero = sum(r > 0 for r in rewards)
     print(f"{args.model}, reward {args.reward}, group {args.group}, "

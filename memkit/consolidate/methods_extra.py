@@ -297,6 +297,16 @@ class GRPO(Method):
                 out = model(input_ids=nxt, cache=out.cache, use_cache=True)
         return seq[:, len(prompt):].cpu()
 
+    def rollouts(self, model: Any, tok: TokenizerLike, prompt: list[int], target: list[int],
+                 gen: torch.Generator) -> list[tuple[list[int], int, float]]:
+        """``group`` sampled answers to ``prompt``: (completion ids, length up to and with its
+        eos, reward against ``target``, the answer tokens + eos)."""
+        out = []
+        for c in self._sample(model, prompt, len(target) + self.extra_tokens, gen).tolist():
+            cut = c.index(tok.eos_token_id) + 1 if tok.eos_token_id in c else len(c)
+            out.append((c, cut, F.answer_reward(c[:cut], target, self.reward)))
+        return out
+
     def extra_loss(self, ctx: StepContext) -> torch.Tensor | None:
         tok, model = ctx.tokenizer, ctx.model
         gen = torch.Generator().manual_seed(ctx.rng.randrange(2 ** 31))
@@ -311,10 +321,8 @@ class GRPO(Method):
                 continue
             first = answer.index(True)
             prompt, target = ids[:first], ids[first:]  # target: answer tokens + eos
-            comp = self._sample(model, prompt, len(target) + self.extra_tokens, gen)
-            for c in comp.tolist():
-                cut = c.index(tok.eos_token_id) + 1 if tok.eos_token_id in c else len(c)
-                rewards.append(F.answer_reward(c[:cut], target, self.reward))
+            for c, cut, reward in self.rollouts(model, tok, prompt, target, gen):
+                rewards.append(reward)
                 seqs.append(prompt + c)
                 masks.append([0] * len(prompt) + [1] * cut + [0] * (len(c) - cut))
                 prompt_lens.append(len(prompt))
