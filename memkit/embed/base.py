@@ -34,10 +34,6 @@ SIMILARITY_QUANTILES: dict[str, tuple[float, ...]] = {
     "ensemble(all-MiniLM-L6-v2-onnx@256,multilingual-e5-small-q4)":
         (0.710, 0.747, 0.791, 0.847, 0.915),
 }
-#: (reference, own) pairs, for reading the table above as a map
-SIMILARITY_KNOTS: dict[str, tuple[tuple[float, float], ...]] = {
-    name: tuple(zip(REFERENCE_QUANTILES, q, strict=True))
-    for name, q in SIMILARITY_QUANTILES.items()}
 
 
 def _ensemble_parts(model: str) -> list[str] | None:
@@ -50,8 +46,11 @@ def _ensemble_parts(model: str) -> list[str] | None:
 def similarity_spread(model: str) -> float:
     """How widely ``model`` spreads unrelated texts: the 99th minus the 50th percentile of
     its random-pair cosines (MiniLM 0.278, e5 0.059)."""
-    q = similarity_quantiles(model)
-    return q[2] - q[0]
+    return _spread(similarity_quantiles(model))
+
+
+def _spread(quantiles: tuple[float, ...]) -> float:
+    return quantiles[2] - quantiles[0]  # the 99th and the 50th percentile
 
 
 def similarity_quantiles(model: str) -> tuple[float, ...]:
@@ -64,7 +63,7 @@ def similarity_quantiles(model: str) -> tuple[float, ...]:
     if parts is None:
         return REFERENCE_QUANTILES
     qs = [similarity_quantiles(p) for p in parts]
-    w = [1.0 / (q[2] - q[0]) for q in qs]
+    w = [1.0 / _spread(q) for q in qs]
     return tuple(sum(wi * q[j] for wi, q in zip(w, qs, strict=True)) / sum(w)
                  for j in range(len(SIMILARITY_LEVELS)))
 

@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from memkit import Memory
-from memkit.embed.base import SIMILARITY_KNOTS, SIMILARITY_LEVELS, scale_threshold
+from memkit.embed.base import (
+    REFERENCE_QUANTILES,
+    SIMILARITY_LEVELS,
+    SIMILARITY_QUANTILES,
+    scale_threshold,
+)
 
 E5 = "multilingual-e5-small-q4"
 REPO = Path(__file__).resolve().parents[2]
@@ -21,12 +26,12 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_map_by_hand() -> None:
     assert scale_threshold("all-MiniLM-L6-v2-onnx@256", 0.8) == 0.8  # the reference
     assert scale_threshold("some-unlisted-model", 0.37) == 0.37
-    (r0, o0), (r1, o1) = SIMILARITY_KNOTS[E5][:2]
+    (r0, r1), (o0, o1) = REFERENCE_QUANTILES[:2], SIMILARITY_QUANTILES[E5][:2]
     assert scale_threshold(E5, r0) == pytest.approx(o0)
     assert scale_threshold(E5, (r0 + r1) / 2) == pytest.approx((o0 + o1) / 2)
     # below the first knot: the line to (-1, -1); above the last: the line to (1, 1)
     assert scale_threshold(E5, -1.0) == -1.0 and scale_threshold(E5, 1.0) == 1.0
-    r_last, o_last = SIMILARITY_KNOTS[E5][-1]
+    r_last, o_last = REFERENCE_QUANTILES[-1], SIMILARITY_QUANTILES[E5][-1]
     mid = (r_last + 1) / 2
     assert scale_threshold(E5, mid) == pytest.approx((o_last + 1) / 2)
     grid = np.linspace(-1, 1, 201)
@@ -45,10 +50,9 @@ def test_knots_match_a_fresh_measurement() -> None:
     from memkit.embed import load_embedder
 
     strings = s.phrases(s.sample_texts(), 2000, 0)
-    for spec, col in (("onnx", 0), ("e5", 1)):
+    for spec, want in (("onnx", REFERENCE_QUANTILES), ("e5", SIMILARITY_QUANTILES[E5])):
         got = s.pair_quantiles(load_embedder(spec).embed(strings, batch_size=256),
                                SIMILARITY_LEVELS)
-        want = [k[col] for k in SIMILARITY_KNOTS[E5]]
         np.testing.assert_allclose(got, want, atol=0.002)
 
 
