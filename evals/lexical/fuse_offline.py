@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from memkit.embed.base import similarity_spread  # noqa: E402
+from memkit.eval.metrics import recall_at_k  # noqa: E402
 
 Ranked = dict[tuple[str, ...], float]
 
@@ -31,15 +32,8 @@ def predictions(run: Path) -> tuple[str, dict[str, dict]]:
     return metrics["embedder"], {r["qid"]: r for r in rows}
 
 
-def recall(ranked: list[tuple[str, ...]], gold: list[str], k: int) -> float:
-    got: set[str] = set()
-    for keys in ranked[:k]:
-        got |= set(keys)
-    return len(got & set(gold)) / len(gold)
-
-
 def fused(sa: Ranked, sb: Ranked, how: str, wa: float, wb: float) -> list[tuple[str, ...]]:
-    keys = set(sa) | set(sb)
+    keys = list(dict.fromkeys([*sa, *sb]))  # a fixed order, so ties break the same every run
     if how == "rrf":
         ra = {k: i for i, k in enumerate(sa)}
         rb = {k: i for i, k in enumerate(sb)}
@@ -71,8 +65,8 @@ def main() -> None:
                 ranked = list(sa if name == ea else sb)
             else:
                 ranked = fused(sa, sb, "rrf" if name == "rrf" else "mean", *w)
-            r2.append(recall(ranked, gold, 2))
-            r5.append(recall(ranked, gold, 5))
+            r2.append(recall_at_k(ranked, gold, 2) or 0.0)  # gold is not empty here
+            r5.append(recall_at_k(ranked, gold, 5) or 0.0)
         print(f"{name:22s} R@2 {100 * sum(r2) / len(r2):5.1f}  R@5 {100 * sum(r5) / len(r5):5.1f}"
               f"  ({len(r5)} questions)")
 
