@@ -3,6 +3,8 @@
     python benchmarks/ingest_speed.py                       # encode + dense builds (3 embedders)
     python benchmarks/ingest_speed.py --passages 300        # a quick run on the first passages
     python benchmarks/ingest_speed.py --embedders onnx,onnx-int8
+    python benchmarks/ingest_speed.py --embedders "onnx[onnxruntime],onnx[openvino]"
+                                                            # one spec on each runtime
     python benchmarks/ingest_speed.py --graphs hipporag,panini  # + dense+hipporag, dense+panini
     python benchmarks/ingest_speed.py --embedders onnx,onnx-int8 --graphs hipporag,panini \
         --graph-embedders onnx-int8                         # the graph builds with int8 only
@@ -47,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -137,7 +140,11 @@ def stage_build(args: argparse.Namespace) -> dict[str, Any]:
     ds, texts = corpus(args.passages)
     backends = args.backends.split("+")
     t0 = time.perf_counter()
-    emb = recording(load_embedder(args.embedder))
+    spec, runtime = split_runtime(args.embedder)
+    if runtime:  # what "auto" resolves to in this stage's process
+        os.environ["MEMKIT_ONNX_RUNTIME"] = runtime
+    inner = load_embedder(spec)
+    emb = recording(inner)
     load_s = time.perf_counter() - t0
     options = json.loads(args.backend_options) if args.backend_options else {}
     opts = {b: options[b] for b in backends if b in options}
@@ -169,13 +176,28 @@ def stage_build(args: argparse.Namespace) -> dict[str, Any]:
     base = np.load(Path(args.work) / "baseline.npy")
     pairs = [(base[i], emb.seen[t]) for i, t in enumerate(texts) if t in emb.seen]
     cos = np.array([float(a @ b) for a, b in pairs]) if pairs else np.array([np.nan])
-    return {"stage": f"write_many {args.backends} [{args.embedder}]", "load_s": load_s,
+    ran_on = getattr(inner, "runtime", None)
+    precision = getattr(getattr(inner, "session", None), "precision", None)
+    on = f" on {ran_on}{f' {precision}' if precision else ''}" if ran_on else ""
+    return {"stage": f"write_many {args.backends} [{spec}{on}]", "load_s": load_s,
+            "runtime": ran_on, "precision": precision,
             "seconds": seconds, "texts": emb.texts, "passages": len(report.added),
             "rejected": len(report.rejected), "build_peak_rss_mb": build_rss,
             "r5": float(np.mean(recalls)) if recalls else None, "questions": len(recalls),
             "cos_min": float(cos.min()), "cos_p1": float(np.percentile(cos, 1)),
             "cos_mean": float(cos.mean()), "cos_n": len(pairs),
             "cos_below_099": int((cos < 0.99).sum()), "cached_strings": cached, **rebuild}
+
+
+def split_runtime(embedder: str) -> tuple[str, str | None]:
+    """``"onnx[onnxruntime]"`` -> ``("onnx", "onnxruntime")``: a spec and the runtime its
+    stage asks for (``$MEMKIT_ONNX_RUNTIME``), so one run can compare the runtimes of a spec.
+
+    >>> split_runtime("onnx[onnxruntime]"), split_runtime("onnx:/m/x[y]z")
+    (('onnx', 'onnxruntime'), ('onnx:/m/x[y]z', None))
+    """
+    match = re.fullmatch(r"(.+)\[(auto|onnxruntime|openvino)\]", embedder)
+    return (match.group(1), match.group(2)) if match else (embedder, None)
 
 
 def write_corpus_file(ds: Any, work: Path) -> Path:

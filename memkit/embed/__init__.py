@@ -21,6 +21,7 @@ DEFAULT_EMBEDDER = "onnx"
 EMBEDDERS = _registry("embedders", {
     "onnx": "memkit.embed.factories:onnx_fp32",
     "onnx-int8": "memkit.embed.factories:onnx_int8",
+    "openvino": "memkit.embed.factories:openvino",
     "hash": "memkit.embed.factories:hash_embedder",
     "minilm": "memkit.embed.factories:minilm",
     "st": "memkit.embed.factories:sentence_transformers",

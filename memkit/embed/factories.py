@@ -46,8 +46,17 @@ def onnx_fp32(arg: str | None) -> Embedder:
     return OnnxEmbedder(arg or None, variant="fp32")
 
 
+def openvino(arg: str | None) -> Embedder:
+    """``openvino[:MODEL]``: the fp32 ONNX file on OpenVINO (extra ``[openvino]``); the same
+    vectors and name as ``onnx`` (which picks OpenVINO by itself when it is installed)."""
+    from memkit.embed.onnx_embedder import OnnxEmbedder
+
+    return OnnxEmbedder(arg or None, variant="fp32", runtime="openvino")
+
+
 def onnx_int8(arg: str | None) -> Embedder:
-    """``onnx-int8[:MODEL]``: the same, dynamically quantised to int8."""
+    """``onnx-int8[:MODEL]``: the same, every weight product in int8 with per-token activation
+    scales (:mod:`memkit.embed.onnx_int8`)."""
     from memkit.embed.onnx_embedder import OnnxEmbedder
 
     return OnnxEmbedder(arg or None, variant="int8")

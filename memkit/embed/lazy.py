@@ -28,7 +28,8 @@ from memkit.errors import ConfigError
 #: the max_seq_length SentenceTransformerEmbedder uses by default (part of its name)
 _DEFAULT_MAX_SEQ = 256
 _MINILM_SPECS = ("minilm", "all-MiniLM-L6-v2", "st:all-MiniLM-L6-v2")
-_ONNX_SPECS = ("onnx", "onnx:all-MiniLM-L6-v2", "onnx-int8", "onnx-int8:all-MiniLM-L6-v2")
+_ONNX_SPECS = ("onnx", "onnx:all-MiniLM-L6-v2", "onnx-int8", "onnx-int8:all-MiniLM-L6-v2",
+               "openvino", "openvino:all-MiniLM-L6-v2")
 
 
 class LazyEmbedder(Embedder):
@@ -161,7 +162,7 @@ def _dimension(path: Path) -> int | None:
 
 
 #: embedder kinds that load without transformers
-_TORCH_FREE = frozenset({"onnx", "onnx-int8", "hash"})
+_TORCH_FREE = frozenset({"onnx", "onnx-int8", "openvino", "hash"})
 
 
 def _quiet_load(spec: str) -> Embedder:

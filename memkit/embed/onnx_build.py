@@ -10,18 +10,16 @@ sequence), output ``sentence_embedding`` (float32, batch x hidden).
 Two simplifications, both exact: token type 0 (a single sentence) is folded into the position
 table, and the attention scale 1/sqrt(head size) into the query weights.
 
-Building needs the ``onnx`` package (and int8 quantisation ``onnxruntime.quantization``); it
-happens once per model and variant, then the file is reused from the cache (see
-:func:`ensure_onnx_model`). Running the file needs only onnxruntime.
+Building needs the ``onnx`` package; it happens once per model and variant, then the file is
+reused from the cache (see :func:`ensure_onnx_model`). Running the file needs only onnxruntime
+(or, for fp32, OpenVINO: :mod:`memkit.embed.openvino_runtime`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import re
 import struct
 import tempfile
 import threading
@@ -32,20 +30,20 @@ from typing import Any
 import numpy as np
 
 from memkit._deps import require
+from memkit.embed.onnx_int8 import TokenInt8
 from memkit.embed.packaged import cache_root
 from memkit.errors import ConfigError
 
 #: bump when the graph written here changes, so cached files are rebuilt
 BUILD_VERSION = 3
 VARIANTS = ("fp32", "int8")
-#: what a variant adds to the embedder's name and the cached file's: ``int8r7`` is the int8
-#: recipe with 7-bit weights (see quantize_int8); an earlier recipe's vectors carry another
-#: name, so a memory never mixes them (its vectors are re-embedded instead)
-VARIANT_TAGS = {"fp32": "", "int8": "-int8r7"}
+#: what a variant adds to the embedder's name and the cached file's: ``int8t7`` is the int8
+#: recipe of :mod:`memkit.embed.onnx_int8` (per-token activations, 7-bit weights); earlier
+#: recipes' vectors carry other names (``int8r7``), so a memory never mixes them (its vectors
+#: are re-embedded instead)
+VARIANT_TAGS = {"fp32": "", "int8": "-int8t7"}
 _OPSET = 17
 _LOCK = threading.Lock()
-#: weights of the nodes int8 quantisation leaves in float (see quantize_int8)
-_KEEP_FLOAT = re.compile(r"(bert\.)?encoder\.layer\.\d+\.(output\.dense|qkv|attention\.self\.)")
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "I64": np.int64}
 
 
@@ -122,7 +120,8 @@ class _Graph:
         return out
 
 
-def _bert_graph(weights: dict[str, np.ndarray], config: dict[str, Any], fused: bool) -> Any:
+def _bert_graph(weights: dict[str, np.ndarray], config: dict[str, Any], fused: bool,
+                int8: bool = False) -> Any:
     onnx = require("onnx", "onnx", "building the ONNX embedder")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -168,20 +167,36 @@ def _bert_graph(weights: dict[str, np.ndarray], config: dict[str, Any], fused: b
         # Gelu(x + b). onnxruntime does not fuse the plain graph's attention by itself.
         mask_i32 = g.op("Cast", "attention_mask", to=TensorProto.INT32)
         ms = "com.microsoft"
+        tok = TokenInt8(g, g.op("Shape", "input_ids")) if int8 else None
+
+        def matmul(x: str, name: str, features: int) -> str:
+            weight = w(name).T
+            if tok is None:
+                return g.op("MatMul", x, g.const(name, weight))
+            return tok.project(tok.quantize(x, features), name, weight)
+
+        inner = int(config["intermediate_size"])
         for i in range(int(config["num_hidden_layers"])):
             p = f"encoder.layer.{i}"
             qkv = [f"{p}.attention.self.{n}" for n in ("query", "key", "value")]
-            attn = g.op("Attention", x,
-                        g.const(f"{p}.qkv.weight",
-                                np.concatenate([w(f"{n}.weight").T for n in qkv], axis=1)),
-                        g.const(f"{p}.qkv.bias", np.concatenate([w(f"{n}.bias") for n in qkv])),
-                        mask_i32, domain=ms, num_heads=heads)
-            x = _skip_ln(g, w, ms, eps, attn, x, f"{p}.attention.output")
-            inter = g.op("BiasGelu", g.op("MatMul", x, g.const(
-                f"{p}.intermediate.dense.weight", w(f"{p}.intermediate.dense.weight").T)),
-                g.const(f"{p}.intermediate.dense.bias", w(f"{p}.intermediate.dense.bias")),
-                domain=ms)
-            x = _skip_ln(g, w, ms, eps, inter, x, f"{p}.output")
+            qkv_bias = g.const(f"{p}.qkv.bias", np.concatenate([w(f"{n}.bias") for n in qkv]))
+            if tok is None:
+                attn = g.op("Attention", x,
+                            g.const(f"{p}.qkv.weight",
+                                    np.concatenate([w(f"{n}.weight").T for n in qkv], axis=1)),
+                            qkv_bias, mask_i32, domain=ms, num_heads=heads)
+            else:  # one quantised input, three projections (Attention projects in float)
+                shared = tok.quantize(x, hidden)
+                q, k, v = (tok.project(shared, f"{n}.weight", w(f"{n}.weight").T) for n in qkv)
+                attn = g.op("MultiHeadAttention", q, k, v, qkv_bias, mask_i32, domain=ms,
+                            num_heads=heads)
+            x = _skip_ln(g, w, ms, eps, matmul(attn, f"{p}.attention.output.dense.weight",
+                                               hidden), x, f"{p}.attention.output")
+            inter = g.op("BiasGelu", matmul(x, f"{p}.intermediate.dense.weight", hidden),
+                         g.const(f"{p}.intermediate.dense.bias",
+                                 w(f"{p}.intermediate.dense.bias")), domain=ms)
+            x = _skip_ln(g, w, ms, eps, matmul(inter, f"{p}.output.dense.weight", inner), x,
+                         f"{p}.output")
     else:
         bias = g.op("Mul", g.op("Sub", g.const("f_one", np.array(1.0, f)), mask),
                     g.const("neg_big", np.array(-1e4, f)))
@@ -240,10 +255,9 @@ def _bert_graph(weights: dict[str, np.ndarray], config: dict[str, Any], fused: b
     return model
 
 
-def _skip_ln(g: _Graph, w: Callable[[str], np.ndarray], domain: str, eps: float, x: str,
-             skip: str, name: str) -> str:
-    """LayerNorm(x @ W + b + skip): the dense projection then a fused residual LayerNorm."""
-    projected = g.op("MatMul", x, g.const(f"{name}.dense.weight", w(f"{name}.dense.weight").T))
+def _skip_ln(g: _Graph, w: Callable[[str], np.ndarray], domain: str, eps: float,
+             projected: str, skip: str, name: str) -> str:
+    """LayerNorm(x @ W + b + skip) from ``projected`` = x @ W: a fused residual LayerNorm."""
     return g.op("SkipLayerNormalization", projected, skip,
                 g.const(f"{name}.LayerNorm.weight", w(f"{name}.LayerNorm.weight")),
                 g.const(f"{name}.LayerNorm.bias", w(f"{name}.LayerNorm.bias")),
@@ -251,64 +265,23 @@ def _skip_ln(g: _Graph, w: Callable[[str], np.ndarray], domain: str, eps: float,
                 domain=domain, epsilon=eps)
 
 
-def build_onnx(model_dir: str | Path, out_path: str | Path, *, fused: bool = True) -> Path:
-    """Write the fp32 ONNX encoder of ``model_dir`` to ``out_path``.
+def build_onnx(model_dir: str | Path, out_path: str | Path, *, fused: bool = True,
+               int8: bool = False) -> Path:
+    """Write the ONNX encoder of ``model_dir`` to ``out_path``: fp32, or with ``int8`` every
+    weight product in int8 with per-token activation scales (:mod:`memkit.embed.onnx_int8`).
 
     ``fused``: use onnxruntime's contrib ops (Attention, SkipLayerNormalization, BiasGelu);
-    otherwise only standard ONNX ops (opset 17), runnable by any ONNX runtime."""
+    otherwise only standard ONNX ops (opset 17), runnable by any ONNX runtime. ``int8``
+    needs ``fused``."""
+    if int8 and not fused:
+        raise ConfigError("the per-token int8 graph needs onnxruntime's contrib ops (fused)")
     model_dir = Path(model_dir)
     config = _check_model_dir(model_dir)
-    model = _bert_graph(read_safetensors(model_dir / "model.safetensors"), config, fused)
+    model = _bert_graph(read_safetensors(model_dir / "model.safetensors"), config, fused,
+                        int8)
     onnx = require("onnx", "onnx", "building the ONNX embedder")
     onnx.save_model(model, str(out_path))
     return Path(out_path)
-
-
-def quantize_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
-    """Dynamic int8 quantisation of weight matrices, per output channel, with 7-bit weights
-    (activations are quantised per tensor on the fly; products of two activations stay in
-    float).
-
-    Quantised: the attention output and feed-forward input projections. Kept in float: the
-    query/key/value projections and the feed-forward output projections, whose inputs (the
-    LayerNorm output feeding attention scores; GELU outputs with outliers) a per-tensor
-    activation scale cannot hold. Measured on MuSiQue-200 against the fp32 model (see
-    benchmarks/results/ingest_speed.md): everything int8, passage cosine min 0.987 (first
-    800 passages); FFN output and layer 0 kept, min 0.9927 and dense R@5 52.5 (fp32 53.6);
-    this recipe with 8-bit weights, min 0.9954 and R@5 53.8.
-
-    **7-bit weights** (``reduce_range``) make the vectors the same on every x86 CPU: without
-    VNNI, onnxruntime multiplies u8 activations by s8 weights with ``vpmaddubsw``, which adds
-    two products into a saturating int16 - 2 x 255 x 127 can overflow it, 2 x 255 x 64 cannot
-    - so with 8-bit weights a CPU without VNNI would compute other vectors than one with it
-    (onnxruntime's quantisation guide recommends reduce_range there). The cost here: passage
-    cosine min 0.9947 instead of 0.9957 (600 MuSiQue passages).
-    """
-    onnx = require("onnx", "onnx", "int8 quantisation of the ONNX embedder")
-    quant = require("onnxruntime.quantization", "onnx", "int8 quantisation of the ONNX embedder")
-    keep_float = [node.name for node in onnx.load(str(fp32_path), load_external_data=False)
-                  .graph.node if any(_KEEP_FLOAT.match(name) for name in node.input)]
-    hush = _DropRecords("pre-processing before quantization")
-    logging.getLogger().addFilter(hush)  # onnxruntime logs this advice on the root logger
-    try:
-        quant.quantize_dynamic(
-            str(fp32_path), str(out_path), weight_type=quant.QuantType.QInt8,
-            op_types_to_quantize=["MatMul", "Attention"], per_channel=True,
-            reduce_range=True, nodes_to_exclude=keep_float,
-            extra_options={"MatMulConstBOnly": True,
-                           "DefaultTensorType": onnx.TensorProto.FLOAT})
-    finally:
-        logging.getLogger().removeFilter(hush)
-    return Path(out_path)
-
-
-class _DropRecords(logging.Filter):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
 
 
 def model_key(model_dir: Path) -> str:
@@ -331,6 +304,9 @@ def ensure_onnx_model(model_dir: str | Path, variant: str = "fp32",
     """
     if variant not in VARIANTS:
         raise ConfigError(f"ONNX variant must be one of {VARIANTS}, got {variant!r}")
+    if variant == "int8" and not fused:
+        raise ConfigError("the int8 file uses onnxruntime's contrib ops: there is no int8 "
+                          "variant of the plain graph (fused=False)")
     model_dir = Path(model_dir)
     folder = cache_root(cache_dir) / "onnx" / model_key(model_dir)
     graph = "" if fused else "-plain"
@@ -339,11 +315,8 @@ def ensure_onnx_model(model_dir: str | Path, variant: str = "fp32",
         if target.exists():
             return target, False
         folder.mkdir(parents=True, exist_ok=True)
-        fp32 = folder / f"model-fp32{graph}.onnx"
-        if not fp32.exists():
-            _write_atomically(fp32, lambda tmp: build_onnx(model_dir, tmp, fused=fused))
-        if variant == "int8":
-            _write_atomically(target, lambda tmp: quantize_int8(fp32, tmp))
+        _write_atomically(target, lambda tmp: build_onnx(model_dir, tmp, fused=fused,
+                                                         int8=variant == "int8"))
     return target, True
 
 

@@ -6,7 +6,7 @@ Texts are tokenised with the model's own ``tokenizer.json`` (``tokenizers``), tr
 ``max_seq_length`` tokens like sentence-transformers does, and mean-pooled + L2-normalised
 inside the graph, so the vectors match the torch model's (cosine >= 0.9999 for fp32).
 
-Speed comes from three things:
+Speed comes from four things:
 
 - **length-sorted batches**: the texts of a call are sorted by token count and cut into
   batches of at most ``batch_tokens`` padded tokens, so a short phrase is never padded to the
@@ -18,9 +18,13 @@ Speed comes from three things:
   has one thread per physical core; a lock lets one batch at a time use them, so callers on
   several threads queue instead of oversubscribing the cores. Embedders of the same file in
   one process (several open memories) share that session and lock;
-- optionally **int8** weights (``variant="int8"``: dynamic quantisation with 7-bit weights,
-  so the same vectors on CPUs with and without VNNI; ~1.2-1.3x faster, at a measured cost
-  in cosine: see :func:`memkit.embed.onnx_build.quantize_int8`).
+- **OpenVINO** where it is installed (extra ``[openvino]``; ``runtime=``): the same fp32 file
+  with bfloat16 matrix products on CPUs that have them, ~1.9x onnxruntime's speed here at
+  passage cosine >= 0.9999 (:mod:`memkit.embed.openvino_runtime`);
+- optionally **int8** (``variant="int8"``): every weight product in int8, with one
+  activation scale per token and 7-bit weights (the same vectors on CPUs with and without
+  VNNI); ~1.4x fp32 on onnxruntime, at a measured cost in cosine (min 0.994 on MuSiQue
+  passages): see :mod:`memkit.embed.onnx_int8`).
 
 >>> e = OnnxEmbedder()                                                # doctest: +SKIP
 >>> e.embed(["Alice lives in Paris", "Bob lives in Rome"]).shape      # doctest: +SKIP
@@ -43,6 +47,7 @@ from tqdm.auto import tqdm
 from memkit._deps import require
 from memkit.embed.base import Embedder, normalise
 from memkit.embed.onnx_build import VARIANT_TAGS, VARIANTS, ensure_onnx_model
+from memkit.embed.openvino_runtime import OpenVinoSession, openvino_installed
 from memkit.embed.packaged import DEFAULT_MODEL, packaged_minilm_path
 from memkit.errors import ConfigError, InvalidInput
 
@@ -73,13 +78,16 @@ def physical_cores() -> int:
 #: one session (and one lock) per (file, threads, optimisation) in the process, so embedders
 #: opened by several memories share the cores instead of each claiming all of them
 _SESSIONS: dict[tuple[str, int, str], tuple[Any, threading.Lock]] = {}
+RUNTIMES = ("auto", "onnxruntime", "openvino")
 _SESSIONS_LOCK = threading.Lock()
 
 
-def _shared_session(ort: Any, path: Path, threads: int, optimization: str
-                    ) -> tuple[Any, threading.Lock]:
-    key = (str(path), threads, optimization)
+def _shared_session(ort: Any, path: Path, threads: int, optimization: str,
+                    runtime: str = "onnxruntime") -> tuple[Any, threading.Lock]:
+    key = (str(path), threads, optimization if runtime == "onnxruntime" else runtime)
     with _SESSIONS_LOCK:
+        if key not in _SESSIONS and runtime == "openvino":
+            _SESSIONS[key] = (OpenVinoSession(path, threads), threading.Lock())
         if key not in _SESSIONS:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
@@ -96,6 +104,24 @@ def _shared_session(ort: Any, path: Path, threads: int, optimization: str
         return _SESSIONS[key]
 
 
+def _resolve_runtime(runtime: str, variant: str) -> str:
+    """The runtime ``runtime`` names for ``variant`` (see :class:`OnnxEmbedder`)."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    if runtime == "auto":
+        env = os.environ.get("MEMKIT_ONNX_RUNTIME", "").strip() or "auto"
+        if env not in RUNTIMES:
+            raise ConfigError(f"MEMKIT_ONNX_RUNTIME must be one of {RUNTIMES}, got {env!r}")
+        if variant != "fp32":  # a preference: the int8 files run on onnxruntime only
+            return "onnxruntime"
+        return env if env != "auto" else (
+            "openvino" if openvino_installed() else "onnxruntime")
+    if runtime == "openvino" and variant != "fp32":
+        raise ConfigError(f"the {variant} file runs on onnxruntime only (its integer products "
+                          f"are onnxruntime operators); OpenVINO runs the fp32 file")
+    return runtime
+
+
 def _json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -103,26 +129,33 @@ def _json(path: Path) -> dict[str, Any]:
 class OnnxEmbedder(Embedder):
     """A local BERT sentence-transformers model on onnxruntime; default: packaged MiniLM-L6-v2.
 
-    ``variant``: ``"fp32"`` (same vectors as torch) or ``"int8"`` (dynamically quantised
-    weights). ``optimization``: onnxruntime's graph optimisation level (``"disable"``,
-    ``"basic"``, ``"extended"``, ``"all"``). ``threads``: intra-op threads (default: physical
-    cores). ``batch_tokens``: the most padded tokens in one run; ``max_batch``: the most texts.
+    ``variant``: ``"fp32"`` (same vectors as torch) or ``"int8"`` (int8 weight products with
+    per-token activation scales; needs ``fused``). ``optimization``: onnxruntime's graph
+    optimisation level (``"disable"``, ``"basic"``, ``"extended"``, ``"all"``). ``threads``:
+    intra-op threads (default: physical cores). ``batch_tokens``: the most padded tokens in
+    one run; ``max_batch``: the most texts.
     ``fused``: the graph with onnxruntime's fused attention/LayerNorm/GELU ops (faster) or
     with standard ONNX ops only.
     ``max_seq_length``: tokens kept per text (default: the model's ``sentence_bert_config``,
     256 for MiniLM). ``cache_dir``: where the ONNX file is built (default ``$MEMKIT_CACHE``
     or the user cache).
+    ``runtime``: what runs the file. ``"onnxruntime"``; ``"openvino"`` (extra ``[openvino]``,
+    fp32 file only: bfloat16 products where the CPU has them, ~1.9x faster here, see
+    :mod:`memkit.embed.openvino_runtime`; ``optimization`` does not apply); ``"auto"`` (the
+    default): ``$MEMKIT_ONNX_RUNTIME`` if set, else OpenVINO for fp32 when it is installed,
+    else onnxruntime. The runtime is not part of the name: both give the fp32 vectors.
     """
 
     def __init__(self, model: str | Path | None = None, *, variant: str = "fp32",
                  max_seq_length: int | None = None, optimization: str = "all",
                  threads: int | None = None, batch_tokens: int = 2048, max_batch: int = 256,
                  query_instruction: str | None = None, fused: bool = True,
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None, runtime: str = "auto") -> None:
         ort = require("onnxruntime", "onnx", "OnnxEmbedder")
         tokenizers = require("tokenizers", "onnx", "OnnxEmbedder")
         if variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        runtime = _resolve_runtime(runtime, variant)
         if optimization not in _LEVELS:
             raise ConfigError(f"optimization must be one of {_LEVELS}, got {optimization!r}")
         if model is None or str(model) == DEFAULT_MODEL:
@@ -159,8 +192,9 @@ class OnnxEmbedder(Embedder):
         self.tokenizer.enable_truncation(max_length=max_seq_length)
         self._pad_id = int(config.get("pad_token_id", 0))
 
+        self.runtime = runtime
         self.session, self._lock = _shared_session(ort, self.model_path, self.threads,
-                                                   optimization)
+                                                   optimization, runtime)
         self.dim = int(self.session.get_outputs()[0].shape[1])
         self.name = f"{base_name}-onnx{VARIANT_TAGS[variant]}@{max_seq_length}"
         kind = "onnx" if variant == "fp32" else f"onnx-{variant}"

@@ -52,8 +52,8 @@ def test_int8_graph_is_close_to_fp32(tiny_model: Path, tiny_cache: Path) -> None
     fp32 = OnnxEmbedder(tiny_model, cache_dir=tiny_cache).embed(TEXTS)
     e = OnnxEmbedder(tiny_model, variant="int8", cache_dir=tiny_cache)
     got = e.embed(TEXTS)
-    assert e.name.endswith("-onnx-int8r7@32")
-    assert e.model_path.name == "model-int8r7.onnx"
+    assert e.name.endswith("-onnx-int8t7@32")
+    assert e.model_path.name == "model-int8t7.onnx"
     cos = (got * fp32).sum(axis=1)
     assert cos.min() > 0.95, cos
     assert not np.allclose(got, fp32, atol=1e-6)  # it is quantised, not the fp32 file again

@@ -21,7 +21,8 @@ pytestmark = needs_onnx
 
 @pytest.fixture(scope="module")
 def emb(tiny_model: Path, tiny_cache: Path) -> OnnxEmbedder:
-    return OnnxEmbedder(tiny_model, cache_dir=tiny_cache, batch_tokens=64, max_batch=4)
+    return OnnxEmbedder(tiny_model, cache_dir=tiny_cache, batch_tokens=64, max_batch=4,
+                        runtime="onnxruntime")
 
 
 def sentences(n: int, seed: int = 0) -> list[str]:

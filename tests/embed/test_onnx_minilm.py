@@ -45,5 +45,5 @@ def test_specs_load_the_packaged_model(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(e, OnnxEmbedder)
     assert e.name == "all-MiniLM-L6-v2-onnx@256" and e.spec == "onnx:all-MiniLM-L6-v2"
     assert load_embedder("onnx").name == e.name
-    assert load_embedder("onnx-int8").name == "all-MiniLM-L6-v2-onnx-int8r7@256"
+    assert load_embedder("onnx-int8").name == "all-MiniLM-L6-v2-onnx-int8t7@256"
     assert e.count_tokens("Alice moved to Paris") == 4
