@@ -87,7 +87,9 @@ def _shared_session(ort: Any, path: Path, threads: int, optimization: str,
     key = (str(path), threads, optimization if runtime == "onnxruntime" else runtime)
     with _SESSIONS_LOCK:
         if key not in _SESSIONS and runtime == "openvino":
-            _SESSIONS[key] = (OpenVinoSession(path, threads), threading.Lock())
+            _SESSIONS[key] = (OpenVinoSession(path, threads,
+                                              cache_dir=path.parent / "openvino-cache"),
+                              threading.Lock())
         if key not in _SESSIONS:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads

@@ -40,11 +40,14 @@ class OpenVinoSession:
     """An ONNX file compiled by OpenVINO for the CPU, called like an onnxruntime session.
 
     ``precision``: ``"auto"`` (OpenVINO's choice: bfloat16 where the CPU has it), ``"f32"`` or
-    ``"bf16"``. Not thread-safe by itself: the embedder runs one batch at a time under its
-    lock, on one infer request whose threads are ``threads``.
+    ``"bf16"``. ``cache_dir``: where OpenVINO keeps the compiled model (keyed by the file,
+    the settings and the CPU), so later processes start faster. Not thread-safe by itself:
+    the embedder runs one batch at a time under its lock, on one infer request whose threads
+    are ``threads``.
     """
 
-    def __init__(self, path: str | Path, threads: int, precision: str = "auto") -> None:
+    def __init__(self, path: str | Path, threads: int, precision: str = "auto",
+                 cache_dir: str | Path | None = None) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"OpenVINO precision must be one of {PRECISIONS}, got "
                               f"{precision!r}")
@@ -54,8 +57,13 @@ class OpenVinoSession:
                                   "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
         if precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = precision
-        model = core.read_model(str(path))
-        self.compiled = core.compile_model(model, "CPU", config)
+        try:  # with a cache folder, a later process loads the compiled blob: 0.1 s, not 0.3
+            self.compiled = core.compile_model(str(path), "CPU", {
+                **config, **({"CACHE_DIR": str(cache_dir)} if cache_dir else {})})
+        except RuntimeError:  # an unreadable cache entry: compile without the cache
+            if not cache_dir:
+                raise
+            self.compiled = core.compile_model(str(path), "CPU", config)
         self.request = self.compiled.create_infer_request()
         #: the precision the matrix products run in ("bf16" or "f32")
         kind = self.compiled.get_property("INFERENCE_PRECISION_HINT")

@@ -113,3 +113,19 @@ def test_packaged_minilm_on_openvino_matches_torch() -> None:
     want = SentenceTransformerEmbedder().embed(texts)
     got = load_embedder("openvino").embed(texts)
     assert (got * want).sum(axis=1).min() > 0.999
+
+
+@needs_openvino
+def test_compiled_model_is_cached_for_later_processes(tiny_model: Path, tiny_cache: Path,
+                                                       tmp_path: Path) -> None:
+    path = OnnxEmbedder(tiny_model, cache_dir=tiny_cache, runtime="onnxruntime").model_path
+    ids = np.array([[2, 5, 6, 3]], dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    first = OpenVinoSession(path, threads=1, cache_dir=tmp_path / "ov")
+    assert any((tmp_path / "ov").iterdir())  # the compiled blob was written
+    again = OpenVinoSession(path, threads=1, cache_dir=tmp_path / "ov")  # loaded from it
+    np.testing.assert_array_equal(again.run(None, feeds)[0], first.run(None, feeds)[0])
+    for blob in (tmp_path / "ov").iterdir():  # a damaged cache: compiled again, same result
+        blob.write_bytes(b"not a blob")
+    damaged = OpenVinoSession(path, threads=1, cache_dir=tmp_path / "ov")
+    np.testing.assert_array_equal(damaged.run(None, feeds)[0], first.run(None, feeds)[0])
