@@ -13,7 +13,7 @@ __all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "Embedder", "HashEmbedder", "OnnxEmb
 #: the embedder of a new memory: the packaged all-MiniLM-L6-v2 as an ONNX file (fp32), on
 #: onnxruntime, or on OpenVINO where ``[openvino]`` is installed. Its vectors equal the torch
 #: model's (cosine >= 0.9999 on every MuSiQue-200 passage, the same R@5), at 1.7-2x the speed
-#: on onnxruntime and 3-3.7x on OpenVINO (bfloat16 on this CPU), and a fraction of the
+#: on onnxruntime and 2.6-3.7x on OpenVINO (bfloat16 on this CPU), and a fraction of the
 #: start-up (benchmarks/ingest_speed.py).
 #: ``"minilm"`` still names the torch path; memories keep the embedder they were built with.
 DEFAULT_EMBEDDER = "onnx"

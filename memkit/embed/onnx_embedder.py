@@ -19,7 +19,7 @@ Speed comes from four things:
   several threads queue instead of oversubscribing the cores. Embedders of the same file in
   one process (several open memories) share that session and lock;
 - **OpenVINO** where it is installed (extra ``[openvino]``; ``runtime=``): the same fp32 file
-  with bfloat16 matrix products on CPUs that have them, ~1.9x onnxruntime's speed here at
+  with bfloat16 matrix products on CPUs that have them, 1.6-2.2x onnxruntime's speed here at
   passage cosine >= 0.9999 (:mod:`memkit.embed.openvino_runtime`);
 - optionally **int8** (``variant="int8"``): every weight product in int8, with one
   activation scale per token and 7-bit weights (the same vectors on CPUs with and without
@@ -142,7 +142,7 @@ class OnnxEmbedder(Embedder):
     256 for MiniLM). ``cache_dir``: where the ONNX file is built (default ``$MEMKIT_CACHE``
     or the user cache).
     ``runtime``: what runs the file. ``"onnxruntime"``; ``"openvino"`` (extra ``[openvino]``,
-    fp32 file only: bfloat16 products where the CPU has them, ~1.9x faster here, see
+    fp32 file only: bfloat16 products where the CPU has them, 1.6-2.2x faster here, see
     :mod:`memkit.embed.openvino_runtime`; ``optimization`` does not apply); ``"auto"`` (the
     default): ``$MEMKIT_ONNX_RUNTIME`` if set, else OpenVINO for fp32 when it is installed,
     else onnxruntime. The runtime is not part of the name: both give the fp32 vectors.

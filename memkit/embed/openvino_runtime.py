@@ -4,7 +4,7 @@ OpenVINO's CPU plugin reads the same ONNX file onnxruntime runs (onnxruntime's c
 included) and compiles it for the machine. On a CPU with bfloat16 dot products (AVX512_BF16 or
 AMX: Zen 4, Sapphire Rapids and later) it runs the matrix products in bfloat16 with float32
 accumulation by default; elsewhere in float32. Measured on MuSiQue passages (2-core Zen 4,
-``benchmarks/ingest_speed.py``): 1.9x onnxruntime's fp32 speed, passage cosine >= 0.9999
+``benchmarks/ingest_speed.py``): 1.6-2.2x onnxruntime's fp32 speed, passage cosine >= 0.9999
 against the torch model, so the vectors are the fp32 embedder's (same name; a memory built on
 one runtime is read with the other).
 
