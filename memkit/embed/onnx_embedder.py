@@ -75,35 +75,36 @@ def physical_cores() -> int:
         return max(1, logical)
 
 
-#: one session (and one lock) per (file, threads, optimisation) in the process, so embedders
-#: opened by several memories share the cores instead of each claiming all of them
-_SESSIONS: dict[tuple[str, int, str], tuple[Any, threading.Lock]] = {}
 RUNTIMES = ("auto", "onnxruntime", "openvino")
+#: one session (and one lock) per (file, threads, runtime, optimisation) in the process, so
+#: embedders opened by several memories share the cores instead of each claiming all of them
+_SESSIONS: dict[tuple[str, int, str, str], tuple[Any, threading.Lock]] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
 def _shared_session(ort: Any, path: Path, threads: int, optimization: str,
                     runtime: str = "onnxruntime") -> tuple[Any, threading.Lock]:
-    key = (str(path), threads, optimization if runtime == "onnxruntime" else runtime)
+    on_ort = runtime == "onnxruntime"  # OpenVINO has no optimisation level of ours
+    key = (str(path), threads, runtime, optimization if on_ort else "")
     with _SESSIONS_LOCK:
-        if key not in _SESSIONS and runtime == "openvino":
-            _SESSIONS[key] = (OpenVinoSession(path, threads,
-                                              cache_dir=path.parent / "openvino-cache"),
-                              threading.Lock())
         if key not in _SESSIONS:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.graph_optimization_level = {
-                "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-                "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[optimization]
-            session = ort.InferenceSession(str(path), options,
-                                           providers=["CPUExecutionProvider"])
+            session = _ort_session(ort, path, threads, optimization) if on_ort else \
+                OpenVinoSession(path, threads, cache_dir=path.parent / "openvino-cache")
             _SESSIONS[key] = (session, threading.Lock())
         return _SESSIONS[key]
+
+
+def _ort_session(ort: Any, path: Path, threads: int, optimization: str) -> Any:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[optimization]
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _resolve_runtime(runtime: str, variant: str) -> str:
