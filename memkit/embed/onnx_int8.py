@@ -65,10 +65,12 @@ class TokenInt8:
         self.tiny = g.const("q8_tiny", np.array(_TINY, f))
         self.one = g.const("q8_one", np.array(1.0, f))
         self.col = g.const("q8_axis1", np.array([1], np.int64))
+        self._shapes: dict[int, str] = {}
 
     def quantize(self, x: str, features: int) -> tuple[str, str, str]:
         """``x`` (batch x sequence x features) as per-token uint8: ``(levels, scale, scale*zero)``
-        with levels ``tokens x features`` and the two per-token vectors of length ``tokens``."""
+        with levels ``tokens x features`` and the two per-token factors as ``tokens x 1``
+        columns (computed once, whatever number of projections share them)."""
         g = self.g
         flat = g.op("Reshape", x, g.const(f"q8_flat_{features}",
                                           np.array([-1, features], np.int64)))
@@ -79,7 +81,8 @@ class TokenInt8:
         levels = g.op("QuantizeLinear", flat, scale,
                       g.op("Cast", zero_point, to=2),  # TensorProto.UINT8
                       axis=0)
-        return levels, scale, g.op("Mul", scale, zero_point)
+        return (levels, g.op("Unsqueeze", scale, self.col),
+                g.op("Unsqueeze", g.op("Mul", scale, zero_point), self.col))
 
     def project(self, quantized: tuple[str, str, str], name: str, weight: np.ndarray) -> str:
         """``x @ weight`` (no bias) from :meth:`quantize`'s output, shaped batch x seq x out."""
@@ -90,10 +93,13 @@ class TokenInt8:
         out = int(weight.shape[1])
         product = g.op("MatMulIntegerToFloat", levels, g.const(f"{name}.q8", wq), self.one,
                        g.const(f"{name}.q8_scale", wscale), domain="com.microsoft")
-        scaled = g.op("Mul", product, g.op("Unsqueeze", scale, self.col))
-        correction = g.op("Mul", g.op("Unsqueeze", shift, self.col),
-                          g.const(f"{name}.q8_colsum", colsum))
-        flat = g.op("Sub", scaled, correction)
-        shape = g.op("Concat", self.batch_seq,
-                     g.const(f"q8_out_{out}", np.array([out], np.int64)), axis=0)
-        return g.op("Reshape", flat, shape)
+        correction = g.op("Mul", shift, g.const(f"{name}.q8_colsum", colsum))
+        flat = g.op("Sub", g.op("Mul", product, scale), correction)
+        return g.op("Reshape", flat, self._shape(out))
+
+    def _shape(self, out: int) -> str:
+        """The tensor ``[batch, sequence, out]``, one per width in the graph."""
+        if out not in self._shapes:
+            self._shapes[out] = self.g.op("Concat", self.batch_seq, self.g.const(
+                f"q8_out_{out}", np.array([out], np.int64)), axis=0)
+        return self._shapes[out]
