@@ -29,7 +29,7 @@ tokens) and summed into the read's ``cost``.
 Other settings:
 
 * ``synonymy_threshold`` [0.8, on all-MiniLM-L6-v2's cosine scale: with another model the
-  cosine that passes the same share of random phrase pairs, ``memkit.embed.base.scale_threshold``],
+  cosine that passes the same share of random phrase pairs, ``Embedder.threshold``],
   ``synonymy_max`` [100], ``passage_node_weight`` [0.05],
   ``damping`` [0.5], ``fact_top_k`` [5], ``linking_top_k`` [5], ``ppr_method``
   (``"power"``/``"push"``), and the LLM-free seeding knobs of
@@ -87,7 +87,6 @@ from memkit.backends.hipporag.retriever import (
 from memkit.backends.hipporag.search import GraphSearch, llm_cost
 from memkit.backends.hipporag.store import GraphChanged, GraphStore, PassageUpdate
 from memkit.backends.hipporag.synonymy import synonym_edges
-from memkit.embed.base import scale_threshold
 from memkit.errors import ConfigError, InvalidInput, StoreCorrupt
 from memkit.nlp import alnum_count, normalise_phrase
 from memkit.nlp.prefetch import AHEAD_MIN
@@ -145,7 +144,7 @@ class HippoRAGBackend(Backend):
         if self.ropts.decompose and self.llm is None:
             raise ConfigError("hipporag decompose=True needs an LLM")
         # the option is on the reference (MiniLM) cosine scale; another model's equivalent
-        self.syn_threshold = scale_threshold(self.embedder.name, float(o.synonymy_threshold))
+        self.syn_threshold = self.embedder.threshold(float(o.synonymy_threshold))
         self.syn_max = int(o.synonymy_max)
         self.max_attempts = int(o.max_attempts)
         self.batch_size = int(o.batch_size)
